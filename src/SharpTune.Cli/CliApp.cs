@@ -1,0 +1,40 @@
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace SharpTune.Cli;
+
+/// <summary>The sharptune command line: thin commands over the library.</summary>
+public static class CliApp
+{
+    /// <summary>Runs the CLI with the given arguments, writing to <paramref name="console"/> (the terminal when null).</summary>
+    public static int Run(string[] args, IAnsiConsole? console = null)
+    {
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.SetApplicationName("sharptune");
+            if (console is not null) config.ConfigureConsole(console);
+            config.PropagateExceptions();
+            config.AddCommand<VersionCommand>("version").WithDescription("Print the SharpTune and libtorch versions.");
+        });
+        try
+        {
+            return app.Run(args);
+        }
+        catch (Exception e) when (e is CommandAppException or SharpTuneException or IOException or InvalidDataException or InvalidOperationException or ArgumentException)
+        {
+            (console ?? AnsiConsole.Console).MarkupLine("[red]error:[/] " + Markup.Escape(e.Message));
+            return 1;
+        }
+    }
+}
+
+internal sealed class VersionCommand(IAnsiConsole console) : Command
+{
+    public override int Execute(CommandContext context, CancellationToken cancellationToken)
+    {
+        console.WriteLine("sharptune " + typeof(SharpTuneException).Assembly.GetName().Version);
+        console.WriteLine(SharpTune.Native.TorchRuntime.EnsureLoaded());
+        return 0;
+    }
+}

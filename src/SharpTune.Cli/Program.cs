@@ -1,0 +1,1 @@
+return SharpTune.Cli.CliApp.Run(args);
