@@ -1,0 +1,276 @@
+// The BERT encoder (also MiniLM, which is this architecture with other sizes).
+// Field names are the Hugging Face BertModel checkpoint keys, so a state dict loads 1:1:
+// embeddings.word_embeddings.weight, encoder.layer.0.attention.self.query.weight, …, pooler.dense.weight.
+#pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, self), not C# style
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SharpTune.Models;
+
+/// <summary>What the encoder returns: every token's final hidden state, and the pooled [CLS] vector.</summary>
+/// <param name="LastHiddenState">[batch, sequence, hidden].</param>
+/// <param name="PooledOutput">[batch, hidden]: tanh(dense(first token)); null when the model has no pooler.</param>
+public sealed record EncoderOutput(Tensor LastHiddenState, Tensor? PooledOutput);
+
+/// <summary>A BERT-family encoder whose parameter names equal HF <c>BertModel</c> keys.</summary>
+public sealed class BertModel : Module<Tensor, Tensor?, Tensor?, EncoderOutput>
+{
+    private readonly BertEmbeddings embeddings;
+    private readonly BertEncoder encoder;
+    private readonly BertPooler? pooler;
+
+    /// <summary>The architecture this model was built from.</summary>
+    public BertConfig Config { get; }
+
+    /// <summary>Builds a randomly initialised encoder (load weights afterwards).</summary>
+    public BertModel(BertConfig config, bool addPoolingLayer = true) : base("bert")
+    {
+        Config = config.Validate();
+        embeddings = new BertEmbeddings(config);
+        encoder = new BertEncoder(config);
+        pooler = addPoolingLayer ? new BertPooler(config) : null;
+        RegisterComponents();
+        InitializeWeights(config);
+    }
+
+    /// <summary>The embedding module (word, position and token-type embeddings + LayerNorm).</summary>
+    public Module Embeddings => embeddings;
+    /// <summary>The transformer layers, bottom to top.</summary>
+    public IReadOnlyList<Module> Layers => encoder.Layers;
+    /// <summary>The pooler (dense + tanh on the first token), or null.</summary>
+    public Module? Pooler => pooler;
+
+    /// <summary>
+    /// Runs the encoder. <paramref name="inputIds"/>: [batch, sequence] int64; <paramref name="tokenTypeIds"/>
+    /// (zeros when null) and <paramref name="attentionMask"/> (1 = token, 0 = padding; all ones when null) alike.
+    /// </summary>
+    public override EncoderOutput forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor? attentionMask)
+    {
+        Tensor hidden = embeddings.call(inputIds, tokenTypeIds);
+        // [batch, 1, 1, sequence]: true where a key may be attended to; broadcast over heads and queries.
+        Tensor? keyMask = attentionMask is null ? null : attentionMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(2);
+        Tensor lastHiddenState = encoder.call(hidden, keyMask);
+        Tensor? pooled = pooler?.call(lastHiddenState);
+        return new EncoderOutput(lastHiddenState, pooled);
+    }
+
+    // As HF's BertPreTrainedModel._init_weights: normal(0, initializer_range) for Linear and Embedding
+    // weights, zero biases, LayerNorm weight 1 and bias 0; the padding embedding row is zero.
+    private void InitializeWeights(BertConfig config)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, parameter) in named_parameters())
+        {
+            if (name.EndsWith("LayerNorm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) parameter.zero_();
+            else parameter.normal_(0, config.InitializerRange);
+        }
+        embeddings.ZeroPaddingRow(config.PadTokenId);
+    }
+}
+
+internal sealed class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Embedding word_embeddings;
+    private readonly Embedding position_embeddings;
+    private readonly Embedding token_type_embeddings;
+    private readonly LayerNorm LayerNorm;
+    private readonly Dropout dropout;
+
+    public BertEmbeddings(BertConfig config) : base("embeddings")
+    {
+        word_embeddings = Embedding(config.VocabSize, config.HiddenSize);
+        position_embeddings = Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
+        token_type_embeddings = Embedding(config.TypeVocabSize, config.HiddenSize);
+        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        dropout = Dropout(config.HiddenDropoutProb);
+        RegisterComponents();
+    }
+
+    public void ZeroPaddingRow(int padTokenId) => word_embeddings.weight![padTokenId].zero_();
+
+    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
+    {
+        long sequenceLength = inputIds.shape[1];
+        if (sequenceLength > position_embeddings.weight!.shape[0])
+            throw new SharpTuneException($"Input has {sequenceLength} tokens; the model's max_position_embeddings is {position_embeddings.weight.shape[0]}.");
+        using var positionIds = torch.arange(sequenceLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        using var zeros = tokenTypeIds is null ? torch.zeros_like(inputIds) : null;
+        Tensor words = word_embeddings.call(inputIds);
+        Tensor positions = position_embeddings.call(positionIds);
+        Tensor types = token_type_embeddings.call(tokenTypeIds ?? zeros!);
+        Tensor sum = words + positions + types;
+        return dropout.call(LayerNorm.call(sum));
+    }
+}
+
+internal sealed class BertEncoder : Module<Tensor, Tensor?, Tensor>
+{
+    private readonly ModuleList<BertLayer> layer;
+
+    public BertEncoder(BertConfig config) : base("encoder")
+    {
+        layer = new ModuleList<BertLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new BertLayer(config)).ToArray());
+        RegisterComponents();
+    }
+
+    public IReadOnlyList<Module> Layers => layer.ToList();
+
+    public override Tensor forward(Tensor hidden, Tensor? keyMask)
+    {
+        foreach (BertLayer block in layer) hidden = block.call(hidden, keyMask);
+        return hidden;
+    }
+}
+
+internal sealed class BertLayer : Module<Tensor, Tensor?, Tensor>
+{
+    private readonly BertAttention attention;
+    private readonly BertIntermediate intermediate;
+    private readonly BertOutput output;
+
+    public BertLayer(BertConfig config) : base("layer")
+    {
+        attention = new BertAttention(config);
+        intermediate = new BertIntermediate(config);
+        output = new BertOutput(config);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden, Tensor? keyMask)
+    {
+        Tensor attended = attention.call(hidden, keyMask);
+        Tensor expanded = intermediate.call(attended);
+        return output.call(expanded, attended);
+    }
+}
+
+internal sealed class BertAttention : Module<Tensor, Tensor?, Tensor>
+{
+    private readonly BertSelfAttention self;
+    private readonly BertSelfOutput output;
+
+    public BertAttention(BertConfig config) : base("attention")
+    {
+        self = new BertSelfAttention(config);
+        output = new BertSelfOutput(config);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden, Tensor? keyMask) => output.call(self.call(hidden, keyMask), hidden);
+}
+
+internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Linear query;
+    private readonly Linear key;
+    private readonly Linear value;
+    private readonly int heads;
+    private readonly int headDim;
+    private readonly double attentionDropout;
+
+    public BertSelfAttention(BertConfig config) : base("self")
+    {
+        query = Linear(config.HiddenSize, config.HiddenSize);
+        key = Linear(config.HiddenSize, config.HiddenSize);
+        value = Linear(config.HiddenSize, config.HiddenSize);
+        heads = config.NumAttentionHeads;
+        headDim = config.HeadDim;
+        attentionDropout = config.AttentionProbsDropoutProb;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden, Tensor? keyMask)
+    {
+        long batch = hidden.shape[0], sequence = hidden.shape[1];
+        // [batch, sequence, hidden] → [batch, heads, sequence, head_dim]
+        Tensor q = query.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor k = key.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor v = value.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor context = functional.scaled_dot_product_attention(q, k, v, keyMask, training ? attentionDropout : 0.0);
+        return context.transpose(1, 2).reshape(batch, sequence, heads * headDim);
+    }
+}
+
+internal sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear dense;
+    private readonly LayerNorm LayerNorm;
+    private readonly Dropout dropout;
+
+    public BertSelfOutput(BertConfig config) : base("output")
+    {
+        dense = Linear(config.HiddenSize, config.HiddenSize);
+        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        dropout = Dropout(config.HiddenDropoutProb);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor attended, Tensor residual) => LayerNorm.call(dropout.call(dense.call(attended)) + residual);
+}
+
+internal sealed class BertIntermediate : Module<Tensor, Tensor>
+{
+    private readonly Linear dense;
+    private readonly string activation;
+
+    public BertIntermediate(BertConfig config) : base("intermediate")
+    {
+        dense = Linear(config.HiddenSize, config.IntermediateSize);
+        activation = config.HiddenAct;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden) => Activations.Apply(activation, dense.call(hidden));
+}
+
+internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear dense;
+    private readonly LayerNorm LayerNorm;
+    private readonly Dropout dropout;
+
+    public BertOutput(BertConfig config) : base("output")
+    {
+        dense = Linear(config.IntermediateSize, config.HiddenSize);
+        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        dropout = Dropout(config.HiddenDropoutProb);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor expanded, Tensor residual) => LayerNorm.call(dropout.call(dense.call(expanded)) + residual);
+}
+
+internal sealed class BertPooler : Module<Tensor, Tensor>
+{
+    private readonly Linear dense;
+
+    public BertPooler(BertConfig config) : base("pooler")
+    {
+        dense = Linear(config.HiddenSize, config.HiddenSize);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor lastHiddenState)
+    {
+        Tensor first = lastHiddenState.select(1, 0);
+        return torch.tanh(dense.call(first));
+    }
+}
+
+/// <summary>The feed-forward activations HF configs name in <c>hidden_act</c>.</summary>
+public static class Activations
+{
+    /// <summary>Applies the named activation.</summary>
+    public static Tensor Apply(string name, Tensor x) => name switch
+    {
+        "gelu" => functional.gelu(x),
+        "gelu_new" or "gelu_pytorch_tanh" => functional.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
+        "relu" => functional.relu(x),
+        "silu" or "swish" => functional.silu(x),
+        "tanh" => torch.tanh(x),
+        _ => throw new SharpTuneException($"hidden_act '{name}' is not supported."),
+    };
+}
