@@ -219,6 +219,8 @@ public static class SafeTensors
 
         if (headerBytes.Length == 0 || headerBytes[0] != (byte)'{')
             throw new SharpTuneException($"{path}: header does not start with '{{'; not a safetensors file.");
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new SharpTuneException($"{path}: header is not valid UTF-8; the file is corrupt or not safetensors.");
         JsonDocument document;
         try
         {
