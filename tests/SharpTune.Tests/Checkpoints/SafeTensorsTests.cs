@@ -87,7 +87,7 @@ public class SafeTensorsTests
         Assert.Equal(file.Length, 8 + (int)n + 12 + 2);
         string header = Encoding.UTF8.GetString(file, 8, (int)n);
         Assert.StartsWith("{", header);
-        Assert.Equal(header.TrimEnd(' ').Length + (header.Length - header.TrimEnd(' ').Length), header.Length);
+        Assert.Matches("^\\{.*\\} *$", header); // padding after the JSON is spaces only
         using var json = JsonDocument.Parse(header);
         var root = json.RootElement;
         Assert.Equal("pt", root.GetProperty("__metadata__").GetProperty("format").GetString());
