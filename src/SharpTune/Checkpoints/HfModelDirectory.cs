@@ -1,0 +1,88 @@
+using SharpTune.Models;
+using static TorchSharp.torch;
+
+namespace SharpTune.Checkpoints;
+
+/// <summary>
+/// A Hugging Face model directory (what <c>save_pretrained</c> writes): <c>config.json</c>, the weights as
+/// <c>model.safetensors</c> or a sharded <c>model.safetensors.index.json</c>, and tokenizer files.
+/// <see cref="Open"/> checks the layout; <see cref="LoadWeights"/> reads the tensors.
+/// </summary>
+/// <param name="Path">The directory.</param>
+/// <param name="Config">The validated config.json.</param>
+/// <param name="ConfigPath">Path of config.json.</param>
+/// <param name="WeightsPath">Path of model.safetensors, or of model.safetensors.index.json when sharded.</param>
+/// <param name="VocabPath">Path of vocab.txt (WordPiece vocabulary), or null when absent.</param>
+/// <param name="TokenizerJsonPath">Path of tokenizer.json (fast-tokenizer definition), or null when absent.</param>
+/// <param name="TokenizerConfigPath">Path of tokenizer_config.json, or null when absent.</param>
+public sealed record HfModelDirectory(string Path, BertConfig Config, string ConfigPath, string WeightsPath,
+    string? VocabPath, string? TokenizerJsonPath, string? TokenizerConfigPath)
+{
+    /// <summary>Name of the single-file weights.</summary>
+    public const string WeightsFileName = "model.safetensors";
+
+    /// <summary>True when the weights are sharded (<see cref="WeightsPath"/> is the index).</summary>
+    public bool IsSharded => WeightsPath.EndsWith(SafeTensorsIndex.FileName, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Checks a model directory: it exists, has a valid config.json, and safetensors weights (a single file or a
+    /// sharded index). Errors name the path; a directory with only <c>pytorch_model.bin</c> is told to convert it.
+    /// </summary>
+    public static HfModelDirectory Open(string path)
+    {
+        if (!Directory.Exists(path))
+            throw new SharpTuneException(File.Exists(path)
+                ? $"{path}: is a file; expected a model directory (config.json + model.safetensors)."
+                : $"{path}: model directory not found.");
+        string configPath = System.IO.Path.Combine(path, "config.json");
+        if (!File.Exists(configPath))
+            throw new SharpTuneException($"{configPath}: file not found; a model directory needs config.json.");
+        var config = BertConfig.Load(configPath);
+
+        string single = System.IO.Path.Combine(path, WeightsFileName);
+        string index = System.IO.Path.Combine(path, SafeTensorsIndex.FileName);
+        string weights;
+        if (File.Exists(single)) weights = single;
+        else if (File.Exists(index)) weights = index;
+        else
+        {
+            string[] pickles = ["pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack"];
+            var found = pickles.Where(p => File.Exists(System.IO.Path.Combine(path, p))).ToList();
+            throw new SharpTuneException(found.Count > 0
+                ? $"{path}: has {string.Join(", ", found)} but no {WeightsFileName}; SharpTune reads only safetensors (it does not unpickle). Convert it, e.g. in Python: AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)."
+                : $"{path}: no weights found; expected {WeightsFileName} or {SafeTensorsIndex.FileName}.");
+        }
+
+        string? Optional(string name)
+        {
+            string file = System.IO.Path.Combine(path, name);
+            return File.Exists(file) ? file : null;
+        }
+        return new HfModelDirectory(path, config, configPath, weights,
+            Optional("vocab.txt"), Optional("tokenizer.json"), Optional("tokenizer_config.json"));
+    }
+
+    /// <summary>Loads all weights onto the CPU (every shard when sharded). The caller owns the tensors.</summary>
+    public Dictionary<string, Tensor> LoadWeights() =>
+        IsSharded ? SafeTensorsIndex.Load(WeightsPath) : SafeTensors.Load(WeightsPath);
+
+    /// <summary>
+    /// Writes <c>config.json</c> and the weights into <paramref name="path"/> (created if needed): one
+    /// <c>model.safetensors</c>, or shards plus an index when the tensors exceed <paramref name="maxShardBytes"/>.
+    /// Tokenizer files are not written here. Returns the directory, opened.
+    /// </summary>
+    public static HfModelDirectory Save(string path, BertConfig config, IReadOnlyDictionary<string, Tensor> tensors,
+        long maxShardBytes = 5L * 1024 * 1024 * 1024)
+    {
+        config.Validate("config");
+        Directory.CreateDirectory(path);
+        // Remove the other layout, so that Open cannot pick up stale weights.
+        foreach (var stale in Directory.EnumerateFiles(path, "model-*-of-*.safetensors")
+                     .Append(System.IO.Path.Combine(path, SafeTensorsIndex.FileName))
+                     .Append(System.IO.Path.Combine(path, WeightsFileName)))
+            if (File.Exists(stale)) File.Delete(stale);
+        SafeTensorsIndex.Save(path, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
+        config.Save(System.IO.Path.Combine(path, "config.json"));
+        return Open(path);
+    }
+}
