@@ -1,0 +1,261 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace SharpTune.Data;
+
+/// <summary>
+/// Reads labelled text from CSV, TSV or JSON-lines files into <see cref="TextExample"/>s.
+/// </summary>
+/// <remarks>
+/// <para>CSV/TSV: UTF-8 (with or without BOM), a header row naming the columns, RFC 4180 quoting, LF or CRLF
+/// line ends; blank lines are ignored. JSON lines: one object per line; texts are strings (numbers are taken
+/// as written), labels strings, numbers or arrays; blank lines are ignored.</para>
+/// <para>Multi-label in a CSV/TSV cell (or a JSON string): label names separated by
+/// <see cref="MultiLabelSeparator"/> (<c>;</c>), e.g. <c>sports;politics</c>; an empty cell means no label.
+/// Labels are trimmed; texts are kept exactly as written.</para>
+/// </remarks>
+public static class TextDataset
+{
+    /// <summary>How many skip reasons <see cref="LoadedData.SkipReasons"/> keeps.</summary>
+    public const int MaxSkipReasons = 10;
+
+    /// <summary>Separates the labels of a multi-label CSV/TSV cell.</summary>
+    public const char MultiLabelSeparator = ';';
+
+    private static readonly string[] TextDefaults = ["text", "sentence", "sentence1"];
+    private static readonly string[] PairDefaults = ["text_pair", "sentence2"];
+    private static readonly string[] LabelDefaults = ["label", "labels"];
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Reads the examples of one file.</summary>
+    /// <param name="path">A .csv, .tsv or .jsonl file (or any name with <see cref="DataOptions.Format"/> set).</param>
+    /// <param name="options">Columns, task, format and bad-row handling; null for the defaults.</param>
+    /// <exception cref="SharpTuneException">
+    /// The file is missing, not UTF-8 or has no usable header/column; or a row is bad (wrong field count,
+    /// unterminated quote, bad JSON, missing key, empty or non-numeric label) and
+    /// <see cref="DataOptions.SkipBadRows"/> is off. The message starts with <c>file:line:</c>.
+    /// </exception>
+    public static LoadedData Load(string path, DataOptions? options = null)
+    {
+        options ??= new DataOptions();
+        if (!File.Exists(path)) throw new SharpTuneException($"{path}: data file not found.");
+        DataFormat format = options.Format ?? FormatOf(path);
+        string content = ReadUtf8(path);
+        var rows = new Rows(path, options.SkipBadRows);
+        return format == DataFormat.Jsonl
+            ? LoadJsonLines(content, path, options, rows)
+            : LoadDelimited(content, format == DataFormat.Tsv ? '\t' : ',', path, options, rows);
+    }
+
+    /// <summary>The format a file name implies: .csv, .tsv/.tab, .jsonl/.ndjson/.json (JSON lines).</summary>
+    /// <exception cref="SharpTuneException">The extension is none of these.</exception>
+    public static DataFormat FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".csv" => DataFormat.Csv,
+        ".tsv" or ".tab" => DataFormat.Tsv,
+        ".jsonl" or ".ndjson" or ".json" => DataFormat.Jsonl,
+        var other => throw new SharpTuneException(
+            $"{path}: unknown data file extension '{other}'; use .csv, .tsv or .jsonl, or set DataOptions.Format."),
+    };
+
+    private static string ReadUtf8(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        int start = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
+        try
+        {
+            return StrictUtf8.GetString(bytes, start, bytes.Length - start);
+        }
+        catch (DecoderFallbackException e)
+        {
+            int offset = Math.Clamp(start + e.Index, 0, bytes.Length);
+            int line = bytes.AsSpan(0, offset).Count((byte)'\n') + 1;
+            throw new SharpTuneException($"{path}:{line}: not valid UTF-8 (near byte {offset}); save the file as UTF-8.", e);
+        }
+    }
+
+    private static LoadedData LoadDelimited(string content, char delimiter, string path, DataOptions options, Rows rows)
+    {
+        var reader = new DelimitedReader(content, delimiter);
+        var fields = new List<string>();
+        if (!reader.Read(fields, out int headerLine, out string? headerError))
+            throw new SharpTuneException($"{path}: the file is empty; expected a header row naming the columns.");
+        if (headerError is not null) throw new SharpTuneException($"{path}:{headerLine}: header row: {headerError}.");
+        string[] header = fields.Select(f => f.Trim()).ToArray();
+        string? duplicate = header.GroupBy(h => h, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1)?.Key;
+        if (duplicate is not null) throw new SharpTuneException($"{path}:{headerLine}: column '{duplicate}' appears twice in the header.");
+
+        DataColumns columns = ResolveColumns(header, options, $"{path}:{headerLine}");
+        int textIndex = Array.IndexOf(header, columns.Text);
+        int pairIndex = columns.TextPair is null ? -1 : Array.IndexOf(header, columns.TextPair);
+        int labelIndex = Array.IndexOf(header, columns.Label);
+        TaskKind task = options.Task ?? TaskKind.SingleLabel;
+        string separator = delimiter == '\t' ? "\\t" : ",";
+
+        while (reader.Read(fields, out int line, out string? error))
+        {
+            if (error is not null) { rows.Bad(line, error); continue; }
+            if (fields.Count != header.Length)
+            {
+                rows.Bad(line, $"expected {header.Length} fields ({string.Join(separator, header)}) but found {fields.Count}");
+                continue;
+            }
+            try
+            {
+                (IReadOnlyList<string> labels, float? target) = ParseLabelText(fields[labelIndex], task, columns.Label);
+                rows.Add(new TextExample(fields[textIndex], pairIndex < 0 ? null : fields[pairIndex], labels, target) { Line = line });
+            }
+            catch (RowException e) { rows.Bad(line, e.Message); }
+        }
+        return rows.Result(task, columns);
+    }
+
+    private static LoadedData LoadJsonLines(string content, string path, DataOptions options, Rows rows)
+    {
+        if (content.AsSpan().TrimStart().StartsWith("["))
+            throw new SharpTuneException($"{path}:1: this is a JSON array, not JSON lines; write one object per line.");
+        DataColumns? columns = null;
+        TaskKind? task = options.Task;
+        int line = 0;
+        for (int start = 0; start < content.Length; )
+        {
+            int newline = content.IndexOf('\n', start);
+            int end = newline < 0 ? content.Length : newline;
+            string text = content[start..end].TrimEnd('\r');
+            start = end + 1;
+            line++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+
+            JsonDocument document;
+            try { document = JsonDocument.Parse(text); }
+            catch (JsonException e) { rows.Bad(line, $"bad JSON: {e.Message}"); continue; }
+            using (document)
+            {
+                JsonElement row = document.RootElement;
+                if (row.ValueKind != JsonValueKind.Object) { rows.Bad(line, $"expected a JSON object, found {row.ValueKind}"); continue; }
+                columns ??= ResolveColumns(row.EnumerateObject().Select(p => p.Name).ToArray(), options, $"{path}:{line}");
+                task ??= row.TryGetProperty(columns.Label, out JsonElement first) && first.ValueKind == JsonValueKind.Array
+                    ? TaskKind.MultiLabel : TaskKind.SingleLabel;
+                try
+                {
+                    string exampleText = JsonText(row, columns.Text);
+                    string? pair = columns.TextPair is null ? null : JsonText(row, columns.TextPair);
+                    (IReadOnlyList<string> labels, float? target) = JsonLabel(Property(row, columns.Label), task.Value, columns.Label);
+                    rows.Add(new TextExample(exampleText, pair, labels, target) { Line = line });
+                }
+                catch (RowException e) { rows.Bad(line, e.Message); }
+            }
+        }
+        if (columns is null)
+            throw new SharpTuneException($"{path}: no JSON object found{(rows.Skipped > 0 ? $" ({rows.Skipped} bad lines skipped)" : "")}.");
+        return rows.Result(task ?? TaskKind.SingleLabel, columns);
+    }
+
+    private static DataColumns ResolveColumns(IReadOnlyCollection<string> available, DataOptions options, string where)
+    {
+        string list = string.Join(", ", available.Select(c => $"'{c}'"));
+        string Find(string? explicitName, string option, string[] defaults, string what)
+        {
+            if (explicitName is not null)
+                return available.Contains(explicitName)
+                    ? explicitName
+                    : throw new SharpTuneException($"{where}: column '{explicitName}' ({option}) not found; columns are {list}.");
+            return defaults.FirstOrDefault(available.Contains)
+                ?? throw new SharpTuneException(
+                    $"{where}: no {what} column: expected one of {string.Join(", ", defaults.Select(d => $"'{d}'"))} (or set {option}); columns are {list}.");
+        }
+        string text = Find(options.TextColumn, nameof(DataOptions.TextColumn), TextDefaults, "text");
+        string label = Find(options.LabelColumn, nameof(DataOptions.LabelColumn), LabelDefaults, "label");
+        string? pair = options.TextPairColumn is not null
+            ? Find(options.TextPairColumn, nameof(DataOptions.TextPairColumn), PairDefaults, "text-pair")
+            : PairDefaults.FirstOrDefault(c => available.Contains(c) && c != text && c != label);
+        return new DataColumns(text, pair, label);
+    }
+
+    private static (IReadOnlyList<string> Labels, float? Target) ParseLabelText(string cell, TaskKind task, string column)
+    {
+        switch (task)
+        {
+            case TaskKind.SingleLabel:
+                string label = cell.Trim();
+                return label.Length > 0 ? ([label], null) : throw new RowException($"column '{column}': empty label");
+            case TaskKind.MultiLabel:
+                return (cell.Split(MultiLabelSeparator, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                    .Distinct(StringComparer.Ordinal).ToArray(), null);
+            default:
+                return float.TryParse(cell.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && float.IsFinite(value)
+                    ? ([], value)
+                    : throw new RowException($"column '{column}': '{cell}' is not a number (regression target)");
+        }
+    }
+
+    private static (IReadOnlyList<string> Labels, float? Target) JsonLabel(JsonElement value, TaskKind task, string column)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String:
+                return ParseLabelText(value.GetString()!, task, column);
+            case JsonValueKind.Number when task == TaskKind.Regression:
+                float target = (float)value.GetDouble();
+                return float.IsFinite(target) ? ([], target) : throw new RowException($"key '{column}': {value.GetRawText()} does not fit a float");
+            case JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False when task != TaskKind.Regression:
+                return ParseLabelText(value.GetRawText(), task, column);
+            case JsonValueKind.Array when task == TaskKind.MultiLabel:
+                var labels = new List<string>();
+                foreach (JsonElement item in value.EnumerateArray())
+                {
+                    string name = item.ValueKind switch
+                    {
+                        JsonValueKind.String => item.GetString()!.Trim(),
+                        JsonValueKind.Number => item.GetRawText(),
+                        _ => throw new RowException($"key '{column}': list items must be strings or numbers, found {item.ValueKind}"),
+                    };
+                    if (name.Length == 0) throw new RowException($"key '{column}': empty label in the list");
+                    if (!labels.Contains(name)) labels.Add(name);
+                }
+                return (labels, null);
+            case JsonValueKind.Array:
+                throw new RowException($"key '{column}' is a list, but the task is {task}; lists need TaskKind.MultiLabel");
+            default:
+                throw new RowException($"key '{column}': expected a {(task == TaskKind.Regression ? "number" : "string")}, found {value.ValueKind}");
+        }
+    }
+
+    private static string JsonText(JsonElement row, string key)
+    {
+        JsonElement value = Property(row, key);
+        return value.ValueKind switch
+        {
+            JsonValueKind.String => value.GetString()!,
+            JsonValueKind.Number => value.GetRawText(),
+            _ => throw new RowException($"key '{key}': expected a string, found {value.ValueKind}"),
+        };
+    }
+
+    private static JsonElement Property(JsonElement row, string key) =>
+        row.TryGetProperty(key, out JsonElement value) ? value : throw new RowException($"missing key '{key}'");
+
+    /// <summary>A bad row: skipped or turned into a <see cref="SharpTuneException"/> with file and line.</summary>
+    private sealed class RowException(string message) : Exception(message);
+
+    private sealed class Rows(string path, bool skipBadRows)
+    {
+        private readonly List<TextExample> _examples = [];
+        private readonly List<string> _reasons = [];
+
+        public int Skipped { get; private set; }
+
+        public void Add(TextExample example) => _examples.Add(example);
+
+        public void Bad(int line, string reason)
+        {
+            string message = $"{path}:{line}: {reason.TrimEnd('.')}.";
+            if (!skipBadRows) throw new SharpTuneException(message);
+            Skipped++;
+            if (_reasons.Count < MaxSkipReasons) _reasons.Add(message);
+        }
+
+        public LoadedData Result(TaskKind task, DataColumns columns) => new(_examples, Skipped, _reasons, path, task, columns);
+    }
+}
