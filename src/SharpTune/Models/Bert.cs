@@ -162,11 +162,11 @@ internal sealed class BertAttention : Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor hidden, Tensor? keyMask) => output.call(self.call(hidden, keyMask), hidden);
 }
 
-internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
+internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>, ILinearHost
 {
-    private readonly Linear query;
-    private readonly Linear key;
-    private readonly Linear value;
+    private Module<Tensor, Tensor> query;
+    private Module<Tensor, Tensor> key;
+    private Module<Tensor, Tensor> value;
     private readonly int heads;
     private readonly int headDim;
     private readonly double attentionDropout;
@@ -182,6 +182,23 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
+    public IReadOnlyList<string> LinearNames => ["query", "key", "value"];
+
+    public Module<Tensor, Tensor> GetLinear(string name) => name switch
+    {
+        "query" => query, "key" => key, "value" => value, _ => throw new ArgumentException(name),
+    };
+
+    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
+    {
+        _ = GetLinear(name);
+        if (name == "query") query = replacement;
+        else if (name == "key") key = replacement;
+        else value = replacement;
+        _internal_submodules.Remove(name);
+        register_module(name, replacement);
+    }
+
     public override Tensor forward(Tensor hidden, Tensor? keyMask)
     {
         long batch = hidden.shape[0], sequence = hidden.shape[1];
@@ -194,9 +211,9 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
     }
 }
 
-internal sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>
+internal sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
 {
-    private readonly Linear dense;
+    private Module<Tensor, Tensor> dense;
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
 
@@ -208,12 +225,24 @@ internal sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
+    public IReadOnlyList<string> LinearNames => ["dense"];
+
+    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
+
+    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
+    {
+        _ = GetLinear(name);
+        dense = replacement;
+        _internal_submodules.Remove(name);
+        register_module(name, replacement);
+    }
+
     public override Tensor forward(Tensor attended, Tensor residual) => LayerNorm.call(dropout.call(dense.call(attended)) + residual);
 }
 
-internal sealed class BertIntermediate : Module<Tensor, Tensor>
+internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
 {
-    private readonly Linear dense;
+    private Module<Tensor, Tensor> dense;
     private readonly string activation;
 
     public BertIntermediate(BertConfig config) : base("intermediate")
@@ -223,12 +252,24 @@ internal sealed class BertIntermediate : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public IReadOnlyList<string> LinearNames => ["dense"];
+
+    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
+
+    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
+    {
+        _ = GetLinear(name);
+        dense = replacement;
+        _internal_submodules.Remove(name);
+        register_module(name, replacement);
+    }
+
     public override Tensor forward(Tensor hidden) => Activations.Apply(activation, dense.call(hidden));
 }
 
-internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
+internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
 {
-    private readonly Linear dense;
+    private Module<Tensor, Tensor> dense;
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
 
@@ -240,12 +281,24 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
+    public IReadOnlyList<string> LinearNames => ["dense"];
+
+    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
+
+    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
+    {
+        _ = GetLinear(name);
+        dense = replacement;
+        _internal_submodules.Remove(name);
+        register_module(name, replacement);
+    }
+
     public override Tensor forward(Tensor expanded, Tensor residual) => LayerNorm.call(dropout.call(dense.call(expanded)) + residual);
 }
 
-internal sealed class BertPooler : Module<Tensor, Tensor>
+internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
 {
-    private readonly Linear dense;
+    private Module<Tensor, Tensor> dense;
 
     public BertPooler(BertConfig config) : base("pooler")
     {
@@ -253,11 +306,37 @@ internal sealed class BertPooler : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public IReadOnlyList<string> LinearNames => ["dense"];
+
+    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
+
+    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
+    {
+        _ = GetLinear(name);
+        dense = replacement;
+        _internal_submodules.Remove(name);
+        register_module(name, replacement);
+    }
+
     public override Tensor forward(Tensor lastHiddenState)
     {
         Tensor first = lastHiddenState.select(1, 0);
         return torch.tanh(dense.call(first));
     }
+}
+
+/// <summary>
+/// A module whose Linear layers may be wrapped (e.g. by a LoRA adapter), addressed by their field name,
+/// which is also their checkpoint key segment (query, key, value, dense).
+/// </summary>
+public interface ILinearHost
+{
+    /// <summary>Field names of the module's Linear layers.</summary>
+    IReadOnlyList<string> LinearNames { get; }
+    /// <summary>The layer held under <paramref name="name"/> (a Linear, or what wrapped it).</summary>
+    Module<Tensor, Tensor> GetLinear(string name);
+    /// <summary>Replaces the layer held under <paramref name="name"/>; its key segment stays the same.</summary>
+    void SetLinear(string name, Module<Tensor, Tensor> replacement);
 }
 
 /// <summary>The feed-forward activations HF configs name in <c>hidden_act</c>.</summary>

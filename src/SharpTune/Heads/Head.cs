@@ -1,0 +1,44 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Heads;
+
+/// <summary>Which encoder output a head consumes; the frozen-feature cache stores exactly this.</summary>
+public enum HeadInput
+{
+    /// <summary>The first token's final hidden state ([CLS] or &lt;s&gt;): [batch, hidden].</summary>
+    FirstToken,
+    /// <summary>BERT's pooled output, tanh(dense([CLS])): [batch, hidden].</summary>
+    Pooled,
+    /// <summary>The mean of the final hidden states of the real (unpadded) tokens: [batch, hidden].</summary>
+    MeanPooled,
+    /// <summary>Every token's final hidden state: [batch, sequence, hidden], with the attention mask.</summary>
+    Sequence,
+}
+
+/// <summary>
+/// A task head: a small module on top of the encoder that turns the features it declares in
+/// <see cref="Input"/> into logits [batch, outputs]. Subclass it for a custom head; the loss lives
+/// outside the head and is chosen once from the task.
+/// </summary>
+public abstract class Head : nn.Module<Tensor, Tensor?, Tensor>
+{
+    /// <summary>Creates the head; its parameters are saved under the task model's <c>classifier.</c> prefix.</summary>
+    protected Head(string name) : base(name) { }
+
+    /// <summary>What the head consumes.</summary>
+    public abstract HeadInput Input { get; }
+
+    /// <summary>Number of logits per example.</summary>
+    public abstract int Outputs { get; }
+
+    /// <summary>
+    /// Options that rebuild this head (saved in sharptune.json beside the weights, never code);
+    /// <see cref="HeadRegistry"/> maps the type name back to a factory.
+    /// </summary>
+    public virtual JsonObject Options() => new();
+
+    /// <summary>Runs the head. <paramref name="attentionMask"/> is only given for <see cref="HeadInput.Sequence"/>.</summary>
+    public abstract override Tensor forward(Tensor features, Tensor? attentionMask);
+}

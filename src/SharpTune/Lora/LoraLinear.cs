@@ -1,0 +1,123 @@
+#pragma warning disable IDE1006 // field names are checkpoint key segments (PEFT's names)
+using SharpTune.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SharpTune.Lora;
+
+/// <summary>LoRA settings: rank, scaling numerator, dropout on the adapter input, and which Linear layers to wrap.</summary>
+/// <param name="Rank">r: the adapter's inner width.</param>
+/// <param name="Alpha">The update is scaled by alpha / r.</param>
+/// <param name="Dropout">Dropout on the adapter's input.</param>
+/// <param name="TargetModules">Key suffixes of the Linear layers to wrap (default query and value, as PEFT for BERT).</param>
+public sealed record LoraOptions(int Rank = 8, double Alpha = 16, double Dropout = 0.1, IReadOnlyList<string>? TargetModules = null)
+{
+    /// <summary>The targets, with the default applied.</summary>
+    public IReadOnlyList<string> Targets => TargetModules is { Count: > 0 } ? TargetModules : ["query", "value"];
+
+    /// <summary>Throws a <see cref="SharpTuneException"/> naming the bad option.</summary>
+    public LoraOptions Validate()
+    {
+        if (Rank <= 0) throw new SharpTuneException($"lora: r must be positive, got {Rank}.");
+        if (Alpha <= 0) throw new SharpTuneException($"lora: alpha must be positive, got {Alpha}.");
+        if (Dropout < 0 || Dropout >= 1) throw new SharpTuneException($"lora: dropout must be in [0, 1), got {Dropout}.");
+        return this;
+    }
+}
+
+/// <summary>
+/// A Linear layer with a low-rank adapter, as PEFT's LoraLinear: y = base_layer(x) + (alpha/r) · lora_B(lora_A(dropout(x))).
+/// lora_A starts random and lora_B at zero, so the wrapped model starts out exactly equal to the base model.
+/// </summary>
+public sealed class LoraLinear : Module<Tensor, Tensor>
+{
+    private readonly Linear base_layer;
+    private readonly Linear lora_A;
+    private readonly Linear lora_B;
+    private readonly Dropout lora_dropout;
+
+    /// <summary>alpha / r.</summary>
+    public double Scaling { get; }
+
+    /// <summary>Wraps <paramref name="baseLayer"/> (its parameters are kept, not copied).</summary>
+    public LoraLinear(Linear baseLayer, LoraOptions options) : base("LoraLinear")
+    {
+        options.Validate();
+        long outFeatures = baseLayer.weight!.shape[0], inFeatures = baseLayer.weight.shape[1];
+        base_layer = baseLayer;
+        lora_A = Linear(inFeatures, options.Rank, hasBias: false);
+        lora_B = Linear(options.Rank, outFeatures, hasBias: false);
+        using (torch.no_grad()) lora_B.weight!.zero_();
+        lora_dropout = Dropout(options.Dropout);
+        Scaling = options.Alpha / options.Rank;
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        Tensor result = base_layer.call(x);
+        Tensor update = lora_B.call(lora_A.call(lora_dropout.call(x)));
+        return result + update * Scaling;
+    }
+
+    /// <summary>Folds the adapter into the base weight (W += alpha/r · B·A) and returns the plain Linear.</summary>
+    public Linear Merge()
+    {
+        using var noGrad = torch.no_grad();
+        using var delta = torch.matmul(lora_B.weight!, lora_A.weight!);
+        base_layer.weight!.add_(delta.to_type(base_layer.weight.dtype), alpha: Scaling);
+        return base_layer;
+    }
+}
+
+/// <summary>Puts LoRA adapters into a model and merges them back.</summary>
+public static class LoraInjector
+{
+    /// <summary>
+    /// Wraps every Linear layer whose key ends with one of the targets; returns the wrapped keys.
+    /// Throws when no layer matches (a target name that does not exist is a mistake, not a no-op).
+    /// </summary>
+    public static IReadOnlyList<string> Inject(nn.Module model, LoraOptions options)
+    {
+        options.Validate();
+        var wrapped = new List<string>();
+        foreach (var (moduleName, module) in model.named_modules().ToList())
+        {
+            if (module is not ILinearHost host) continue;
+            foreach (string linearName in host.LinearNames)
+            {
+                string key = moduleName.Length == 0 ? linearName : moduleName + "." + linearName;
+                bool targeted = options.Targets.Any(t => key == t || key.EndsWith("." + t, StringComparison.Ordinal));
+                if (!targeted || host.GetLinear(linearName) is not Linear linear) continue;
+                host.SetLinear(linearName, new LoraLinear(linear, options));
+                wrapped.Add(key);
+            }
+        }
+        if (wrapped.Count == 0)
+            throw new SharpTuneException($"lora: no Linear layer matches target_modules [{string.Join(", ", options.Targets)}]; BERT's are query, key, value, attention.output.dense, intermediate.dense, output.dense.");
+        return wrapped;
+    }
+
+    /// <summary>Merges every adapter into its base weight and puts the plain Linear back; returns the merged keys.</summary>
+    public static IReadOnlyList<string> Merge(nn.Module model)
+    {
+        var merged = new List<string>();
+        foreach (var (moduleName, module) in model.named_modules().ToList())
+        {
+            if (module is not ILinearHost host) continue;
+            foreach (string linearName in host.LinearNames)
+            {
+                if (host.GetLinear(linearName) is not LoraLinear lora) continue;
+                host.SetLinear(linearName, lora.Merge());
+                merged.Add(moduleName + "." + linearName);
+            }
+        }
+        return merged;
+    }
+
+    /// <summary>True when the model holds at least one adapter.</summary>
+    public static bool HasAdapters(nn.Module model) => model.modules().Any(m => m is LoraLinear);
+}

@@ -1,0 +1,46 @@
+using SharpTune.Models;
+using static TorchSharp.torch;
+
+namespace SharpTune.Training;
+
+/// <summary>An evaluation: the mean loss, each example's per-class probabilities (in dataset order) and the metrics.</summary>
+public sealed record EvaluationOutput(double Loss, float[][] Probabilities, EvaluationMetrics? Details)
+{
+    /// <summary>The metrics by name (loss included), as written to metrics.jsonl.</summary>
+    public IReadOnlyDictionary<string, double> Metrics { get; } = Details?.ToDictionary() ?? new Dictionary<string, double> { [MetricNames.Loss] = Loss };
+}
+
+/// <summary>Inference over a dataset: eval mode, no gradient, batches sorted by length.</summary>
+public static class Evaluator
+{
+    /// <summary>Per-class probabilities for every example of <paramref name="data"/>, in dataset order.</summary>
+    public static float[][] Predict(SequenceClassifier model, TaskDataset data, int batchSize, Device device) =>
+        Run(model, data, batchSize, device, withMetrics: false).Probabilities;
+
+    /// <summary>Runs the model over <paramref name="data"/> and computes loss and metrics.</summary>
+    public static EvaluationOutput Run(SequenceClassifier model, TaskDataset data, int batchSize, Device device, bool withMetrics = true)
+    {
+        bool wasTraining = model.training;
+        model.eval();
+        var probabilities = new float[data.Count][];
+        double lossSum = 0;
+        var batcher = new Batcher(data, batchSize, bucketing: true, model.Encoder.Config.PadTokenId);
+        using (no_grad())
+            foreach (int[] indices in batcher.SortedPlan())
+            {
+                using var scope = NewDisposeScope();
+                using Batch batch = batcher.Make(indices);
+                Tensor logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
+                if (withMetrics) lossSum += Losses.Compute(data.Problem, logits, batch.Targets.to(device)).item<float>() * indices.Length;
+                Tensor probs = Losses.Probabilities(data.Problem, logits).cpu();
+                int width = (int)probs.shape[1];
+                float[] flat = probs.data<float>().ToArray();
+                for (int row = 0; row < indices.Length; row++)
+                    probabilities[indices[row]] = flat.AsSpan(row * width, width).ToArray();
+            }
+        if (wasTraining) model.train();
+        double loss = data.Count == 0 ? 0 : lossSum / data.Count;
+        EvaluationMetrics? details = withMetrics ? TaskMetrics.Compute(data, probabilities) with { Loss = loss } : null;
+        return new EvaluationOutput(loss, probabilities, details);
+    }
+}

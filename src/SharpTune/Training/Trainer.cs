@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using SharpTune.Models;
+using SharpTune.Strategies;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SharpTune.Training;
+
+/// <summary>What a training run produced.</summary>
+/// <param name="Plan">The parameter table of the last epoch.</param>
+/// <param name="Audit">The freeze audit.</param>
+/// <param name="Evaluations">Every evaluation, in order.</param>
+/// <param name="BestEvaluation">The evaluation whose weights the model holds now (null without eval data).</param>
+/// <param name="TrainSeconds">Wall time of training (feature caching included, evaluation excluded).</param>
+/// <param name="SamplesPerSecond">Training examples processed per second.</param>
+/// <param name="PaddingRatio">Padded tokens over real tokens in the first epoch's batches.</param>
+/// <param name="UsedFeatureCache">Whether the head trained on cached frozen features.</param>
+/// <param name="Stopped">Why training ended early (cancelled, early stopping), or null.</param>
+public sealed record TrainingResult(TrainingPlan Plan, AuditReport Audit, IReadOnlyList<EvaluationEvent> Evaluations,
+    EvaluationEvent? BestEvaluation, double TrainSeconds, double SamplesPerSecond, double PaddingRatio, bool UsedFeatureCache, string? Stopped);
+
+/// <summary>
+/// Fine-tunes a <see cref="SequenceClassifier"/> under a <see cref="Strategy"/>. <see cref="Fit"/> reads top to
+/// bottom: plan → snapshot → (frozen: cache features) → epochs → batches → step → evaluate → restore best → audit.
+/// </summary>
+public sealed class Trainer(SequenceClassifier model, Strategy strategy, TrainingOptions options, IProgress<TrainingEvent>? progress = null)
+{
+    private readonly TrainingOptions options = options.Validate();
+    private readonly Device device = torch.device(options.Device);
+
+    /// <summary>Trains on <paramref name="train"/>, evaluating on <paramref name="eval"/> when given.</summary>
+    public TrainingResult Fit(TaskDataset train, TaskDataset? eval = null, CancellationToken cancellation = default)
+    {
+        torch.manual_seed(options.Seed);
+        int layers = model.Encoder.Config.NumHiddenLayers;
+        model.to(device);
+
+        // 1. Say what trains, and remember where every tensor started.
+        TrainingPlan plan = StrategyApplier.Apply(model, strategy, epoch: 0, options.LearningRates);
+        progress?.Report(new PlanEvent(plan));
+        var everTrainable = new HashSet<string>(plan.Trainable.Select(e => e.Key));
+        using var audit = FreezeAudit.Snapshot(model);
+
+        // 2. A backbone frozen for the whole run is computed once: the head trains on cached features.
+        var clock = Stopwatch.StartNew();
+        FeatureCache? cache = options.CacheFrozenFeatures && BackboneFrozenThroughout(plan, layers)
+            ? FeatureCache.Build(model, train, options.BatchSize, device, progress) : null;
+
+        var batcher = new Batcher(train, options.BatchSize, options.LengthBucketing, model.Encoder.Config.PadTokenId);
+        int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
+        int stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
+        int totalSteps = stepsPerEpoch * options.Epochs;
+        double paddingRatio = batcher.PaddingRatio(batcher.Plan(options.Seed, 0));
+        progress?.Report(new TrainingStartedEvent(options.Epochs, stepsPerEpoch, train.Count, paddingRatio, cache is not null));
+
+        var optimizer = new GroupedAdamW(options.WeightDecay);
+        optimizer.AddTrainable(plan, options.LearningRates, layers);
+
+        var evaluations = new List<EvaluationEvent>();
+        EvaluationEvent? best = null;
+        Dictionary<string, Tensor>? bestWeights = null;
+        int step = 0, evaluationsWithoutImprovement = 0;
+        long samples = 0;
+        string? stopped = null;
+        double lossSum = 0;
+        int lossCount = 0;
+
+        for (int epoch = 0; epoch < options.Epochs && stopped is null; epoch++)
+        {
+            // Gradual unfreezing: each epoch may make more tensors trainable; the optimizer gains them.
+            if (epoch > 0)
+            {
+                TrainingPlan next = StrategyApplier.Apply(model, strategy, epoch, options.LearningRates);
+                if (next.TrainableParameters != plan.TrainableParameters)
+                {
+                    optimizer.AddTrainable(next, options.LearningRates, layers);
+                    everTrainable.UnionWith(next.Trainable.Select(e => e.Key));
+                    progress?.Report(new PlanEvent(next));
+                }
+                plan = next;
+            }
+            StrategyApplier.SetTrainingMode(model, plan);
+
+            IReadOnlyList<int[]> batches = batcher.Plan(options.Seed, epoch);
+            for (int b = 0; b < batches.Count; b++)
+            {
+                if (cancellation.IsCancellationRequested) { stopped = "cancelled"; break; }
+                using (Batch batch = batcher.Make(batches[b]))
+                    lossSum += ForwardBackward(batch, cache, train.Problem, 1.0 / options.GradientAccumulationSteps);
+                lossCount++;
+                samples += batches[b].Length;
+
+                bool lastOfAccumulation = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
+                if (!lastOfAccumulation) continue;
+                if (options.MaxGradNorm is { } maxNorm) nn.utils.clip_grad_norm_(optimizer.Parameters, maxNorm);
+                double rate = optimizer.SetSchedule(LearningRateFactor(step, totalSteps));
+                optimizer.Step();
+                optimizer.ZeroGrad();
+                step++;
+                progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / clock.Elapsed.TotalSeconds, clock.Elapsed));
+
+                bool evaluateNow = eval is not null && options.EvalEverySteps is { } every && step % every == 0;
+                if (evaluateNow && EvaluateAndKeepBest(eval!, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / lossCount))
+                    stopped = "early stopping";
+                if (evaluateNow) StrategyApplier.SetTrainingMode(model, plan);
+                if (stopped is not null) break;
+            }
+
+            if (eval is not null && options.EvalEverySteps is null && stopped is null &&
+                EvaluateAndKeepBest(eval, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / Math.Max(1, lossCount)))
+                stopped = "early stopping";
+            lossSum = 0;
+            lossCount = 0;
+        }
+        clock.Stop();
+        double trainSeconds = clock.Elapsed.TotalSeconds - evaluationSeconds;
+
+        // 3. Keep the best evaluation's weights.
+        if (bestWeights is not null && best is not null && !ReferenceEquals(best, evaluations[^1]))
+        {
+            RestoreWeights(bestWeights);
+            if (stopped == "early stopping") progress?.Report(new EarlyStoppingEvent(best.Epoch, best.Step, best.Metrics[options.MetricForBest], options.MetricForBest));
+        }
+        if (bestWeights is not null) foreach (var t in bestWeights.Values) t.Dispose();
+        cache?.Dispose();
+        optimizer.Dispose();
+
+        // 4. Prove it: frozen tensors bit-identical, trainable ones changed.
+        AuditReport report = audit.Compare(model, everTrainable);
+        progress?.Report(new AuditEvent(report));
+        model.eval();
+        return new TrainingResult(plan, report, evaluations, best, trainSeconds, samples / Math.Max(1e-9, trainSeconds), paddingRatio, cache is not null, stopped);
+    }
+
+    private double evaluationSeconds;
+
+    /// <summary>
+    /// One forward and backward pass; gradients accumulate in the parameters, scaled by <paramref name="scale"/>
+    /// (1 / accumulation steps, so that N micro-batches add up to the mean over their union). Returns the batch loss.
+    /// The frozen-feature cache is this one branch: the head reads cached features instead of running the encoder.
+    /// </summary>
+    internal double ForwardBackward(Batch batch, FeatureCache? cache, ProblemType problem, double scale)
+    {
+        using var scope = NewDisposeScope();
+        Tensor targets = batch.Targets.to(device);
+        Tensor logits;
+        if (cache is not null)
+        {
+            var (features, mask) = cache.Features(batch.Indices, device);
+            logits = model.Head.call(features, mask);
+        }
+        else logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
+        Tensor loss = Losses.Compute(problem, logits, targets);
+        (loss * scale).backward();
+        return loss.item<float>();
+    }
+
+    /// <summary>Evaluates, records the event, keeps a copy of the trainable weights when best; true when patience ran out.</summary>
+    private bool EvaluateAndKeepBest(TaskDataset eval, int epoch, int step, ref EvaluationEvent? best, ref Dictionary<string, Tensor>? bestWeights,
+        ref int withoutImprovement, List<EvaluationEvent> evaluations, double trainLoss)
+    {
+        var clock = Stopwatch.StartNew();
+        EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device);
+        evaluationSeconds += clock.Elapsed.TotalSeconds;
+        double value = output.Metrics.TryGetValue(options.MetricForBest, out double v) ? v
+            : throw new SharpTuneException($"--metric '{options.MetricForBest}' is not computed for {eval.Problem}; available: {string.Join(", ", output.Metrics.Keys)}.");
+        bool isBest = best is null || TaskMetrics.IsBetter(options.MetricForBest, value, best.Metrics[options.MetricForBest]);
+        var evaluation = new EvaluationEvent(epoch, step, trainLoss, output.Metrics, isBest);
+        evaluations.Add(evaluation);
+        progress?.Report(evaluation);
+        if (isBest)
+        {
+            best = evaluation;
+            withoutImprovement = 0;
+            if (bestWeights is not null) foreach (var t in bestWeights.Values) t.Dispose();
+            bestWeights = CopyTrainableWeights();
+            return false;
+        }
+        withoutImprovement++;
+        return options.EarlyStoppingPatience is { } patience && withoutImprovement >= patience;
+    }
+
+    private double LearningRateFactor(int step, int totalSteps)
+    {
+        int warmup = (int)Math.Ceiling(options.WarmupRatio * totalSteps);
+        if (step < warmup) return (step + 1.0) / warmup;
+        double progressAfterWarmup = (step - warmup) / (double)Math.Max(1, totalSteps - warmup);
+        return options.Schedule switch
+        {
+            LearningRateSchedule.Linear => Math.Max(0, 1 - progressAfterWarmup),
+            LearningRateSchedule.Cosine => 0.5 * (1 + Math.Cos(Math.PI * progressAfterWarmup)),
+            _ => 1,
+        };
+    }
+
+    private static bool BackboneFrozenThroughout(TrainingPlan plan, int layers) => !plan.BackboneTrains && plan.Strategy == new FrozenStrategy().Name;
+
+    // Only trainable tensors can differ from their start, so only they need keeping for early stopping.
+    private Dictionary<string, Tensor> CopyTrainableWeights()
+    {
+        using var noGrad = no_grad();
+        return model.named_parameters().Where(p => p.parameter.requires_grad)
+            .ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope());
+    }
+
+    private void RestoreWeights(Dictionary<string, Tensor> weights)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, parameter) in model.named_parameters())
+            if (weights.TryGetValue(name, out var saved)) parameter.copy_(saved);
+    }
+}
+
+/// <summary>
+/// AdamW over the trainable tensors only, in groups of equal learning rate and weight decay: decay on weight
+/// matrices, none on biases and LayerNorms. The schedule scales every group's base rate.
+/// </summary>
+internal sealed class GroupedAdamW(double weightDecay) : IDisposable
+{
+    private AdamW? optimizer;
+    private readonly List<(AdamW.ParamGroup Group, double BaseRate)> groups = [];
+    private readonly HashSet<string> held = [];
+    private readonly List<Parameter> parameters = [];
+
+    public IEnumerable<Parameter> Parameters => parameters;
+
+    /// <summary>Adds the plan's trainable tensors that the optimizer does not hold yet.</summary>
+    public void AddTrainable(TrainingPlan plan, LearningRates rates, int layers)
+    {
+        var fresh = plan.Trainable.Where(e => held.Add(e.Key)).ToList();
+        foreach (var bucket in fresh.GroupBy(e => (Rate: rates.For(e, layers), Decay: e.DecaysWeight)))
+        {
+            var members = bucket.Select(e => e.Parameter).ToList();
+            parameters.AddRange(members);
+            var group = new AdamW.ParamGroup(members, lr: bucket.Key.Rate, weight_decay: bucket.Key.Decay ? weightDecay : 0);
+            groups.Add((group, bucket.Key.Rate));
+            if (optimizer is null) optimizer = torch.optim.AdamW(new[] { group }, lr: bucket.Key.Rate);
+            else optimizer.add_param_group(group);
+        }
+    }
+
+    /// <summary>Sets every group's rate to its base rate × <paramref name="factor"/>; returns the largest rate.</summary>
+    public double SetSchedule(double factor)
+    {
+        double largest = 0;
+        foreach (var (group, baseRate) in groups)
+        {
+            group.Options.LearningRate = baseRate * factor;
+            largest = Math.Max(largest, baseRate * factor);
+        }
+        return largest;
+    }
+
+    public void Step() => optimizer?.step();
+
+    public void ZeroGrad() => optimizer?.zero_grad();
+
+    public void Dispose() => optimizer?.Dispose();
+}

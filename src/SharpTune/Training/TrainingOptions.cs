@@ -1,0 +1,64 @@
+using SharpTune.Strategies;
+
+namespace SharpTune.Training;
+
+/// <summary>How the learning rate moves after warm-up.</summary>
+public enum LearningRateSchedule
+{
+    /// <summary>Linear decay to zero (HF's default).</summary>
+    Linear,
+    /// <summary>Half a cosine down to zero.</summary>
+    Cosine,
+    /// <summary>Constant after warm-up.</summary>
+    Constant,
+}
+
+/// <summary>Training hyper-parameters. Defaults follow HF's Trainer where it has one.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Passes over the training data.</summary>
+    public int Epochs { get; init; } = 3;
+    /// <summary>Examples per forward pass.</summary>
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Forward passes per optimizer step (effective batch = BatchSize × this).</summary>
+    public int GradientAccumulationSteps { get; init; } = 1;
+    /// <summary>Learning rates: base, head, layer-wise decay.</summary>
+    public LearningRates LearningRates { get; init; } = new();
+    /// <summary>AdamW decoupled weight decay, applied to weight matrices only (never biases or LayerNorms).</summary>
+    public double WeightDecay { get; init; } = 0.01;
+    /// <summary>Share of the optimizer steps spent warming up linearly from zero.</summary>
+    public double WarmupRatio { get; init; } = 0.1;
+    /// <summary>Schedule after warm-up.</summary>
+    public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Linear;
+    /// <summary>Gradient-norm clipping (null: none).</summary>
+    public double? MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Evaluate every N optimizer steps; null evaluates once per epoch.</summary>
+    public int? EvalEverySteps { get; init; }
+    /// <summary>Stop after this many evaluations without improvement (null: never), restoring the best weights.</summary>
+    public int? EarlyStoppingPatience { get; init; }
+    /// <summary>Metric that picks the best evaluation: loss, accuracy, macro_f1, mcc, micro_f1, pearson, spearman, mse.</summary>
+    public string MetricForBest { get; init; } = "loss";
+    /// <summary>Seed of the head's initialisation, dropout and the batch order: the same seed repeats a run.</summary>
+    public int Seed { get; init; } = 42;
+    /// <summary>Group examples of similar length into batches.</summary>
+    public bool LengthBucketing { get; init; } = true;
+    /// <summary>With a backbone frozen for the whole run, encode each example once and train the head on the cached features.</summary>
+    public bool CacheFrozenFeatures { get; init; } = true;
+    /// <summary>Device: cpu, cuda, cuda:1 …</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Throws a <see cref="SharpTuneException"/> naming the bad option.</summary>
+    public TrainingOptions Validate()
+    {
+        if (Epochs <= 0) throw new SharpTuneException($"--epochs must be positive, got {Epochs}.");
+        if (BatchSize <= 0) throw new SharpTuneException($"--batch-size must be positive, got {BatchSize}.");
+        if (GradientAccumulationSteps <= 0) throw new SharpTuneException($"--grad-accum must be positive, got {GradientAccumulationSteps}.");
+        if (WeightDecay < 0) throw new SharpTuneException($"--weight-decay must not be negative, got {WeightDecay}.");
+        if (WarmupRatio is < 0 or >= 1) throw new SharpTuneException($"--warmup-ratio must be in [0, 1), got {WarmupRatio}.");
+        if (MaxGradNorm is <= 0) throw new SharpTuneException($"--max-grad-norm must be positive, got {MaxGradNorm}.");
+        if (EvalEverySteps is <= 0) throw new SharpTuneException($"--eval-steps must be positive, got {EvalEverySteps}.");
+        if (EarlyStoppingPatience is <= 0) throw new SharpTuneException($"--patience must be positive, got {EarlyStoppingPatience}.");
+        LearningRates.Validate();
+        return this;
+    }
+}
