@@ -88,7 +88,7 @@ public class OnnxMiniLMTests(MiniLMImportFixture fixture) : IClassFixture<MiniLM
             var onnxResult = torch.matmul(x, w);
             var hfResult = torch.matmul(x, tensors["encoder.layer.0.attention.self.query.weight"].t()); // nn.Linear: x W^T
             Assert.True(onnxResult.allclose(hfResult, rtol: 0, atol: 1e-5), "x @ W_onnx differs from x @ W_hf^T");
-            Assert.True(torch.equal(w.t(), tensors["encoder.layer.0.attention.self.query.weight"]), "W_hf must be exactly W_onnx^T");
+            Assert.True(w.t().eq(tensors["encoder.layer.0.attention.self.query.weight"]).all().item<bool>(), "W_hf must be exactly W_onnx^T");
             Assert.False(w.allclose(tensors["encoder.layer.0.attention.self.key.weight"].t()), "query and key weights must differ");
         }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
