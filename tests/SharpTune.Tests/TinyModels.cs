@@ -22,6 +22,36 @@ internal static class TinyModels
         return new SequenceClassifier(new BertModel(config), HeadRegistry.Create(head, config.HiddenSize, labels, new() { ["dropout"] = dropout }));
     }
 
+    /// <summary>Words of the tiny vocabulary (ids 5…): w0 … w93.</summary>
+    public static string Word(int i) => "w" + i;
+
+    /// <summary>Writes a tiny random HF model directory (config.json, model.safetensors, vocab.txt) and returns its path.</summary>
+    public static string Directory(string path, int seed = 0)
+    {
+        System.IO.Directory.CreateDirectory(path);
+        torch.manual_seed(seed);
+        var config = Config();
+        using var model = new BertModel(config);
+        var tensors = SharpTune.Checkpoints.StateDict.ToDictionary(model);
+        SharpTune.Checkpoints.HfModelDirectory.Save(path, config, tensors);
+        string[] vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", .. Enumerable.Range(0, config.VocabSize - 5).Select(Word)];
+        File.WriteAllLines(Path.Combine(path, "vocab.txt"), vocab);
+        return path;
+    }
+
+    /// <summary>Toy texts over the tiny vocabulary: label "yes" when w2 occurs.</summary>
+    public static List<SharpTune.Data.TextExample> ToyTexts(int count, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(i =>
+        {
+            var words = Enumerable.Range(0, random.Next(2, 12)).Select(_ => Word(random.Next(3, 90))).ToList();
+            bool positive = i % 2 == 0;
+            if (positive) words.Insert(random.Next(words.Count), Word(2));
+            return SharpTune.Data.TextExample.Single(string.Join(' ', words), positive ? "yes" : "no");
+        }).ToList();
+    }
+
     /// <summary>
     /// A learnable toy task: random token sequences of varied length; label 1 when token 7 occurs in it.
     /// <paramref name="flipLabels"/> inverts the rule (an eval set that training makes worse).

@@ -32,7 +32,7 @@ public sealed class Batcher(TaskDataset data, int batchSize, bool bucketing = tr
     public IReadOnlyList<int[]> Plan(int seed, int epoch, bool shuffle = true)
     {
         int[] order = Enumerable.Range(0, data.Count).ToArray();
-        var random = new Random(HashCode.Combine(seed, epoch));
+        var random = new Random(unchecked(seed * 1_000_003 + epoch)); // not HashCode.Combine: that is randomised per process
         if (shuffle) random.Shuffle(order);
         var batches = new List<int[]>();
         int chunk = bucketing ? batchSize * BucketBatches : batchSize;

@@ -1,0 +1,182 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SharpTune.Data;
+using SharpTune.Heads;
+using SharpTune.Lora;
+using SharpTune.Models;
+
+namespace SharpTune.Checkpoints;
+
+/// <summary>What sharptune.json records beside the weights: how to rebuild the head (never code) and the task.</summary>
+/// <param name="HeadType">Head type name, as registered in <see cref="HeadRegistry"/>.</param>
+/// <param name="HeadOptions">The head's own options (dropout…).</param>
+/// <param name="Outputs">Logits per example.</param>
+/// <param name="Problem">The task.</param>
+/// <param name="MaxLength">Token limit the model was trained with.</param>
+/// <param name="Strategy">The strategy it was trained with, or null.</param>
+public sealed record ClassifierSettings(string HeadType, JsonObject HeadOptions, int Outputs, ProblemType Problem, int MaxLength, string? Strategy);
+
+/// <summary>
+/// Saves a fine-tuned classifier as Hugging Face's <c>save_pretrained</c> would: config.json with
+/// architectures, id2label, label2id, num_labels and problem_type; model.safetensors with
+/// <c>bert.*</c> + <c>classifier.*</c> keys (LoRA adapters merged); the tokenizer files; and sharptune.json
+/// naming the head. A <see cref="PooledHead"/> run is a <c>BertForSequenceClassification</c> checkpoint that
+/// Python's <c>transformers</c> loads as is; other heads load there as <c>BertModel</c> (the backbone).
+/// </summary>
+public static class ClassifierCheckpoint
+{
+    /// <summary>File name of the SharpTune settings.</summary>
+    public const string SettingsFile = "sharptune.json";
+
+    /// <summary>HF problem_type strings.</summary>
+    public static string ProblemTypeName(ProblemType problem) => problem switch
+    {
+        ProblemType.SingleLabelClassification => "single_label_classification",
+        ProblemType.MultiLabelClassification => "multi_label_classification",
+        _ => "regression",
+    };
+
+    /// <summary>Parses an HF problem_type string.</summary>
+    public static ProblemType ParseProblemType(string? name, string source) => name switch
+    {
+        null or "single_label_classification" => ProblemType.SingleLabelClassification,
+        "multi_label_classification" => ProblemType.MultiLabelClassification,
+        "regression" => ProblemType.Regression,
+        _ => throw new SharpTuneException($"{source}: problem_type '{name}' is not one of single_label_classification, multi_label_classification, regression."),
+    };
+
+    /// <summary>Writes the checkpoint into <paramref name="directory"/> (created if needed). LoRA adapters are merged first.</summary>
+    public static void Save(string directory, SequenceClassifier model, Tokenization.BertTokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
+    {
+        Directory.CreateDirectory(directory);
+        LoraInjector.Merge(model.Encoder);
+
+        JsonObject config = model.Encoder.Config.ToJson();
+        bool hfHead = model.Head is PooledHead;
+        config["architectures"] = new JsonArray(hfHead ? "BertForSequenceClassification" : "BertModel");
+        config["id2label"] = JsonSerializer.SerializeToNode(labels.ToId2Label());
+        config["label2id"] = JsonSerializer.SerializeToNode(labels.ToLabel2Id());
+        config["num_labels"] = labels.Count;
+        config["problem_type"] = ProblemTypeName(settings.Problem);
+        config.Remove("sharptune_source");
+        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString(BertConfig.JsonOptions));
+
+        var tensors = StateDict.ToDictionary(model);
+        try
+        {
+            SafeTensors.Save(Path.Combine(directory, HfModelDirectory.WeightsFileName), tensors,
+                new Dictionary<string, string> { ["format"] = "pt" });
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        tokenizer.Save(directory);
+
+        var json = new JsonObject
+        {
+            ["format_version"] = 1,
+            ["head"] = new JsonObject
+            {
+                ["type"] = model.Head.GetType().Name,
+                ["input"] = model.Head.Input.ToString(),
+                ["outputs"] = settings.Outputs,
+                ["options"] = settings.HeadOptions.DeepClone(),
+            },
+            ["problem_type"] = ProblemTypeName(settings.Problem),
+            ["max_length"] = settings.MaxLength,
+            ["strategy"] = settings.Strategy,
+        };
+        File.WriteAllText(Path.Combine(directory, SettingsFile), json.ToJsonString(BertConfig.JsonOptions));
+    }
+
+    /// <summary>
+    /// Loads a checkpoint written by <see cref="Save"/>, or an HF <c>BertForSequenceClassification</c> directory
+    /// (no sharptune.json: a <see cref="PooledHead"/> with num_labels outputs).
+    /// </summary>
+    public static (SequenceClassifier Model, LabelSet Labels, ClassifierSettings Settings) Load(string directory)
+    {
+        HfModelDirectory hf = HfModelDirectory.Open(directory);
+        JsonObject config = ReadObject(hf.ConfigPath);
+        LabelSet labels = ReadLabels(config, hf.ConfigPath);
+        ClassifierSettings settings = ReadSettings(directory, config, labels, hf.ConfigPath);
+
+        var encoder = new BertModel(hf.Config);
+        Head head = HeadRegistry.Create(settings.HeadType, hf.Config.HiddenSize, settings.Outputs, settings.HeadOptions);
+        var model = new SequenceClassifier(encoder, head);
+        var weights = hf.LoadWeights();
+        try
+        {
+            StateDict.LoadStrict(model, weights, hf.WeightsPath, KeyMap.Identity, ["bert.embeddings.position_ids"]);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+        }
+        model.eval();
+        return (model, labels, settings);
+    }
+
+    private static ClassifierSettings ReadSettings(string directory, JsonObject config, LabelSet labels, string configPath)
+    {
+        string path = Path.Combine(directory, SettingsFile);
+        if (!File.Exists(path))
+        {
+            string? architecture = (config["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>();
+            if (architecture != "BertForSequenceClassification")
+                throw new SharpTuneException($"{directory}: no {SettingsFile} and config.json architectures is '{architecture ?? "missing"}'; " +
+                    "expected a SharpTune run directory or a BertForSequenceClassification checkpoint.");
+            var problem = ParseProblemType(config["problem_type"]?.GetValue<string>(), configPath);
+            int maxLength = config["max_position_embeddings"]?.GetValue<int>() ?? 512;
+            return new ClassifierSettings(nameof(PooledHead), new JsonObject(), labels.Count, problem, maxLength, null);
+        }
+        JsonObject json = ReadObject(path);
+        try
+        {
+            var head = json["head"]!.AsObject();
+            return new ClassifierSettings(
+                head["type"]!.GetValue<string>(),
+                head["options"]?.AsObject().DeepClone().AsObject() ?? new JsonObject(),
+                head["outputs"]!.GetValue<int>(),
+                ParseProblemType(json["problem_type"]?.GetValue<string>(), path),
+                json["max_length"]?.GetValue<int>() ?? 512,
+                json["strategy"]?.GetValue<string>());
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new SharpTuneException($"{path}: malformed settings (needs head.type, head.outputs, problem_type): {e.Message}", e);
+        }
+    }
+
+    private static LabelSet ReadLabels(JsonObject config, string configPath)
+    {
+        try
+        {
+            var id2label = config["id2label"]?.Deserialize<Dictionary<string, string>>()
+                ?? throw new SharpTuneException($"{configPath}: id2label is missing; a classifier checkpoint names its labels.");
+            var label2id = config["label2id"]?.Deserialize<Dictionary<string, int>>();
+            return LabelSet.FromHuggingFace(id2label, label2id, configPath);
+        }
+        catch (JsonException e)
+        {
+            throw new SharpTuneException($"{configPath}: id2label/label2id are malformed: {e.Message}", e);
+        }
+    }
+
+    private static JsonObject ReadObject(string path)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new SharpTuneException($"{path}: expected a JSON object.");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new SharpTuneException($"{path}: malformed JSON: {e.Message}", e);
+        }
+    }
+}
