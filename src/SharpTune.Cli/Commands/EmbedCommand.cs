@@ -24,7 +24,7 @@ public sealed class EmbedSettings : ModelSettings
 
     /// <summary>cls, mean or none.</summary>
     [CommandOption("--pooling <POOLING>")]
-    [Description("cls (first token's state), mean (mean of the real tokens' states) or none (every token's state). Default: mean.")]
+    [Description("cls (first token's state), mean (mean of the real tokens' states) or none (every token's state).")]
     [DefaultValue("mean")]
     public string Pooling { get; init; } = "mean";
 
@@ -35,7 +35,7 @@ public sealed class EmbedSettings : ModelSettings
 
     /// <summary>Truncation length in tokens, as given (parsed by <see cref="MaxLength"/>, so that a bad value gets a clear message).</summary>
     [CommandOption("--max-length <N>")]
-    [Description("Truncate to N tokens, [CLS] and [SEP] included. Default: the model's maximum.")]
+    [Description("Truncate to N tokens, [[CLS]] and [[SEP]] included. Default: the model's maximum.")]
     public string? MaxLengthText { get; init; }
 
     /// <summary>The truncation length, or null for the model's maximum.</summary>
@@ -45,7 +45,7 @@ public sealed class EmbedSettings : ModelSettings
 
     /// <summary>json or text.</summary>
     [CommandOption("--format <FORMAT>")]
-    [Description("json (machine-readable, one object) or text. Default: text.")]
+    [Description("json (machine-readable, one object) or text.")]
     [DefaultValue("text")]
     public string Format { get; init; } = "text";
 

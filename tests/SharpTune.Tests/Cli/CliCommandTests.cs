@@ -147,6 +147,18 @@ public class CliCommandTests(PackagedMiniLMFixture fixture)
         Assert.Equal(384, opened.Config.HiddenSize);
     }
 
+    [Theory]
+    [InlineData("inspect", "--model <DIR>")]
+    [InlineData("embed", "--max-length <N>")]
+    [InlineData("import-onnx", "--packaged")]
+    public void Help_of_each_command_lists_its_options(string command, string option)
+    {
+        var (code, output) = Run(command, "--help");
+        Assert.True(code == 0, output);
+        Assert.Contains(option, output);
+        Assert.DoesNotContain("error:", output);
+    }
+
     [Fact]
     public void Import_onnx_needs_either_packaged_or_both_files()
     {
