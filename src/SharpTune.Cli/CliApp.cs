@@ -1,3 +1,4 @@
+using SharpTune.Cli.Commands;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -15,7 +16,11 @@ public static class CliApp
             config.SetApplicationName("sharptune");
             if (console is not null) config.ConfigureConsole(console);
             config.PropagateExceptions();
+            config.UseStrictParsing(); // an unknown option is an error, not silently ignored
             config.AddCommand<VersionCommand>("version").WithDescription("Print the SharpTune and libtorch versions.");
+            config.AddCommand<InspectCommand>("inspect").WithDescription("Print a model's architecture and its parameter counts per module.");
+            config.AddCommand<EmbedCommand>("embed").WithDescription("Print the embedding of a text (or text pair).");
+            config.AddCommand<ImportOnnxCommand>("import-onnx").WithDescription("Import an ONNX BERT export into a Hugging Face model directory.");
         });
         try
         {

@@ -1,0 +1,13 @@
+using System.ComponentModel;
+using Spectre.Console.Cli;
+
+namespace SharpTune.Cli.Commands;
+
+/// <summary>Options of commands that read a model directory.</summary>
+public class ModelSettings : CommandSettings
+{
+    /// <summary>The Hugging Face model directory; the packaged all-MiniLM-L6-v2 when omitted.</summary>
+    [CommandOption("-m|--model <DIR>")]
+    [Description("Hugging Face model directory (config.json, model.safetensors, vocab.txt). Default: the packaged all-MiniLM-L6-v2.")]
+    public string? ModelDir { get; init; }
+}
