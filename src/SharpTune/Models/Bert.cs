@@ -203,9 +203,9 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>, ILine
     {
         long batch = hidden.shape[0], sequence = hidden.shape[1];
         // [batch, sequence, hidden] → [batch, heads, sequence, head_dim]
-        Tensor q = query.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
-        Tensor k = key.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
-        Tensor v = value.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor q = Autocast.Linear(query, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor k = Autocast.Linear(key, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor v = Autocast.Linear(value, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
         Tensor context = functional.scaled_dot_product_attention(q, k, v, keyMask, training ? attentionDropout : 0.0);
         return context.transpose(1, 2).reshape(batch, sequence, heads * headDim);
     }
@@ -237,7 +237,7 @@ internal sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>, ILinearHo
         register_module(name, replacement);
     }
 
-    public override Tensor forward(Tensor attended, Tensor residual) => LayerNorm.call(dropout.call(dense.call(attended)) + residual);
+    public override Tensor forward(Tensor attended, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, attended)) + residual);
 }
 
 internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
@@ -264,7 +264,7 @@ internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
         register_module(name, replacement);
     }
 
-    public override Tensor forward(Tensor hidden) => Activations.Apply(activation, dense.call(hidden));
+    public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
 }
 
 internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
@@ -293,7 +293,7 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
         register_module(name, replacement);
     }
 
-    public override Tensor forward(Tensor expanded, Tensor residual) => LayerNorm.call(dropout.call(dense.call(expanded)) + residual);
+    public override Tensor forward(Tensor expanded, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, expanded)) + residual);
 }
 
 internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
@@ -321,7 +321,7 @@ internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
     public override Tensor forward(Tensor lastHiddenState)
     {
         Tensor first = lastHiddenState.select(1, 0);
-        return torch.tanh(dense.call(first));
+        return torch.tanh(Autocast.Linear(dense, first)).to_type(ScalarType.Float32);
     }
 }
 
