@@ -34,35 +34,20 @@ void Row(string figure, string value, string note = "")
     Console.WriteLine($"{figure,-52} {value,16}  {note}");
 }
 
-if (args.Contains("--probe"))
+// 1. Matmul roofline. Other processes may share the CPU, so every figure that is compared with another is
+// measured in the same rounds (A, B, C, A, B, C, …): a burst of foreign load hits both sides alike.
+var matrices = new Dictionary<ScalarType, (Tensor A, Tensor B)>();
+foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+    matrices[type] = (torch.randn(4096, 384).to_type(type), torch.randn(384, 1536).to_type(type));
+Action Matmul(ScalarType type) => () => { for (int i = 0; i < 5; i++) torch.matmul(matrices[type].A, matrices[type].B).Dispose(); };
+double MatmulGflops(double seconds) => 2.0 * 4096 * 384 * 1536 * 5 / seconds / 1e9;
+foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
 {
-    foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
-    {
-        using var x = torch.randn(4096, 384).to_type(type);
-        using var w = torch.randn(1536, 384).to_type(type);
-        using var wt = w.t().contiguous();
-        double lin = Bench.Median(5, 1, () => { using var noGrad = torch.no_grad(); nn.functional.linear(x, w).Dispose(); });
-        double mm = Bench.Median(5, 1, () => torch.matmul(x, wt).Dispose());
-        double mmT = Bench.Median(5, 1, () => torch.matmul(x, w.t()).Dispose());
-        double f = 2.0 * 4096 * 384 * 1536 / 1e9;
-        Console.WriteLine($"{type}: linear {f / lin:F0}  matmul {f / mm:F0}  matmul(w.t()) {f / mmT:F0} GFLOP/s");
-    }
-    return;
+    using var a = torch.randn(2048, 2048).to_type(type);
+    using var b = torch.randn(2048, 2048).to_type(type);
+    double seconds = Bench.Median(runs, warmup: 1, () => torch.matmul(a, b).Dispose());
+    Row($"matmul {Bench.Name(type)} [2048x2048]x[2048x2048]", $"{2.0 * 2048 * 2048 * 2048 / seconds / 1e9:F0} GFLOP/s");
 }
-
-// 1. Matmul roofline.
-var roofline = new Dictionary<ScalarType, double>();
-foreach (var (m, k, n) in new[] { (4096L, 384L, 1536L), (2048L, 2048L, 2048L) })
-    foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
-    {
-        using var a = torch.randn(m, k).to_type(type);
-        using var b = torch.randn(k, n).to_type(type);
-        int reps = m == 2048 ? 2 : 5;
-        double seconds = Bench.Median(runs, warmup: 1, () => { for (int i = 0; i < reps; i++) torch.matmul(a, b).Dispose(); }) / reps;
-        double gflops = 2.0 * m * k * n / seconds / 1e9;
-        if (m == 4096) roofline[type] = gflops;
-        Row($"matmul {Bench.Name(type)} [{m}x{k}]x[{k}x{n}]", $"{gflops:F0} GFLOP/s", m == 4096 ? "roofline for MFU" : "");
-    }
 
 // 2. Inference at 32 x 128: SharpTune fp32, bf16 (autocast), ONNX Runtime fp32 — the same weights.
 string modelDir = PackagedModels.MiniLM();
@@ -81,19 +66,18 @@ using var inputIds = torch.tensor(flatIds, BatchSize, SequenceLength);
 using var typeIds = torch.zeros(BatchSize, SequenceLength, ScalarType.Int64);
 using var mask = torch.ones(BatchSize, SequenceLength, ScalarType.Int64);
 
-double Infer(Precision precision) => Bench.Median(runs, warmup: 1, () =>
+Action Infer(Precision precision) => () =>
 {
     using var scope = NewDisposeScope();
     using var noGrad = torch.no_grad();
     using var cast = Autocast.Enter(precision);
     encoder.call(inputIds, typeIds, mask);
-});
-double fp32Infer = BatchSize / Infer(Precision.Fp32);
-double bf16Infer = BatchSize / Infer(Precision.Bf16);
+};
 
 string onnxPath = Path.Combine(Path.GetTempPath(), $"sharptune-bench-{Environment.ProcessId}.onnx");
 PackagedResources.ExtractToFile(PackagedResources.MiniLMAssemblyPath, PackagedResources.MiniLMOnnx, onnxPath);
-double ortInfer;
+double fp32Infer, bf16Infer, ortInfer;
+var roofline = new Dictionary<ScalarType, double>();
 using (var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL })
 using (var session = new InferenceSession(onnxPath, options))
 {
@@ -106,8 +90,13 @@ using (var session = new InferenceSession(onnxPath, options))
     };
     var inputs = session.InputMetadata.Keys
         .Select(name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor(feeds[name], shape))).ToList();
-    ortInfer = BatchSize / Bench.Median(runs, warmup: 1, () => { using var results = session.Run(inputs); });
+    double[] t = Bench.Interleaved(runs, Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16),
+        Infer(Precision.Fp32), Infer(Precision.Bf16), () => { using var results = session.Run(inputs); });
+    roofline[ScalarType.Float32] = MatmulGflops(t[0]);
+    roofline[ScalarType.BFloat16] = MatmulGflops(t[1]);
+    (fp32Infer, bf16Infer, ortInfer) = (BatchSize / t[2], BatchSize / t[3], BatchSize / t[4]);
 }
+foreach (var (type, gflops) in roofline) Row($"matmul {Bench.Name(type)} [4096x384]x[384x1536]", $"{gflops:F0} GFLOP/s", "roofline for MFU (measured in the inference rounds)");
 File.Delete(onnxPath);
 Row($"inference SharpTune fp32 ({BatchSize}x{SequenceLength})", $"{fp32Infer:F1} samples/s", $"{fp32Infer / ortInfer:F2}x ORT fp32");
 Row($"inference SharpTune bf16 ({BatchSize}x{SequenceLength})", $"{bf16Infer:F1} samples/s", $"{bf16Infer / ortInfer:F2}x ORT fp32");
@@ -123,34 +112,33 @@ using (var scope = NewDisposeScope())
     double maxDiff = (mixed - reference).abs().max().item<float>();
     double cosine = nn.functional.cosine_similarity(mixed.flatten(0, 1), reference.flatten(0, 1), dim: 1).min().item<float>();
     double scale = reference.abs().max().item<float>();
-    Row("bf16 vs fp32 last_hidden_state", $"max |diff| {maxDiff:F3}", $"min token cosine {cosine:F5}; max |fp32| {scale:F2}");
+    Row("bf16 vs fp32 last_hidden_state (the real batch)", $"max |diff| {maxDiff:F3}", $"min token cosine {cosine:F5}; max |fp32| {scale:F2}");
 }
 
 // 3. Full fine-tuning: forward + backward + AdamW step at 32 x 128, and MFU against the fp32 roofline.
 double forwardFlops = Bench.ForwardFlops(encoder.Config, BatchSize, SequenceLength);
 var classifier = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
 using var labels = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
-double Train(Precision precision)
+classifier.train();
+using var optimizer = torch.optim.AdamW(classifier.parameters(), lr: 2e-5, weight_decay: 0.01);
+Action Train(Precision precision) => () =>
 {
-    classifier.train();
-    using var optimizer = torch.optim.AdamW(classifier.parameters(), lr: 2e-5, weight_decay: 0.01);
-    return Bench.Median(runs, warmup: 1, () =>
-    {
-        using var scope = NewDisposeScope();
-        Tensor logits;
-        using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
-        Tensor loss = Losses.Compute(ProblemType.SingleLabelClassification, logits, labels);
-        loss.backward();
-        optimizer.step();
-        optimizer.zero_grad();
-    });
-}
-double fp32Step = Train(Precision.Fp32), bf16Step = Train(Precision.Bf16);
+    using var scope = NewDisposeScope();
+    Tensor logits;
+    using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
+    Tensor loss = Losses.Compute(ProblemType.SingleLabelClassification, logits, labels);
+    loss.backward();
+    optimizer.step();
+    optimizer.zero_grad();
+};
+double[] trainTimes = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16), Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16));
+double fp32Step = trainTimes[0], bf16Step = trainTimes[1];
+double trainRoofFp32 = MatmulGflops(trainTimes[2]), trainRoofBf16 = MatmulGflops(trainTimes[3]);
 double stepFlops = 3 * forwardFlops;
 Row($"train full FT fp32 ({BatchSize}x{SequenceLength})", $"{BatchSize / fp32Step:F1} samples/s",
-    $"MFU {stepFlops / fp32Step / 1e9 / roofline[ScalarType.Float32]:P0} of fp32 matmul ({stepFlops / fp32Step / 1e9:F0} GFLOP/s)");
+    $"MFU {stepFlops / fp32Step / 1e9 / trainRoofFp32:P0} of fp32 matmul ({stepFlops / fp32Step / 1e9:F0} GFLOP/s)");
 Row($"train full FT bf16 ({BatchSize}x{SequenceLength})", $"{BatchSize / bf16Step:F1} samples/s",
-    $"{fp32Step / bf16Step:F2}x fp32; MFU {stepFlops / bf16Step / 1e9 / roofline[ScalarType.BFloat16]:P0} of bf16 matmul ({stepFlops / bf16Step / 1e9:F0} GFLOP/s)");
+    $"{fp32Step / bf16Step:F2}x fp32; MFU {stepFlops / bf16Step / 1e9 / trainRoofBf16:P0} of bf16 matmul ({stepFlops / bf16Step / 1e9:F0} GFLOP/s)");
 
 // 4. Tokenization throughput on the spam training set (single thread, truncation at 512 as the CLI would not; all tokens counted).
 var tokenizeTexts = quick ? texts.Take(2000).ToList() : texts;
@@ -178,10 +166,11 @@ Row("peak RSS (VmHWM)", $"{Bench.PeakRssMegabytes():F0} MB", "whole benchmark pr
 
 string machine = $"{Bench.CpuModel()}, {threads} logical CPUs visible, {libtorch} / libtorch-cpu 2.10.0, torch threads {torch.get_num_threads()}";
 var markdown = new StringBuilder();
+string load = File.ReadAllText("/proc/loadavg").Split(' ')[0];
 markdown.AppendLine("# SharpTune benchmark").AppendLine();
 markdown.AppendLine($"Command: `dotnet run -c Release --project bench/SharpTune.Bench{(quick ? " -- --quick" : "")}`  ");
 markdown.AppendLine($"Machine: {machine}  ");
-markdown.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure is the median of {runs} runs after 1 warm-up run." +
+markdown.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure is the median of {runs} runs after 1 warm-up run; load average at the end {load} on {threads} CPUs (other processes share them)." +
     (Environment.GetEnvironmentVariable("MKL_ENABLE_INSTRUCTIONS") is { } mkl ? $" MKL_ENABLE_INSTRUCTIONS={mkl}." : "")).AppendLine();
 markdown.AppendLine("| Figure | Value | Note |").AppendLine("|---|---:|---|");
 foreach (var (figure, value, note) in rows) markdown.AppendLine($"| {figure} | {value} | {note} |");
@@ -192,6 +181,32 @@ Console.WriteLine($"wrote {output}");
 
 internal static class Bench
 {
+    /// <summary>
+    /// Median wall time in seconds of each action, run in rounds (each action once per round) after one warm-up round,
+    /// so that foreign load on a shared machine falls on all of them alike.
+    /// </summary>
+    public static double[] Interleaved(int runs, params Action[] actions)
+    {
+        foreach (Action action in actions) action();
+        var times = new double[actions.Length][];
+        for (int a = 0; a < actions.Length; a++) times[a] = new double[runs];
+        for (int r = 0; r < runs; r++)
+            for (int a = 0; a < actions.Length; a++)
+            {
+                var clock = Stopwatch.StartNew();
+                actions[a]();
+                times[a][r] = clock.Elapsed.TotalSeconds;
+            }
+        return times.Select(t => Median(t)).ToArray();
+    }
+
+    private static double Median(double[] times)
+    {
+        Array.Sort(times);
+        int n = times.Length;
+        return n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+    }
+
     /// <summary>Median wall time in seconds of <paramref name="runs"/> calls after <paramref name="warmup"/> untimed ones.</summary>
     public static double Median(int runs, int warmup, Action action)
     {
@@ -203,8 +218,7 @@ internal static class Bench
             action();
             times[i] = clock.Elapsed.TotalSeconds;
         }
-        Array.Sort(times);
-        return runs % 2 == 1 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
+        return Median(times);
     }
 
     public static BertModel LoadEncoder(HfModelDirectory dir)
