@@ -14,7 +14,10 @@ namespace SharpTune.Models;
 /// <param name="PooledOutput">[batch, hidden]: tanh(dense(first token)); null when the model has no pooler.</param>
 public sealed record EncoderOutput(Tensor LastHiddenState, Tensor? PooledOutput);
 
-/// <summary>A BERT-family encoder whose parameter names equal HF <c>BertModel</c> keys.</summary>
+/// <summary>
+/// A BERT-family encoder whose parameter names equal HF <c>BertModel</c> keys. Its Linear layers run in bfloat16
+/// inside an <see cref="Autocast"/> scope; residual sums and LayerNorm stay float32 there by type promotion.
+/// </summary>
 public sealed class BertModel : Module<Tensor, Tensor?, Tensor?, EncoderOutput>
 {
     private readonly BertEmbeddings embeddings;
@@ -321,6 +324,7 @@ internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
     public override Tensor forward(Tensor lastHiddenState)
     {
         Tensor first = lastHiddenState.select(1, 0);
+        // Heads are float32: under bf16 autocast the pooled vector goes back to float32 (a no-op otherwise).
         return torch.tanh(Autocast.Linear(dense, first)).to_type(ScalarType.Float32);
     }
 }
