@@ -112,7 +112,7 @@ using (var scope = NewDisposeScope())
     double maxDiff = (mixed - reference).abs().max().item<float>();
     double cosine = nn.functional.cosine_similarity(mixed.flatten(0, 1), reference.flatten(0, 1), dim: 1).min().item<float>();
     double scale = reference.abs().max().item<float>();
-    Row("bf16 vs fp32 last_hidden_state (the real batch)", $"max |diff| {maxDiff:F3}", $"min token cosine {cosine:F5}; max |fp32| {scale:F2}");
+    Row("bf16 vs fp32 last_hidden_state (the real batch)", $"max abs diff {maxDiff:F3}", $"min token cosine {cosine:F5}; max abs fp32 {scale:F2}");
 }
 
 // 3. Full fine-tuning: forward + backward + AdamW step at 32 x 128, and MFU against the fp32 roofline.
