@@ -14,7 +14,10 @@ namespace SharpTune.Models;
 /// <param name="PooledOutput">[batch, hidden]: tanh(dense(first token)); null when the model has no pooler.</param>
 public sealed record EncoderOutput(Tensor LastHiddenState, Tensor? PooledOutput);
 
-/// <summary>A BERT-family encoder whose parameter names equal HF <c>BertModel</c> keys.</summary>
+/// <summary>
+/// A BERT-family encoder whose parameter names equal HF <c>BertModel</c> keys. Its Linear layers run in bfloat16
+/// inside an <see cref="Autocast"/> scope; residual sums and LayerNorm stay float32 there by type promotion.
+/// </summary>
 public sealed class BertModel : Module<Tensor, Tensor?, Tensor?, EncoderOutput>
 {
     private readonly BertEmbeddings embeddings;
@@ -203,9 +206,9 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>, ILine
     {
         long batch = hidden.shape[0], sequence = hidden.shape[1];
         // [batch, sequence, hidden] → [batch, heads, sequence, head_dim]
-        Tensor q = query.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
-        Tensor k = key.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
-        Tensor v = value.call(hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor q = Autocast.Linear(query, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor k = Autocast.Linear(key, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
+        Tensor v = Autocast.Linear(value, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
         Tensor context = functional.scaled_dot_product_attention(q, k, v, keyMask, training ? attentionDropout : 0.0);
         return context.transpose(1, 2).reshape(batch, sequence, heads * headDim);
     }
@@ -237,7 +240,7 @@ internal sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>, ILinearHo
         register_module(name, replacement);
     }
 
-    public override Tensor forward(Tensor attended, Tensor residual) => LayerNorm.call(dropout.call(dense.call(attended)) + residual);
+    public override Tensor forward(Tensor attended, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, attended)) + residual);
 }
 
 internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
@@ -264,7 +267,7 @@ internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
         register_module(name, replacement);
     }
 
-    public override Tensor forward(Tensor hidden) => Activations.Apply(activation, dense.call(hidden));
+    public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
 }
 
 internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
@@ -293,7 +296,7 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
         register_module(name, replacement);
     }
 
-    public override Tensor forward(Tensor expanded, Tensor residual) => LayerNorm.call(dropout.call(dense.call(expanded)) + residual);
+    public override Tensor forward(Tensor expanded, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, expanded)) + residual);
 }
 
 internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
@@ -321,7 +324,8 @@ internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
     public override Tensor forward(Tensor lastHiddenState)
     {
         Tensor first = lastHiddenState.select(1, 0);
-        return torch.tanh(dense.call(first));
+        // Heads are float32: under bf16 autocast the pooled vector goes back to float32 (a no-op otherwise).
+        return torch.tanh(Autocast.Linear(dense, first)).to_type(ScalarType.Float32);
     }
 }
 

@@ -14,11 +14,12 @@ public sealed record EvaluationOutput(double Loss, float[][] Probabilities, Eval
 public static class Evaluator
 {
     /// <summary>Per-class probabilities for every example of <paramref name="data"/>, in dataset order.</summary>
-    public static float[][] Predict(SequenceClassifier model, TaskDataset data, int batchSize, Device device) =>
-        Run(model, data, batchSize, device, withMetrics: false).Probabilities;
+    public static float[][] Predict(SequenceClassifier model, TaskDataset data, int batchSize, Device device, Precision precision = Precision.Fp32) =>
+        Run(model, data, batchSize, device, withMetrics: false, precision).Probabilities;
 
-    /// <summary>Runs the model over <paramref name="data"/> and computes loss and metrics.</summary>
-    public static EvaluationOutput Run(SequenceClassifier model, TaskDataset data, int batchSize, Device device, bool withMetrics = true)
+    /// <summary>Runs the model over <paramref name="data"/> and computes loss and metrics; <paramref name="precision"/>: see <see cref="Autocast"/>.</summary>
+    public static EvaluationOutput Run(SequenceClassifier model, TaskDataset data, int batchSize, Device device, bool withMetrics = true,
+        Precision precision = Precision.Fp32)
     {
         bool wasTraining = model.training;
         model.eval();
@@ -26,6 +27,7 @@ public static class Evaluator
         double lossSum = 0;
         var batcher = new Batcher(data, batchSize, bucketing: true, model.Encoder.Config.PadTokenId);
         using (no_grad())
+        using (Autocast.Enter(precision))
             foreach (int[] indices in batcher.SortedPlan())
             {
                 using var scope = NewDisposeScope();

@@ -20,8 +20,9 @@ public sealed class FeatureCache : IDisposable
         this.sequences = sequences;
     }
 
-    /// <summary>Encodes every example of <paramref name="data"/> once.</summary>
-    public static FeatureCache Build(SequenceClassifier model, TaskDataset data, int batchSize, Device device, IProgress<TrainingEvent>? progress = null)
+    /// <summary>Encodes every example of <paramref name="data"/> once (the encoder in <paramref name="precision"/>, the features float32).</summary>
+    public static FeatureCache Build(SequenceClassifier model, TaskDataset data, int batchSize, Device device, IProgress<TrainingEvent>? progress = null,
+        Precision precision = Precision.Fp32)
     {
         var clock = Stopwatch.StartNew();
         bool sequence = model.Head.Input == HeadInput.Sequence;
@@ -30,6 +31,7 @@ public sealed class FeatureCache : IDisposable
         model.Encoder.eval();
         var batcher = new Batcher(data, batchSize, bucketing: true, model.Encoder.Config.PadTokenId);
         using (no_grad())
+        using (Autocast.Enter(precision))
             foreach (int[] indices in batcher.SortedPlan())
             {
                 using var scope = NewDisposeScope();

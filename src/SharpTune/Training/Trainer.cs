@@ -45,7 +45,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         // 2. A backbone frozen for the whole run is computed once: the head trains on cached features.
         var clock = Stopwatch.StartNew();
         FeatureCache? cache = options.CacheFrozenFeatures && BackboneFrozenThroughout(plan, layers)
-            ? FeatureCache.Build(model, train, options.BatchSize, device, progress) : null;
+            ? FeatureCache.Build(model, train, options.BatchSize, device, progress, options.Precision) : null;
 
         var batcher = new Batcher(train, options.BatchSize, options.LengthBucketing, model.Encoder.Config.PadTokenId);
         int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
@@ -150,7 +150,11 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             var (features, mask) = cache.Features(batch.Indices, device);
             logits = model.Head.call(features, mask);
         }
-        else logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
+        else
+        {
+            using var autocast = Autocast.Enter(options.Precision);
+            logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
+        }
         Tensor loss = Losses.Compute(problem, logits, targets);
         (loss * scale).backward();
         return loss.item<float>();
@@ -161,7 +165,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         ref int withoutImprovement, List<EvaluationEvent> evaluations, double trainLoss)
     {
         var clock = Stopwatch.StartNew();
-        EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device);
+        EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device, precision: options.Precision);
         evaluationSeconds += clock.Elapsed.TotalSeconds;
         double value = output.Metrics.TryGetValue(options.MetricForBest, out double v) ? v
             : throw new SharpTuneException($"--metric '{options.MetricForBest}' is not computed for {eval.Problem}; available: {string.Join(", ", output.Metrics.Keys)}.");

@@ -1,3 +1,4 @@
+using SharpTune.Models;
 using SharpTune.Strategies;
 
 namespace SharpTune.Training;
@@ -44,6 +45,8 @@ public sealed record TrainingOptions
     public bool LengthBucketing { get; init; } = true;
     /// <summary>With a backbone frozen for the whole run, encode each example once and train the head on the cached features.</summary>
     public bool CacheFrozenFeatures { get; init; } = true;
+    /// <summary>Number format of the encoder's matrix multiplications (weights and optimizer stay float32).</summary>
+    public Precision Precision { get; init; } = Precision.Fp32;
     /// <summary>Device: cpu, cuda, cuda:1 …</summary>
     public string Device { get; init; } = "cpu";
 

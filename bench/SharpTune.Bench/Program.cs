@@ -1,0 +1,276 @@
+// SharpTune speed benchmark: one table, each figure the median of several timed runs after warm-up, with the
+// ONNX Runtime peer measured in the same process. Writes bench/RESULTS.md. Usage:
+//   dotnet run -c Release --project bench/SharpTune.Bench [-- --quick] [--out PATH]
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.OnnxRuntime;
+using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>;
+using SharpTune.Checkpoints;
+using SharpTune.Data;
+using SharpTune.Heads;
+using SharpTune.Models;
+using SharpTune.Native;
+using SharpTune.Tokenization;
+using SharpTune.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+using Tensor = TorchSharp.torch.Tensor;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+bool quick = args.Contains("--quick");
+string output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? Path.Combine(Bench.RepoRoot(), "bench", "RESULTS.md");
+int runs = quick ? 3 : 7;
+const int BatchSize = 32, SequenceLength = 128;
+
+string libtorch = TorchRuntime.EnsureLoaded();
+int threads = Environment.ProcessorCount;
+torch.set_num_threads(threads);
+var rows = new List<(string Figure, string Value, string Note)>();
+void Row(string figure, string value, string note = "")
+{
+    rows.Add((figure, value, note));
+    Console.WriteLine($"{figure,-52} {value,16}  {note}");
+}
+
+// 1. Matmul roofline. Other processes may share the CPU, so every figure that is compared with another is
+// measured in the same rounds (A, B, C, A, B, C, …): a burst of foreign load hits both sides alike.
+var matrices = new Dictionary<ScalarType, (Tensor A, Tensor B)>();
+foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+    matrices[type] = (torch.randn(4096, 384).to_type(type), torch.randn(384, 1536).to_type(type));
+Action Matmul(ScalarType type) => () => { for (int i = 0; i < 5; i++) torch.matmul(matrices[type].A, matrices[type].B).Dispose(); };
+double MatmulGflops(double seconds) => 2.0 * 4096 * 384 * 1536 * 5 / seconds / 1e9;
+foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+{
+    using var a = torch.randn(2048, 2048).to_type(type);
+    using var b = torch.randn(2048, 2048).to_type(type);
+    double seconds = Bench.Median(runs, warmup: 1, () => torch.matmul(a, b).Dispose());
+    Row($"matmul {Bench.Name(type)} [2048x2048]x[2048x2048]", $"{2.0 * 2048 * 2048 * 2048 / seconds / 1e9:F0} GFLOP/s");
+}
+
+// 2. Inference at 32 x 128: SharpTune fp32, bf16 (autocast), ONNX Runtime fp32 — the same weights.
+string modelDir = PackagedModels.MiniLM();
+HfModelDirectory dir = HfModelDirectory.Open(modelDir);
+BertModel encoder = Bench.LoadEncoder(dir);
+encoder.eval();
+var tokenizer = BertTokenizer.FromDirectory(modelDir);
+string dataPath = File.Exists("/work/shared/data/spamassassin/train.csv")
+    ? "/work/shared/data/spamassassin/train.csv" : Path.Combine(Bench.RepoRoot(), "data", "spam-sample", "train.csv");
+LoadedData spam = TextDataset.Load(dataPath);
+var texts = spam.Examples.Select(e => e.Text).ToList();
+// A real batch: the first 32 emails long enough to fill 128 tokens, so there is no padding at all.
+long[][] ids = texts.Select(t => tokenizer.Encode(t, maxLength: SequenceLength).InputIds).Where(x => x.Length == SequenceLength).Take(BatchSize).ToArray();
+long[] flatIds = ids.SelectMany(x => x).ToArray();
+using var inputIds = torch.tensor(flatIds, BatchSize, SequenceLength);
+using var typeIds = torch.zeros(BatchSize, SequenceLength, ScalarType.Int64);
+using var mask = torch.ones(BatchSize, SequenceLength, ScalarType.Int64);
+
+Action Infer(Precision precision) => () =>
+{
+    using var scope = NewDisposeScope();
+    using var noGrad = torch.no_grad();
+    using var cast = Autocast.Enter(precision);
+    encoder.call(inputIds, typeIds, mask);
+};
+
+string onnxPath = Path.Combine(Path.GetTempPath(), $"sharptune-bench-{Environment.ProcessId}.onnx");
+PackagedResources.ExtractToFile(PackagedResources.MiniLMAssemblyPath, PackagedResources.MiniLMOnnx, onnxPath);
+double fp32Infer, bf16Infer, ortInfer;
+var roofline = new Dictionary<ScalarType, double>();
+using (var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL })
+using (var session = new InferenceSession(onnxPath, options))
+{
+    int[] shape = [BatchSize, SequenceLength];
+    var feeds = new Dictionary<string, long[]>
+    {
+        ["input_ids"] = flatIds,
+        ["attention_mask"] = Enumerable.Repeat(1L, flatIds.Length).ToArray(),
+        ["token_type_ids"] = new long[flatIds.Length],
+    };
+    var inputs = session.InputMetadata.Keys
+        .Select(name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor(feeds[name], shape))).ToList();
+    double[] t = Bench.Interleaved(runs, Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16),
+        Infer(Precision.Fp32), Infer(Precision.Bf16), () => { using var results = session.Run(inputs); });
+    roofline[ScalarType.Float32] = MatmulGflops(t[0]);
+    roofline[ScalarType.BFloat16] = MatmulGflops(t[1]);
+    (fp32Infer, bf16Infer, ortInfer) = (BatchSize / t[2], BatchSize / t[3], BatchSize / t[4]);
+}
+foreach (var (type, gflops) in roofline) Row($"matmul {Bench.Name(type)} [4096x384]x[384x1536]", $"{gflops:F0} GFLOP/s", "roofline for MFU (measured in the inference rounds)");
+File.Delete(onnxPath);
+Row($"inference SharpTune fp32 ({BatchSize}x{SequenceLength})", $"{fp32Infer:F1} samples/s", $"{fp32Infer / ortInfer:F2}x ORT fp32");
+Row($"inference SharpTune bf16 ({BatchSize}x{SequenceLength})", $"{bf16Infer:F1} samples/s", $"{bf16Infer / ortInfer:F2}x ORT fp32");
+Row($"inference ONNX Runtime fp32 ({BatchSize}x{SequenceLength})", $"{ortInfer:F1} samples/s", $"IntraOpNumThreads={threads}, ORT_ENABLE_ALL");
+
+// bf16 numerics: last_hidden_state of the real batch against fp32.
+using (var noGrad = torch.no_grad())
+using (var scope = NewDisposeScope())
+{
+    Tensor reference = encoder.call(inputIds, typeIds, mask).LastHiddenState;
+    Tensor mixed;
+    using (Autocast.Enter(Precision.Bf16)) mixed = encoder.call(inputIds, typeIds, mask).LastHiddenState;
+    double maxDiff = (mixed - reference).abs().max().item<float>();
+    double cosine = nn.functional.cosine_similarity(mixed.flatten(0, 1), reference.flatten(0, 1), dim: 1).min().item<float>();
+    double scale = reference.abs().max().item<float>();
+    Row("bf16 vs fp32 last_hidden_state (the real batch)", $"max abs diff {maxDiff:F3}", $"min token cosine {cosine:F5}; max abs fp32 {scale:F2}");
+}
+
+// 3. Full fine-tuning: forward + backward + AdamW step at 32 x 128, and MFU against the fp32 roofline.
+double forwardFlops = Bench.ForwardFlops(encoder.Config, BatchSize, SequenceLength);
+var classifier = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
+using var labels = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
+classifier.train();
+using var optimizer = torch.optim.AdamW(classifier.parameters(), lr: 2e-5, weight_decay: 0.01);
+Action Train(Precision precision) => () =>
+{
+    using var scope = NewDisposeScope();
+    Tensor logits;
+    using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
+    Tensor loss = Losses.Compute(ProblemType.SingleLabelClassification, logits, labels);
+    loss.backward();
+    optimizer.step();
+    optimizer.zero_grad();
+};
+double[] trainTimes = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16), Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16));
+double fp32Step = trainTimes[0], bf16Step = trainTimes[1];
+double trainRoofFp32 = MatmulGflops(trainTimes[2]), trainRoofBf16 = MatmulGflops(trainTimes[3]);
+double stepFlops = 3 * forwardFlops;
+Row($"train full FT fp32 ({BatchSize}x{SequenceLength})", $"{BatchSize / fp32Step:F1} samples/s",
+    $"MFU {stepFlops / fp32Step / 1e9 / trainRoofFp32:P0} of fp32 matmul ({stepFlops / fp32Step / 1e9:F0} GFLOP/s)");
+Row($"train full FT bf16 ({BatchSize}x{SequenceLength})", $"{BatchSize / bf16Step:F1} samples/s",
+    $"{fp32Step / bf16Step:F2}x fp32; MFU {stepFlops / bf16Step / 1e9 / trainRoofBf16:P0} of bf16 matmul ({stepFlops / bf16Step / 1e9:F0} GFLOP/s)");
+
+// 4. Tokenization throughput on the spam training set (single thread, truncation at 512 as the CLI would not; all tokens counted).
+var tokenizeTexts = quick ? texts.Take(2000).ToList() : texts;
+long tokens = 0;
+double tokenizeSeconds = Bench.Median(runs, warmup: 1, () =>
+{
+    long count = 0;
+    foreach (string text in tokenizeTexts) count += tokenizer.TokenizeToIds(text).Length;
+    tokens = count;
+});
+Row("tokenization (BertTokenizer, 1 thread)", $"{tokens / tokenizeSeconds / 1e6:F2} M tokens/s",
+    $"{tokenizeTexts.Count} emails of {Path.GetFileName(Path.GetDirectoryName(dataPath))}/train.csv, {tokens} tokens");
+
+// 5. Padding ratio at max length 128, batch 32, with and without length bucketing.
+var encoded = texts.Select(t => tokenizer.Encode(t, maxLength: SequenceLength)).ToList();
+var dataset = new TaskDataset(ProblemType.SingleLabelClassification, 2, encoded.Select(e => e.InputIds).ToList(),
+    encoded.Select(e => e.TokenTypeIds).ToList(), labels: encoded.Select(_ => 0L).ToList());
+var bucketed = new Batcher(dataset, BatchSize, bucketing: true);
+var unbucketed = new Batcher(dataset, BatchSize, bucketing: false);
+Row("padding ratio, no bucketing (padded/real tokens)", $"{unbucketed.PaddingRatio(unbucketed.Plan(42, 0)):F3}", $"{dataset.Count} examples, max length {SequenceLength}");
+Row("padding ratio, length bucketing", $"{bucketed.PaddingRatio(bucketed.Plan(42, 0)):F3}", $"buckets of {Batcher.BucketBatches} batches");
+
+// 6. Peak memory of the whole run.
+Row("peak RSS (VmHWM)", $"{Bench.PeakRssMegabytes():F0} MB", "whole benchmark process");
+
+string machine = $"{Bench.CpuModel()}, {threads} logical CPUs visible, {libtorch} / libtorch-cpu 2.10.0, torch threads {torch.get_num_threads()}";
+var markdown = new StringBuilder();
+string load = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+markdown.AppendLine("# SharpTune benchmark").AppendLine();
+markdown.AppendLine($"Command: `dotnet run -c Release --project bench/SharpTune.Bench{(quick ? " -- --quick" : "")}`  ");
+markdown.AppendLine($"Machine: {machine}  ");
+markdown.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure is the median of {runs} runs after 1 warm-up run; load average at the end {load} on {threads} CPUs (other processes share them)." +
+    (Environment.GetEnvironmentVariable("MKL_ENABLE_INSTRUCTIONS") is { } mkl ? $" MKL_ENABLE_INSTRUCTIONS={mkl}." : "")).AppendLine();
+markdown.AppendLine("| Figure | Value | Note |").AppendLine("|---|---:|---|");
+foreach (var (figure, value, note) in rows) markdown.AppendLine($"| {figure} | {value} | {note} |");
+markdown.AppendLine().AppendLine(Bench.FlopsNote(encoder.Config, BatchSize, SequenceLength, forwardFlops));
+Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+File.WriteAllText(output, markdown.ToString());
+Console.WriteLine($"wrote {output}");
+
+internal static class Bench
+{
+    /// <summary>
+    /// Median wall time in seconds of each action, run in rounds (each action once per round) after one warm-up round,
+    /// so that foreign load on a shared machine falls on all of them alike.
+    /// </summary>
+    public static double[] Interleaved(int runs, params Action[] actions)
+    {
+        foreach (Action action in actions) action();
+        var times = new double[actions.Length][];
+        for (int a = 0; a < actions.Length; a++) times[a] = new double[runs];
+        for (int r = 0; r < runs; r++)
+            for (int a = 0; a < actions.Length; a++)
+            {
+                var clock = Stopwatch.StartNew();
+                actions[a]();
+                times[a][r] = clock.Elapsed.TotalSeconds;
+            }
+        return times.Select(t => Median(t)).ToArray();
+    }
+
+    private static double Median(double[] times)
+    {
+        Array.Sort(times);
+        int n = times.Length;
+        return n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+    }
+
+    /// <summary>Median wall time in seconds of <paramref name="runs"/> calls after <paramref name="warmup"/> untimed ones.</summary>
+    public static double Median(int runs, int warmup, Action action)
+    {
+        for (int i = 0; i < warmup; i++) action();
+        var times = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            action();
+            times[i] = clock.Elapsed.TotalSeconds;
+        }
+        return Median(times);
+    }
+
+    public static BertModel LoadEncoder(HfModelDirectory dir)
+    {
+        var model = new BertModel(dir.Config);
+        var weights = dir.LoadWeights();
+        StateDict.LoadStrict(model, weights, dir.WeightsPath, KeyMap.HuggingFaceBert, StateDict.BertModelIgnore);
+        foreach (var t in weights.Values) t.Dispose();
+        return model;
+    }
+
+    // Matmul FLOPs of one forward pass (a multiply-add = 2 FLOPs):
+    //   2·T·P_linear for the Linear layers (T = batch·sequence tokens, P_linear = weights of Q, K, V, attention
+    //   output, intermediate and output dense per layer; embeddings are lookups, not matmuls),
+    //   + 4·B·S²·H per layer for attention scores QKᵀ and the weighted sum with V,
+    //   + 2·B·H² for the pooler. A training step is 3× a forward (backward = 2× forward).
+    public static double ForwardFlops(BertConfig c, int batch, int sequence)
+    {
+        double h = c.HiddenSize, i = c.IntermediateSize, tokens = (double)batch * sequence;
+        double linearPerLayer = 4 * h * h + 2 * h * i;
+        double attentionPerLayer = 4.0 * batch * sequence * sequence * h;
+        return c.NumHiddenLayers * (2 * tokens * linearPerLayer + attentionPerLayer) + 2 * batch * h * h;
+    }
+
+    public static string FlopsNote(BertConfig c, int batch, int sequence, double forwardFlops) =>
+        $"MFU = achieved FLOP/s ÷ the [4096x384]x[384x1536] matmul rate of the same dtype. FLOPs of a training step = " +
+        $"3 × forward; forward = L·(2·T·(4H² + 2·H·I) + 4·B·S²·H) + 2·B·H² (T = B·S tokens; Linear layers, attention " +
+        $"scores and weighted sum, pooler) = {forwardFlops / 1e9:F1} GFLOP for L={c.NumHiddenLayers}, H={c.HiddenSize}, " +
+        $"I={c.IntermediateSize}, B={batch}, S={sequence}. Element-wise work (GELU, LayerNorm, softmax, AdamW) is not counted.";
+
+    public static double PeakRssMegabytes()
+    {
+        foreach (string line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+        return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
+    }
+
+    public static string CpuModel()
+    {
+        string? model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+        string flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
+        string isa = string.Join(' ', new[] { "avx2", "avx512f", "avx512_bf16", "amx_bf16" }.Where(f => flags.Split(' ').Contains(f)));
+        return $"{model?.Split(':', 2)[1].Trim() ?? "unknown CPU"} ({isa})";
+    }
+
+    public static string Name(ScalarType type) => type == ScalarType.BFloat16 ? "bf16" : "fp32";
+
+    public static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "SharpTune.slnx"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+}
