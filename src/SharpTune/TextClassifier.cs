@@ -59,28 +59,18 @@ public sealed class TextClassifier : IDisposable
     public static TextClassifier Create(string? modelDirectory, Func<int, int, Head> head, LabelSet labels,
         ProblemType problem = ProblemType.SingleLabelClassification, int maxLength = 128, int seed = 42)
     {
-        string directory = modelDirectory ?? PackagedModels.MiniLM();
-        HfModelDirectory hf = HfModelDirectory.Open(directory);
-        if (maxLength < 2 || maxLength > hf.Config.MaxPositionEmbeddings)
-            throw new SharpTuneException($"--max-length must be in [2, {hf.Config.MaxPositionEmbeddings}] for {directory}, got {maxLength}.");
         if (labels.Count == 0) throw new SharpTuneException("No labels: the training data has no label values.");
-        var tokenizer = BertTokenizer.FromDirectory(directory);
-        if (tokenizer.VocabSize > hf.Config.VocabSize)
-            throw new SharpTuneException($"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but config.json vocab_size is {hf.Config.VocabSize}.");
-
         torch.manual_seed(seed);
-        var encoder = new BertModel(hf.Config);
-        var weights = hf.LoadWeights();
-        try
+        var encoder = PretrainedEncoder.Load(modelDirectory);
+        int maxPositions = encoder.Directory.Config.MaxPositionEmbeddings;
+        if (maxLength < 2 || maxLength > maxPositions)
         {
-            StateDict.LoadStrict(encoder, weights, hf.WeightsPath, KeyMap.HuggingFaceBert, StateDict.BertModelIgnore);
+            encoder.Dispose();
+            throw new SharpTuneException($"--max-length must be in [2, {maxPositions}] for {encoder.Directory.Path}, got {maxLength}.");
         }
-        finally
-        {
-            foreach (var t in weights.Values) t.Dispose();
-        }
+        var (bert, tokenizer, hf) = (encoder.Model, encoder.Tokenizer, encoder.Directory);
         int outputs = problem == ProblemType.Regression ? 1 : labels.Count;
-        var model = new SequenceClassifier(encoder, head(hf.Config.HiddenSize, outputs));
+        var model = new SequenceClassifier(bert, head(hf.Config.HiddenSize, outputs));
         return new TextClassifier(model, tokenizer, labels, problem, maxLength, null);
     }
 
