@@ -16,6 +16,9 @@ public static class CliApp
             if (console is not null) config.ConfigureConsole(console);
             config.PropagateExceptions();
             config.AddCommand<VersionCommand>("version").WithDescription("Print the SharpTune and libtorch versions.");
+            config.AddCommand<Commands.TrainCommand>("train").WithDescription("Fine-tune a pretrained encoder with a new head; writes the model and the run's record to --out.");
+            config.AddCommand<Commands.EvaluateCommand>("evaluate").WithDescription("Loss and metrics of a trained model on labelled data.");
+            config.AddCommand<Commands.PredictCommand>("predict").WithDescription("Labels and per-class probabilities of texts.");
         });
         try
         {
