@@ -10,7 +10,7 @@ namespace SharpTune.Cli;
 /// evaluations, early stopping and the freeze audit. On a terminal the bars are live; when the output is
 /// redirected (not interactive) it prints one line per epoch and per evaluation instead.
 /// </summary>
-internal sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEvent>
+public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEvent>
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
     private ProgressContext? live;

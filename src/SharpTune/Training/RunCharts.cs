@@ -43,9 +43,15 @@ internal static class RunCharts
             line.MarkerSize = 7;
             line.Axes.YAxis = plot.Axes.Right;
         }
-        if (metrics.Count > 0) plot.Axes.Right.Label.Text = "metric";
+        if (metrics.Count > 0)
+        {
+            plot.Axes.Right.Label.Text = "metric";
+            // Metrics live in [0, 1] (correlations in [-1, 1]): a fixed scale shows how far from perfect a run is.
+            double lowest = metrics.SelectMany(m => evaluations.Select(e => e.Metrics[m])).Min();
+            plot.Axes.SetLimitsY(lowest < 0 ? -1.05 : -0.05, 1.05, plot.Axes.Right);
+        }
 
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(Edge.Bottom);
         plot.SavePng(path, width, height);
     }
 }

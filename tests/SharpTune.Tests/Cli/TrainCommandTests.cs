@@ -157,3 +157,51 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("Replacing the previous run", output);
     }
 }
+
+public sealed class TrainTasksTests : IDisposable
+{
+    private readonly TrainCliHarness cli = new();
+
+    public void Dispose() => cli.Dispose();
+
+    [Fact]
+    public void Regression_trains_evaluates_and_predicts_a_value()
+    {
+        var examples = TinyModels.ToyTexts(32, seed: 4);
+        string data = cli.Write("scores.csv", "text,score\n" + string.Concat(examples.Select(e => $"{e.Text},{(e.Label == "yes" ? "1.0" : "0.0")}\n")));
+        string run = cli.PathOf("regression");
+
+        var (exit, output) = TrainCliHarness.Run("train", "--model", cli.ModelDirectory, "--train", data, "--eval", data, "--task", "regression",
+            "--label-column", "score", "--metric", "pearson", "--epochs", "1", "--batch-size", "16", "--out", run);
+        Assert.True(exit == 0, output);
+        Assert.Contains("pearson", File.ReadAllText(Path.Combine(run, "metrics.jsonl")));
+
+        (exit, output) = TrainCliHarness.Run("evaluate", "--model", run, "--data", data, "--label-column", "score", "--format", "json");
+        Assert.True(exit == 0, output);
+        Assert.InRange(JsonNode.Parse(output)!["pearson"]!.GetValue<double>(), -1, 1);
+
+        string predictions = cli.PathOf("scores-predicted.csv");
+        (exit, output) = TrainCliHarness.Run("predict", "--model", run, "--data", data, "--output", predictions);
+        Assert.True(exit == 0, output);
+        Assert.Equal("text,label,p_score", File.ReadLines(predictions).First());
+    }
+
+    [Fact]
+    public void Multi_label_jsonl_trains_and_evaluates_with_micro_f1()
+    {
+        string data = cli.Write("tags.jsonl", string.Concat(TinyModels.ToyTexts(24, seed: 5).Select((e, i) =>
+            $"{{\"text\": \"{e.Text}\", \"labels\": [{(e.Label == "yes" ? "\"two\"" : "")}{(i % 3 == 0 ? (e.Label == "yes" ? ", " : "") + "\"third\"" : "")}]}}\n")));
+        string run = cli.PathOf("multi");
+
+        var (exit, output) = TrainCliHarness.Run("train", "--model", cli.ModelDirectory, "--train", data, "--eval", data,
+            "--epochs", "1", "--batch-size", "8", "--out", run);
+        Assert.True(exit == 0, output);
+        Assert.Contains("MultiLabel", output);
+
+        (exit, output) = TrainCliHarness.Run("evaluate", "--model", run, "--data", data, "--format", "json");
+        Assert.True(exit == 0, output);
+        var json = JsonNode.Parse(output)!;
+        Assert.NotNull(json["micro_f1"]);
+        Assert.Equal(["third", "two"], json["per_class"]!.AsArray().Select(c => c!["label"]!.GetValue<string>()));
+    }
+}
