@@ -34,13 +34,13 @@ internal sealed class TrainSettings : DataSettings
     public bool Force { get; set; }
 
     [CommandOption("--strategy <STRATEGY>")]
-    [Description("What trains: full | frozen | top:K | bitfit | lora[:r=8,alpha=16,dropout=0.1,targets=query+value] | gradual.")]
+    [Description("What trains: full | frozen | top:K | bitfit | lora or lora:r=8,alpha=16,dropout=0.1,targets=query+value | gradual.")]
     [DefaultValue("full")]
     public string Strategy { get; set; } = "full";
 
     [CommandOption("--head <HEAD>")]
     [Description("Head: mean (mean of the token vectors, the default: how sentence-transformers models such as MiniLM were trained), " +
-        "cls (the [CLS] vector) or pooled (HF BertForSequenceClassification: the pooler's tanh([CLS]); its checkpoints load in transformers).")]
+        "cls (the CLS token vector) or pooled (HF BertForSequenceClassification: the pooler's tanh of the CLS vector; its checkpoints load in transformers).")]
     [DefaultValue("mean")]
     public string Head { get; set; } = "mean";
 
@@ -62,7 +62,7 @@ internal sealed class TrainSettings : DataSettings
     public double? HeadLearningRate { get; set; }
 
     [CommandOption("--layer-lr-decay <FACTOR>")]
-    [Description("Layer-wise decay in (0, 1]: each layer below the top gets this times the rate of the one above.")]
+    [Description("Layer-wise decay, above 0 and at most 1: each layer below the top gets this times the rate of the one above.")]
     [DefaultValue(1.0)]
     public double LayerDecay { get; set; } = 1.0;
 
@@ -166,7 +166,24 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         var recorder = new RunRecorder(settings.Out, settings.LogSteps);
         var display = new ConsoleProgress(console);
         var progress = new BothProgress(display, recorder);
-        TrainingResult result = display.Run(() => classifier.Train(train.Examples, eval?.Examples, strategy, options, progress, cancellationToken));
+        // The first Ctrl+C stops training after the current batch and saves what was trained; a second one ends the process.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (stop.IsCancellationRequested) return;
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        TrainingResult result;
+        try
+        {
+            result = display.Run(() => classifier.Train(train.Examples, eval?.Examples, strategy, options, progress, stop.Token));
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
         if (result.Stopped == "cancelled") console.MarkupLine("[yellow]Training was cancelled; saving what was trained so far.[/]");
 
         classifier.Save(settings.Out);

@@ -79,6 +79,18 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("PASSED", output);
     }
 
+    [Theory]
+    [InlineData("train", "--layer-lr-decay")]
+    [InlineData("evaluate", "--data")]
+    [InlineData("predict", "--text-pair")]
+    public void Help_lists_every_option(string command, string option)
+    {
+        // Option descriptions are Spectre markup: a stray bracket would make --help itself fail.
+        var (exit, output) = TrainCliHarness.Run(command, "--help");
+        Assert.True(exit == 0, output);
+        Assert.Contains(option, output);
+    }
+
     [Fact]
     public void A_missing_train_file_is_an_error_naming_it()
     {
