@@ -28,6 +28,12 @@ public sealed record DataOptions
     /// </summary>
     public TaskKind? Task { get; init; }
 
+    /// <summary>
+    /// Read labels. False reads texts only (for prediction on unlabelled data): no label column is needed, any
+    /// label column is ignored, every example has no labels and <see cref="DataColumns.Label"/> is null. Default: true.
+    /// </summary>
+    public bool ReadLabels { get; init; } = true;
+
     /// <summary>The file format. Default (null): from the extension (.csv, .tsv, .jsonl, .ndjson, .json).</summary>
     public DataFormat? Format { get; init; }
 }

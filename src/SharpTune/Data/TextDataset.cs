@@ -89,7 +89,7 @@ public static class TextDataset
         DataColumns columns = ResolveColumns(header, options, $"{path}:{headerLine}");
         int textIndex = Array.IndexOf(header, columns.Text);
         int pairIndex = columns.TextPair is null ? -1 : Array.IndexOf(header, columns.TextPair);
-        int labelIndex = Array.IndexOf(header, columns.Label);
+        int labelIndex = columns.Label is null ? -1 : Array.IndexOf(header, columns.Label);
         TaskKind task = options.Task ?? TaskKind.SingleLabel;
         string separator = delimiter == '\t' ? "\\t" : ",";
 
@@ -103,7 +103,7 @@ public static class TextDataset
             }
             try
             {
-                (IReadOnlyList<string> labels, float? target) = ParseLabelText(fields[labelIndex], task, columns.Label);
+                (IReadOnlyList<string> labels, float? target) = columns.Label is null ? ([], null) : ParseLabelText(fields[labelIndex], task, columns.Label);
                 rows.Add(new TextExample(fields[textIndex], pairIndex < 0 ? null : fields[pairIndex], labels, target) { Line = line });
             }
             catch (RowException e) { rows.Bad(line, e.Message); }
@@ -135,13 +135,13 @@ public static class TextDataset
                 JsonElement row = document.RootElement;
                 if (row.ValueKind != JsonValueKind.Object) { rows.Bad(line, $"expected a JSON object, found {row.ValueKind}"); continue; }
                 columns ??= ResolveColumns(row.EnumerateObject().Select(p => p.Name).ToArray(), options, $"{path}:{line}");
-                task ??= row.TryGetProperty(columns.Label, out JsonElement first) && first.ValueKind == JsonValueKind.Array
+                task ??= columns.Label is not null && row.TryGetProperty(columns.Label, out JsonElement first) && first.ValueKind == JsonValueKind.Array
                     ? TaskKind.MultiLabel : TaskKind.SingleLabel;
                 try
                 {
                     string exampleText = JsonText(row, columns.Text);
                     string? pair = columns.TextPair is null ? null : JsonText(row, columns.TextPair);
-                    (IReadOnlyList<string> labels, float? target) = JsonLabel(Property(row, columns.Label), task.Value, columns.Label);
+                    (IReadOnlyList<string> labels, float? target) = columns.Label is null ? ([], null) : JsonLabel(Property(row, columns.Label), task.Value, columns.Label);
                     rows.Add(new TextExample(exampleText, pair, labels, target) { Line = line });
                 }
                 catch (RowException e) { rows.Bad(line, e.Message); }
@@ -166,7 +166,7 @@ public static class TextDataset
                     $"{where}: no {what} column: expected one of {string.Join(", ", defaults.Select(d => $"'{d}'"))} (or set {option}); columns are {list}.");
         }
         string text = Find(options.TextColumn, nameof(DataOptions.TextColumn), TextDefaults, "text");
-        string label = Find(options.LabelColumn, nameof(DataOptions.LabelColumn), LabelDefaults, "label");
+        string? label = options.ReadLabels ? Find(options.LabelColumn, nameof(DataOptions.LabelColumn), LabelDefaults, "label") : null;
         string? pair = options.TextPairColumn is not null
             ? Find(options.TextPairColumn, nameof(DataOptions.TextPairColumn), PairDefaults, "text-pair")
             : PairDefaults.FirstOrDefault(c => available.Contains(c) && c != text && c != label);

@@ -54,8 +54,8 @@ public sealed record TextExample(string Text, string? TextPair, IReadOnlyList<st
 /// <summary>The columns (CSV/TSV header names or JSON keys) a file was read with.</summary>
 /// <param name="Text">Column of the text.</param>
 /// <param name="TextPair">Column of the second text, or null when the data has none.</param>
-/// <param name="Label">Column of the label(s) or regression target.</param>
-public sealed record DataColumns(string Text, string? TextPair, string Label);
+/// <param name="Label">Column of the label(s) or regression target; null when labels were not read (<see cref="DataOptions.ReadLabels"/>).</param>
+public sealed record DataColumns(string Text, string? TextPair, string? Label);
 
 /// <summary>
 /// The examples read from one file, with the rows skipped under <see cref="DataOptions.SkipBadRows"/>.

@@ -1,0 +1,102 @@
+using System.ComponentModel;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SharpTune.Data;
+using SharpTune.Models;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace SharpTune.Cli.Commands;
+
+/// <summary>Options naming the columns of a data file, shared by train, evaluate and predict.</summary>
+internal class DataSettings : CommandSettings
+{
+    [CommandOption("--text-column <COLUMN>")]
+    [Description("Column of the text. Default: text, sentence or sentence1.")]
+    public string? TextColumn { get; set; }
+
+    [CommandOption("--text-pair-column <COLUMN>")]
+    [Description("Column of the second text of a pair. Default: text_pair or sentence2 when present.")]
+    public string? TextPairColumn { get; set; }
+
+    [CommandOption("--label-column <COLUMN>")]
+    [Description("Column of the label(s) or regression target. Default: label or labels.")]
+    public string? LabelColumn { get; set; }
+
+    [CommandOption("--skip-bad-rows")]
+    [Description("Skip unreadable rows (reported) instead of stopping at the first one.")]
+    public bool SkipBadRows { get; set; }
+
+    public DataOptions DataOptions(TaskKind? task, bool readLabels = true) => new()
+    {
+        TextColumn = TextColumn, TextPairColumn = TextPairColumn, LabelColumn = LabelColumn,
+        SkipBadRows = SkipBadRows, Task = task, ReadLabels = readLabels,
+    };
+}
+
+/// <summary>Small helpers the commands share.</summary>
+internal static class CommandSupport
+{
+    public static readonly JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
+
+    /// <summary>Loads a data file; an empty one is an error naming the file.</summary>
+    public static LoadedData Load(string path, DataOptions options, IAnsiConsole console)
+    {
+        LoadedData data = TextDataset.Load(path, options);
+        ReportSkipped(data, console);
+        if (data.Examples.Count == 0)
+            throw new SharpTuneException($"{path}: no examples{(data.SkippedRows > 0 ? $" (all {data.SkippedRows} rows skipped)" : "")}.");
+        return data;
+    }
+
+    /// <summary>"skipped 3 bad rows of F: first reasons …" when rows were skipped.</summary>
+    public static void ReportSkipped(LoadedData data, IAnsiConsole console)
+    {
+        if (data.SkippedRows == 0) return;
+        console.MarkupLineInterpolated($"[yellow]skipped {data.SkippedRows} bad row(s) of {data.Path}[/]; first reasons:");
+        foreach (string reason in data.SkipReasons.Take(3)) console.MarkupLineInterpolated($"  [grey]{reason}[/]");
+    }
+
+    public static ProblemType ProblemOf(TaskKind task) => task switch
+    {
+        TaskKind.MultiLabel => ProblemType.MultiLabelClassification,
+        TaskKind.Regression => ProblemType.Regression,
+        _ => ProblemType.SingleLabelClassification,
+    };
+
+    public static TaskKind TaskOf(ProblemType problem) => problem switch
+    {
+        ProblemType.MultiLabelClassification => TaskKind.MultiLabel,
+        ProblemType.Regression => TaskKind.Regression,
+        _ => TaskKind.SingleLabel,
+    };
+
+    /// <summary>Parses a --task value: single, multi or regression.</summary>
+    public static TaskKind? ParseTask(string? text) => text?.ToLowerInvariant() switch
+    {
+        null => null,
+        "single" => TaskKind.SingleLabel,
+        "multi" => TaskKind.MultiLabel,
+        "regression" => TaskKind.Regression,
+        _ => throw new SharpTuneException($"--task must be single, multi or regression, got '{text}'."),
+    };
+
+    /// <summary>Checks a --format value: json or table; true for json.</summary>
+    public static bool IsJson(string format) => format.ToLowerInvariant() switch
+    {
+        "json" => true,
+        "table" => false,
+        _ => throw new SharpTuneException($"--format must be json or table, got '{format}'."),
+    };
+
+    /// <summary>Writes JSON straight to the console's output: no markup, no line wrapping.</summary>
+    public static void WriteJson(IAnsiConsole console, JsonNode json) =>
+        console.Profile.Out.Writer.WriteLine(json.ToJsonString(IndentedJson));
+
+    public static JsonNode? Number(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
+
+    public static void RequireDirectory(string path, string option)
+    {
+        if (!Directory.Exists(path)) throw new SharpTuneException($"{path}: {option} directory not found.");
+    }
+}

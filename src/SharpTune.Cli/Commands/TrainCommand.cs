@@ -1,0 +1,287 @@
+using System.ComponentModel;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using SharpTune.Checkpoints;
+using SharpTune.Data;
+using SharpTune.Models;
+using SharpTune.Strategies;
+using SharpTune.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace SharpTune.Cli.Commands;
+
+internal sealed class TrainSettings : DataSettings
+{
+    [CommandOption("--model <DIR>")]
+    [Description("Pretrained Hugging Face model directory (config.json, model.safetensors, vocab.txt). Default: the packaged all-MiniLM-L6-v2.")]
+    public string? Model { get; set; }
+
+    [CommandOption("--train <FILE>", true)]
+    [Description("Training data: .csv, .tsv or .jsonl with a header / keys naming the columns.")]
+    public string Train { get; set; } = "";
+
+    [CommandOption("--eval <FILE>")]
+    [Description("Evaluation data, evaluated after every epoch (or every --eval-steps); its labels must occur in the training data.")]
+    public string? Eval { get; set; }
+
+    [CommandOption("--out <RUN_DIR>", true)]
+    [Description("Run directory: the model (Hugging Face layout), parameters.md, metrics.jsonl, audit.md, training.png, summary.json.")]
+    public string Out { get; set; } = "";
+
+    [CommandOption("--force")]
+    [Description("Write into a non-empty --out that is not a previous run (files of other names are kept).")]
+    public bool Force { get; set; }
+
+    [CommandOption("--strategy <STRATEGY>")]
+    [Description("What trains: full | frozen | top:K | bitfit | lora or lora:r=8,alpha=16,dropout=0.1,targets=query+value | gradual.")]
+    [DefaultValue("full")]
+    public string Strategy { get; set; } = "full";
+
+    [CommandOption("--head <HEAD>")]
+    [Description("Head: mean (mean of the token vectors, the default: how sentence-transformers models such as MiniLM were trained), " +
+        "cls (the CLS token vector) or pooled (HF BertForSequenceClassification: the pooler's tanh of the CLS vector; its checkpoints load in transformers).")]
+    [DefaultValue("mean")]
+    public string Head { get; set; } = "mean";
+
+    [CommandOption("--task <TASK>")]
+    [Description("single | multi | regression. Default: single-label (multi-label when the first JSON-lines label is a list).")]
+    public string? Task { get; set; }
+
+    [CommandOption("--epochs <N>")]
+    [DefaultValue(3)]
+    public int Epochs { get; set; } = 3;
+
+    [CommandOption("--lr <RATE>")]
+    [Description("Learning rate of the top layer (and the head unless --head-lr).")]
+    [DefaultValue(5e-5)]
+    public double LearningRate { get; set; } = 5e-5;
+
+    [CommandOption("--head-lr <RATE>")]
+    [Description("Learning rate of the head. Default: --lr.")]
+    public double? HeadLearningRate { get; set; }
+
+    [CommandOption("--layer-lr-decay <FACTOR>")]
+    [Description("Layer-wise decay, above 0 and at most 1: each layer below the top gets this times the rate of the one above.")]
+    [DefaultValue(1.0)]
+    public double LayerDecay { get; set; } = 1.0;
+
+    [CommandOption("--batch-size <N>")]
+    [DefaultValue(32)]
+    public int BatchSize { get; set; } = 32;
+
+    [CommandOption("--grad-accum <N>")]
+    [Description("Batches per optimizer step.")]
+    [DefaultValue(1)]
+    public int GradientAccumulation { get; set; } = 1;
+
+    [CommandOption("--max-length <N>")]
+    [Description("Tokens per text (pair), longer ones are truncated. Default: 128, or the model's max_position_embeddings when smaller.")]
+    public int? MaxLength { get; set; }
+
+    [CommandOption("--warmup-ratio <RATIO>")]
+    [DefaultValue(0.1)]
+    public double WarmupRatio { get; set; } = 0.1;
+
+    [CommandOption("--schedule <SCHEDULE>")]
+    [Description("linear | cosine | constant (after warm-up).")]
+    [DefaultValue("linear")]
+    public string Schedule { get; set; } = "linear";
+
+    [CommandOption("--weight-decay <DECAY>")]
+    [Description("AdamW weight decay, on weight matrices only.")]
+    [DefaultValue(0.01)]
+    public double WeightDecay { get; set; } = 0.01;
+
+    [CommandOption("--max-grad-norm <NORM>")]
+    [Description("Gradient-norm clipping; 0 turns it off.")]
+    [DefaultValue(1.0)]
+    public double MaxGradNorm { get; set; } = 1.0;
+
+    [CommandOption("--eval-steps <N>")]
+    [Description("Evaluate every N optimizer steps. Default: once per epoch.")]
+    public int? EvalSteps { get; set; }
+
+    [CommandOption("--patience <N>")]
+    [Description("Stop after N evaluations without improvement of --metric and keep the best weights.")]
+    public int? Patience { get; set; }
+
+    [CommandOption("--metric <NAME>")]
+    [Description("Metric that picks the best evaluation: loss, accuracy, macro_f1, mcc, micro_f1, pearson, spearman, mse.")]
+    [DefaultValue("loss")]
+    public string Metric { get; set; } = "loss";
+
+    [CommandOption("--seed <N>")]
+    [DefaultValue(42)]
+    public int Seed { get; set; } = 42;
+
+    [CommandOption("--device <DEVICE>")]
+    [Description("cpu, cuda or cuda:N.")]
+    [DefaultValue("cpu")]
+    public string Device { get; set; } = "cpu";
+
+    [CommandOption("--no-cache")]
+    [Description("Do not cache a frozen backbone's features (run the encoder on every step).")]
+    public bool NoCache { get; set; }
+
+    [CommandOption("--log-steps <N>")]
+    [Description("Write the running train loss to metrics.jsonl every N optimizer steps.")]
+    [DefaultValue(10)]
+    public int LogSteps { get; set; } = 10;
+}
+
+/// <summary>sharptune train: fine-tunes a pretrained encoder with a new head and records the run.</summary>
+internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings>
+{
+    public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
+    {
+        // Everything that can be checked without reading data or weights is checked first.
+        Strategy strategy = Strategy.Parse(settings.Strategy);
+        TaskKind? task = CommandSupport.ParseTask(settings.Task);
+        TrainingOptions options = Options(settings).Validate();
+        MetricNames.HigherIsBetter(settings.Metric);
+        if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
+        if (!File.Exists(settings.Train)) throw new SharpTuneException($"{settings.Train}: --train file not found.");
+        if (settings.Eval is not null && !File.Exists(settings.Eval)) throw new SharpTuneException($"{settings.Eval}: --eval file not found.");
+        bool replacing = CheckRunDirectory(settings.Out, settings.Force);
+
+        LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
+        LabelSet labels = train.Task == TaskKind.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
+        LoadedData? eval = null;
+        if (settings.Eval is not null)
+        {
+            eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), console);
+            if (train.Task != TaskKind.Regression) eval = labels.Check(eval);
+        }
+        console.WriteLine($"Data: {train.Examples.Count} training examples from {settings.Train}" +
+            (eval is null ? "; no eval data" : $", {eval.Examples.Count} eval examples from {settings.Eval}") +
+            $"; task {train.Task}" + (train.Task == TaskKind.Regression ? "." : $", {labels.Count} labels ({string.Join(", ", labels.Names.Take(10))}{(labels.Count > 10 ? ", …" : "")})."));
+
+        int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
+            : Math.Min(128, BertConfig.Load(Path.Combine(settings.Model, "config.json")).MaxPositionEmbeddings));
+        using var classifier = TextClassifier.Create(settings.Model, settings.Head, labels, CommandSupport.ProblemOf(train.Task), maxLength, settings.Seed);
+        console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head}, strategy {strategy.Name}.");
+        if (replacing) console.MarkupLineInterpolated($"[yellow]Replacing the previous run in {settings.Out}.[/]");
+
+        var recorder = new RunRecorder(settings.Out, settings.LogSteps);
+        var display = new ConsoleProgress(console);
+        var progress = new BothProgress(display, recorder);
+        // The first Ctrl+C stops training after the current batch and saves what was trained; a second one ends the process.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (stop.IsCancellationRequested) return;
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        TrainingResult result;
+        try
+        {
+            result = display.Run(() => classifier.Train(train.Examples, eval?.Examples, strategy, options, progress, stop.Token));
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+        if (result.Stopped == "cancelled") console.MarkupLine("[yellow]Training was cancelled; saving what was trained so far.[/]");
+
+        classifier.Save(settings.Out);
+        string chart = recorder.WriteCharts();
+        string summary = recorder.WriteSummary(result, SummaryExtras(settings, train, eval, labels, maxLength));
+
+        console.MarkupLineInterpolated(
+            $"Trained in {result.TrainSeconds:F1} s ({result.SamplesPerSecond:F1} samples/s){(result.UsedFeatureCache ? ", head on cached features" : "")}.");
+        if (result.BestEvaluation is { } best)
+            console.MarkupLineInterpolated($"Kept the weights of epoch {best.Epoch + 1}, step {best.Step} ({settings.Metric} {best.Metrics[settings.Metric]:F4}).");
+        var files = new Table().Border(TableBorder.Rounded).Title($"Run directory {Markup.Escape(Path.GetFullPath(settings.Out))}")
+            .AddColumn("file").AddColumn("what");
+        files.AddRow("config.json, model.safetensors, vocab.txt", "the model, Hugging Face layout (load with --model)");
+        files.AddRow(ClassifierCheckpoint.SettingsFile, "head, task and strategy");
+        files.AddRow(RunRecorder.ParametersMarkdown + ", " + RunRecorder.ParametersJson, "parameter table");
+        files.AddRow(RunRecorder.MetricsFile, "train loss every " + settings.LogSteps.ToString(CultureInfo.InvariantCulture) + " steps and every evaluation");
+        files.AddRow(RunRecorder.AuditMarkdown + ", " + RunRecorder.AuditJson, "freeze audit");
+        files.AddRow(Path.GetFileName(chart), "loss and metric curves");
+        files.AddRow(Path.GetFileName(summary), "run figures");
+        console.Write(files);
+        // A failed audit means the weights are not what the strategy said: the run is kept, but the exit code says so.
+        return result.Audit.Passed ? 0 : 2;
+    }
+
+    private static TrainingOptions Options(TrainSettings s)
+    {
+        LearningRateSchedule schedule = s.Schedule.ToLowerInvariant() switch
+        {
+            "linear" => LearningRateSchedule.Linear,
+            "cosine" => LearningRateSchedule.Cosine,
+            "constant" => LearningRateSchedule.Constant,
+            _ => throw new SharpTuneException($"--schedule must be linear, cosine or constant, got '{s.Schedule}'."),
+        };
+        if (s.MaxGradNorm < 0) throw new SharpTuneException($"--max-grad-norm must not be negative, got {s.MaxGradNorm}.");
+        return new TrainingOptions
+        {
+            Epochs = s.Epochs,
+            BatchSize = s.BatchSize,
+            GradientAccumulationSteps = s.GradientAccumulation,
+            LearningRates = new LearningRates(s.LearningRate, s.HeadLearningRate, s.LayerDecay),
+            WeightDecay = s.WeightDecay,
+            WarmupRatio = s.WarmupRatio,
+            Schedule = schedule,
+            MaxGradNorm = s.MaxGradNorm == 0 ? null : s.MaxGradNorm,
+            EvalEverySteps = s.EvalSteps,
+            EarlyStoppingPatience = s.Patience,
+            MetricForBest = s.Metric,
+            Seed = s.Seed,
+            CacheFrozenFeatures = !s.NoCache,
+            Device = s.Device,
+        };
+    }
+
+    /// <summary>
+    /// An empty or missing directory, or a previous run (which is replaced), is fine; anything else needs --force.
+    /// Returns true when a previous run is being replaced.
+    /// </summary>
+    private static bool CheckRunDirectory(string directory, bool force)
+    {
+        if (File.Exists(directory)) throw new SharpTuneException($"{directory}: --out is a file; give a directory.");
+        if (!Directory.Exists(directory) || !Directory.EnumerateFileSystemEntries(directory).Any()) return false;
+        bool previousRun = File.Exists(Path.Combine(directory, ClassifierCheckpoint.SettingsFile)) ||
+            File.Exists(Path.Combine(directory, RunRecorder.MetricsFile));
+        if (previousRun) return true;
+        if (force) return false;
+        throw new SharpTuneException($"{directory}: --out is not empty and holds no previous run; choose another directory or pass --force " +
+            "(files there other than the run's are kept).");
+    }
+
+    private static JsonObject SummaryExtras(TrainSettings s, LoadedData train, LoadedData? eval, LabelSet labels, int maxLength) => new()
+    {
+        ["model"] = s.Model ?? "packaged:all-MiniLM-L6-v2",
+        ["head"] = s.Head,
+        ["task"] = train.Task.ToString(),
+        ["labels"] = new JsonArray(labels.Names.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
+        ["train_file"] = s.Train,
+        ["train_examples"] = train.Examples.Count,
+        ["train_skipped_rows"] = train.SkippedRows,
+        ["eval_file"] = s.Eval,
+        ["eval_examples"] = eval?.Examples.Count,
+        ["eval_skipped_rows"] = eval?.SkippedRows,
+        ["options"] = new JsonObject
+        {
+            ["strategy"] = s.Strategy, ["epochs"] = s.Epochs, ["lr"] = s.LearningRate, ["head_lr"] = s.HeadLearningRate,
+            ["layer_lr_decay"] = s.LayerDecay, ["batch_size"] = s.BatchSize, ["grad_accum"] = s.GradientAccumulation,
+            ["max_length"] = maxLength, ["warmup_ratio"] = s.WarmupRatio, ["schedule"] = s.Schedule,
+            ["weight_decay"] = s.WeightDecay, ["max_grad_norm"] = s.MaxGradNorm, ["eval_steps"] = s.EvalSteps,
+            ["patience"] = s.Patience, ["metric"] = s.Metric, ["seed"] = s.Seed, ["device"] = s.Device, ["cache"] = !s.NoCache,
+        },
+    };
+
+    /// <summary>Sends every training event to the console display and the run recorder.</summary>
+    private sealed class BothProgress(IProgress<TrainingEvent> first, IProgress<TrainingEvent> second) : IProgress<TrainingEvent>
+    {
+        public void Report(TrainingEvent value)
+        {
+            second.Report(value);
+            first.Report(value);
+        }
+    }
+}

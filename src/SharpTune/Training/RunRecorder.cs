@@ -1,0 +1,186 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SharpTune.Strategies;
+
+namespace SharpTune.Training;
+
+/// <summary>
+/// Writes a training run's record into a run directory as the events arrive, so that a crash loses nothing
+/// already written:
+/// <list type="bullet">
+/// <item><c>parameters.md</c> / <c>parameters.json</c>: the parameter table (gradual unfreezing: one per change).</item>
+/// <item><c>metrics.jsonl</c>: one JSON object per line, appended and flushed at once — <c>"type": "step"</c> every
+/// <see cref="StepInterval"/> optimizer steps (running train loss) and <c>"type": "eval"</c> per evaluation.</item>
+/// <item><c>audit.md</c> / <c>audit.json</c>: the freeze audit.</item>
+/// <item><c>training.png</c> (<see cref="WriteCharts"/>) and <c>summary.json</c> (<see cref="WriteSummary"/>) at the end.</item>
+/// </list>
+/// A run directory keeps one run: a previous run's record files there are replaced.
+/// </summary>
+public sealed class RunRecorder : IProgress<TrainingEvent>
+{
+    /// <summary>File names of the record, in the run directory.</summary>
+    public const string ParametersMarkdown = "parameters.md", ParametersJson = "parameters.json", MetricsFile = "metrics.jsonl",
+        AuditMarkdown = "audit.md", AuditJson = "audit.json", ChartFile = "training.png", SummaryFile = "summary.json";
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private readonly List<TrainingPlan> plans = [];
+    private readonly List<StepEvent> steps = [];
+    private readonly List<EvaluationEvent> evaluations = [];
+    private TimeSpan lastElapsed;
+
+    /// <summary>Records into <paramref name="directory"/> (created if needed), starting a fresh metrics.jsonl.</summary>
+    /// <param name="directory">The run directory.</param>
+    /// <param name="stepInterval">Write a <c>step</c> line every this many optimizer steps (and at the last step).</param>
+    public RunRecorder(string directory, int stepInterval = 10)
+    {
+        if (stepInterval <= 0) throw new SharpTuneException($"--log-steps must be positive, got {stepInterval}.");
+        Directory = directory;
+        StepInterval = stepInterval;
+        System.IO.Directory.CreateDirectory(directory);
+        foreach (string stale in new[] { MetricsFile, ChartFile, SummaryFile, AuditMarkdown, AuditJson })
+            File.Delete(PathOf(stale));
+    }
+
+    /// <summary>The run directory.</summary>
+    public string Directory { get; }
+
+    /// <summary>A <c>step</c> line is written every this many optimizer steps.</summary>
+    public int StepInterval { get; }
+
+    /// <summary>The full path of a file of the run directory.</summary>
+    public string PathOf(string fileName) => Path.Combine(Directory, fileName);
+
+    /// <inheritdoc />
+    public void Report(TrainingEvent value)
+    {
+        switch (value)
+        {
+            case PlanEvent plan:
+                plans.Add(plan.Plan);
+                WriteParameters();
+                break;
+            case StepEvent step:
+                steps.Add(step);
+                lastElapsed = step.Elapsed;
+                if (step.Step % StepInterval == 0 || step.Step == step.TotalSteps)
+                    AppendLine(new JsonObject
+                    {
+                        ["type"] = "step",
+                        ["epoch"] = step.Epoch,
+                        ["step"] = step.Step,
+                        ["train_loss"] = Number(step.Loss),
+                        ["learning_rate"] = Number(step.LearningRate),
+                        ["samples_per_second"] = Number(step.SamplesPerSecond),
+                        ["elapsed_seconds"] = Number(step.Elapsed.TotalSeconds),
+                        ["time"] = Now(),
+                    });
+                break;
+            case EvaluationEvent evaluation:
+                evaluations.Add(evaluation);
+                var line = new JsonObject
+                {
+                    ["type"] = "eval",
+                    ["epoch"] = evaluation.Epoch,
+                    ["step"] = evaluation.Step,
+                    ["train_loss"] = Number(evaluation.TrainLoss),
+                };
+                foreach (var (name, metric) in evaluation.Metrics) line[name] = Number(metric);
+                line["is_best"] = evaluation.IsBest;
+                line["elapsed_seconds"] = Number(lastElapsed.TotalSeconds);
+                line["time"] = Now();
+                AppendLine(line);
+                break;
+            case AuditEvent audit:
+                WriteAtomically(AuditMarkdown, audit.Audit.ToMarkdown());
+                WriteAtomically(AuditJson, audit.Audit.ToJson().ToJsonString(Indented));
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Draws training.png: the running train loss per step and the eval loss per evaluation (left axis), and the
+    /// task's headline metrics per evaluation (right axis). Returns its path.
+    /// </summary>
+    public string WriteCharts()
+    {
+        string path = PathOf(ChartFile);
+        string temp = path + ".tmp";
+        RunCharts.Write(temp, steps, evaluations);
+        File.Move(temp, path, overwrite: true);
+        return path;
+    }
+
+    /// <summary>
+    /// Writes summary.json: the run's figures (time, throughput, padding, cache, best evaluation, audit, trainable
+    /// counts) plus the properties of <paramref name="extra"/> (e.g. the command's options). Returns its path.
+    /// </summary>
+    public string WriteSummary(TrainingResult result, JsonObject? extra = null)
+    {
+        var summary = new JsonObject
+        {
+            ["strategy"] = result.Plan.Strategy,
+            ["train_seconds"] = Number(result.TrainSeconds),
+            ["samples_per_second"] = Number(result.SamplesPerSecond),
+            ["padding_ratio"] = Number(result.PaddingRatio),
+            ["used_feature_cache"] = result.UsedFeatureCache,
+            ["stopped"] = result.Stopped,
+            ["evaluations"] = result.Evaluations.Count,
+            ["best_evaluation"] = result.BestEvaluation is { } best ? EvaluationJson(best) : null,
+            ["audit_passed"] = result.Audit.Passed,
+            ["audit_summary"] = result.Audit.Summary,
+            ["total_parameters"] = result.Plan.TotalParameters,
+            ["trainable_parameters"] = result.Plan.TrainableParameters,
+            ["trainable_percent"] = Math.Round(result.Plan.TrainablePercent, 4),
+        };
+        if (extra is not null)
+            foreach (var (key, node) in extra) summary[key] = node?.DeepClone();
+        WriteAtomically(SummaryFile, summary.ToJsonString(Indented));
+        return PathOf(SummaryFile);
+    }
+
+    private static JsonObject EvaluationJson(EvaluationEvent evaluation)
+    {
+        var metrics = new JsonObject();
+        foreach (var (name, value) in evaluation.Metrics) metrics[name] = Number(value);
+        return new JsonObject { ["epoch"] = evaluation.Epoch, ["step"] = evaluation.Step, ["train_loss"] = Number(evaluation.TrainLoss), ["metrics"] = metrics };
+    }
+
+    private void WriteParameters()
+    {
+        var markdown = new StringBuilder();
+        for (int i = 0; i < plans.Count; i++)
+        {
+            if (plans.Count > 1) markdown.AppendLine(CultureInfo.InvariantCulture, $"## From epoch {plans[i].Epoch + 1}").AppendLine();
+            markdown.AppendLine(plans[i].ToMarkdown());
+        }
+        WriteAtomically(ParametersMarkdown, markdown.ToString());
+
+        // The latest plan at the top level; every plan of the run (gradual unfreezing adds one per change) under "plans".
+        JsonObject json = plans[^1].ToJson();
+        json["plans"] = new JsonArray(plans.Select(p => (JsonNode)p.ToJson()).ToArray());
+        WriteAtomically(ParametersJson, json.ToJsonString(Indented));
+    }
+
+    // One line per call, opened for append and closed (flushed) before returning: a crash keeps every line written.
+    private void AppendLine(JsonObject line)
+    {
+        using var stream = new FileStream(PathOf(MetricsFile), FileMode.Append, FileAccess.Write, FileShare.Read);
+        byte[] bytes = Encoding.UTF8.GetBytes(line.ToJsonString() + "\n");
+        stream.Write(bytes);
+        stream.Flush(flushToDisk: true);
+    }
+
+    // Rewritten files go through a temporary file, so a reader never sees half of one.
+    private void WriteAtomically(string fileName, string content)
+    {
+        string path = PathOf(fileName);
+        File.WriteAllText(path + ".tmp", content);
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    private static JsonNode? Number(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
+
+    private static string Now() => DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+}
