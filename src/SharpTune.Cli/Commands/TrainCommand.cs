@@ -53,9 +53,8 @@ internal sealed class TrainSettings : DataSettings
     public int Epochs { get; set; } = 3;
 
     [CommandOption("--lr <RATE>")]
-    [Description("Learning rate of the top layer (and the head unless --head-lr).")]
-    [DefaultValue(5e-5)]
-    public double LearningRate { get; set; } = 5e-5;
+    [Description("Learning rate of the top layer (and the head unless --head-lr). Default: the strategy's (full 5e-5, top:K 1e-4, gradual 1e-4, lora 5e-4, bitfit 1e-3, frozen 1e-2).")]
+    public double? LearningRate { get; set; }
 
     [CommandOption("--head-lr <RATE>")]
     [Description("Learning rate of the head. Default: --lr.")]
@@ -138,7 +137,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         // Everything that can be checked without reading data or weights is checked first.
         Strategy strategy = Strategy.Parse(settings.Strategy);
         TaskKind? task = CommandSupport.ParseTask(settings.Task);
-        TrainingOptions options = Options(settings).Validate();
+        TrainingOptions options = Options(settings, strategy).Validate();
         MetricNames.HigherIsBetter(settings.Metric);
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
         if (!File.Exists(settings.Train)) throw new SharpTuneException($"{settings.Train}: --train file not found.");
@@ -188,7 +187,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
 
         classifier.Save(settings.Out);
         string chart = recorder.WriteCharts();
-        string summary = recorder.WriteSummary(result, SummaryExtras(settings, train, eval, labels, maxLength));
+        string summary = recorder.WriteSummary(result, SummaryExtras(settings, options, train, eval, labels, maxLength));
 
         console.MarkupLineInterpolated(
             $"Trained in {result.TrainSeconds:F1} s ({result.SamplesPerSecond:F1} samples/s){(result.UsedFeatureCache ? ", head on cached features" : "")}.");
@@ -208,7 +207,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         return result.Audit.Passed ? 0 : 2;
     }
 
-    private static TrainingOptions Options(TrainSettings s)
+    private static TrainingOptions Options(TrainSettings s, Strategy strategy)
     {
         LearningRateSchedule schedule = s.Schedule.ToLowerInvariant() switch
         {
@@ -223,7 +222,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             Epochs = s.Epochs,
             BatchSize = s.BatchSize,
             GradientAccumulationSteps = s.GradientAccumulation,
-            LearningRates = new LearningRates(s.LearningRate, s.HeadLearningRate, s.LayerDecay),
+            LearningRates = new LearningRates(s.LearningRate ?? strategy.DefaultLearningRate, s.HeadLearningRate, s.LayerDecay),
             WeightDecay = s.WeightDecay,
             WarmupRatio = s.WarmupRatio,
             Schedule = schedule,
@@ -253,7 +252,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             "(files there other than the run's are kept).");
     }
 
-    private static JsonObject SummaryExtras(TrainSettings s, LoadedData train, LoadedData? eval, LabelSet labels, int maxLength) => new()
+    private static JsonObject SummaryExtras(TrainSettings s, TrainingOptions options, LoadedData train, LoadedData? eval, LabelSet labels, int maxLength) => new()
     {
         ["model"] = s.Model ?? "packaged:all-MiniLM-L6-v2",
         ["head"] = s.Head,
@@ -267,7 +266,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         ["eval_skipped_rows"] = eval?.SkippedRows,
         ["options"] = new JsonObject
         {
-            ["strategy"] = s.Strategy, ["epochs"] = s.Epochs, ["lr"] = s.LearningRate, ["head_lr"] = s.HeadLearningRate,
+            ["strategy"] = s.Strategy, ["epochs"] = s.Epochs, ["lr"] = options.LearningRates.BaseRate, ["head_lr"] = options.LearningRates.HeadRate,
             ["layer_lr_decay"] = s.LayerDecay, ["batch_size"] = s.BatchSize, ["grad_accum"] = s.GradientAccumulation,
             ["max_length"] = maxLength, ["warmup_ratio"] = s.WarmupRatio, ["schedule"] = s.Schedule,
             ["weight_decay"] = s.WeightDecay, ["max_grad_norm"] = s.MaxGradNorm, ["eval_steps"] = s.EvalSteps,

@@ -17,6 +17,12 @@ public abstract record Strategy
     /// <summary>One line for the docs and the parameter table.</summary>
     public abstract string Description { get; }
 
+    /// <summary>
+    /// A sensible base learning rate for this strategy when the user gives none: small for the whole
+    /// transformer, larger the fewer tensors train (a lone head on frozen features needs a large one).
+    /// </summary>
+    public abstract double DefaultLearningRate { get; }
+
     /// <summary>Structural changes before training (default: none).</summary>
     public virtual void Prepare(SequenceClassifier model) { }
 
@@ -73,6 +79,8 @@ public abstract record Strategy
 public sealed record FullStrategy : Strategy
 {
     /// <inheritdoc />
+    public override double DefaultLearningRate => 5e-5;
+    /// <inheritdoc />
     public override string Name => "full";
     /// <inheritdoc />
     public override string Description => "Fine-tunes the whole transformer together with the head.";
@@ -84,6 +92,8 @@ public sealed record FullStrategy : Strategy
 public sealed record FrozenStrategy : Strategy
 {
     /// <inheritdoc />
+    public override double DefaultLearningRate => 1e-2;
+    /// <inheritdoc />
     public override string Name => "frozen";
     /// <inheritdoc />
     public override string Description => "Freezes the transformer (eval mode, features computed once); trains only the head.";
@@ -94,6 +104,8 @@ public sealed record FrozenStrategy : Strategy
 /// <summary>The top <see cref="Layers"/> transformer layers, the pooler and the head train; embeddings and lower layers are frozen.</summary>
 public sealed record TopLayersStrategy(int Layers) : Strategy
 {
+    /// <inheritdoc />
+    public override double DefaultLearningRate => 1e-4;
     /// <inheritdoc />
     public override string Name => $"top:{Layers}";
     /// <inheritdoc />
@@ -115,6 +127,8 @@ public sealed record TopLayersStrategy(int Layers) : Strategy
 public sealed record BitFitStrategy : Strategy
 {
     /// <inheritdoc />
+    public override double DefaultLearningRate => 1e-3;
+    /// <inheritdoc />
     public override string Name => "bitfit";
     /// <inheritdoc />
     public override string Description => "Trains only bias terms of the transformer, plus the head.";
@@ -125,6 +139,8 @@ public sealed record BitFitStrategy : Strategy
 /// <summary>LoRA: low-rank adapters on the target Linear layers and the head train; the base weights are frozen.</summary>
 public sealed record LoraStrategy(LoraOptions Options) : Strategy
 {
+    /// <inheritdoc />
+    public override double DefaultLearningRate => 5e-4;
     /// <inheritdoc />
     public override string Name => $"lora:r={Options.Rank},alpha={Options.Alpha.ToString(CultureInfo.InvariantCulture)}";
     /// <inheritdoc />
@@ -144,6 +160,8 @@ public sealed record LoraStrategy(LoraOptions Options) : Strategy
 /// </summary>
 public sealed record GradualUnfreezingStrategy : Strategy
 {
+    /// <inheritdoc />
+    public override double DefaultLearningRate => 1e-4;
     /// <inheritdoc />
     public override string Name => "gradual";
     /// <inheritdoc />
