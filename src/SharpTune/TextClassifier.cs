@@ -128,11 +128,12 @@ public sealed class TextClassifier : IDisposable
     }
 
     /// <summary>Loss and metrics on labelled examples.</summary>
-    public EvaluationOutput Evaluate(IReadOnlyList<TextExample> examples, int batchSize = 32, string device = "cpu") =>
-        Evaluator.Run(Model, Encode(examples, "eval"), batchSize, torch.device(device));
+    public EvaluationOutput Evaluate(IReadOnlyList<TextExample> examples, int batchSize = 32, string device = "cpu", Precision precision = Precision.Fp32) =>
+        Evaluator.Run(Model, Encode(examples, "eval"), batchSize, torch.device(device), precision: precision);
 
     /// <summary>Predicts the label and per-label probabilities of each text (and optional pair).</summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs = null, int batchSize = 32, string device = "cpu")
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs = null, int batchSize = 32, string device = "cpu",
+        Precision precision = Precision.Fp32)
     {
         var examples = texts.Select((t, i) => new TextExample(t, pairs?[i], [], null)).ToList();
         var ids = new long[examples.Count][];
@@ -149,7 +150,7 @@ public sealed class TextClassifier : IDisposable
             : new TaskDataset(Problem, Problem == ProblemType.Regression ? 1 : Labels.Count, ids, types,
                 targets: ids.Select(_ => new float[Problem == ProblemType.Regression ? 1 : Labels.Count]).ToList(),
                 labelNames: Problem == ProblemType.Regression ? Labels.Names.Take(1).ToList() : Labels.Names);
-        float[][] probabilities = Evaluator.Predict(Model, data, batchSize, torch.device(device));
+        float[][] probabilities = Evaluator.Predict(Model, data, batchSize, torch.device(device), precision);
         return probabilities.Select(ToPrediction).ToList();
     }
 

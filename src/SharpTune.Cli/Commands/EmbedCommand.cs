@@ -43,6 +43,12 @@ public sealed class EmbedSettings : ModelSettings
         : int.TryParse(MaxLengthText, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n
         : throw new SharpTuneException($"--max-length: '{MaxLengthText}' is not a whole number.");
 
+    /// <summary>fp32 or bf16.</summary>
+    [CommandOption("--precision <PRECISION>")]
+    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
+    [DefaultValue("fp32")]
+    public string Precision { get; init; } = "fp32";
+
     /// <summary>json or text.</summary>
     [CommandOption("--format <FORMAT>")]
     [Description("json (machine-readable, one object) or text.")]
@@ -84,6 +90,7 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
             Pooling = settings.ParsedPooling,
             Normalize = settings.Normalize,
             MaxLength = settings.MaxLength,
+            Precision = Models.Precisions.Parse(settings.Precision),
         });
         TextEmbedding result = embedder.Embed(settings.Text!, settings.TextPair);
         // Vectors go to the raw writer: the console would wrap long lines at its width.

@@ -26,6 +26,11 @@ internal sealed class EvaluateSettings : DataSettings
     [CommandOption("--batch-size <N>")]
     [DefaultValue(32)]
     public int BatchSize { get; set; } = 32;
+
+    [CommandOption("--precision <PRECISION>")]
+    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
+    [DefaultValue("fp32")]
+    public string Precision { get; set; } = "fp32";
 }
 
 /// <summary>sharptune evaluate: loss and metrics of a trained model on labelled data.</summary>
@@ -44,7 +49,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         TaskKind task = CommandSupport.TaskOf(classifier.Problem);
         LoadedData data = CommandSupport.Load(settings.Data, settings.DataOptions(task), json ? NullConsole() : console);
         if (task != TaskKind.Regression) data = classifier.Labels.Check(data);
-        EvaluationOutput output = classifier.Evaluate(data.Examples, settings.BatchSize);
+        EvaluationOutput output = classifier.Evaluate(data.Examples, settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision));
 
         if (json) CommandSupport.WriteJson(console, Json(settings, data, output));
         else WriteTables(settings, data, output);

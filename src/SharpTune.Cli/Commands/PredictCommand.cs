@@ -51,6 +51,11 @@ internal sealed class PredictSettings : CommandSettings
     [DefaultValue(32)]
     public int BatchSize { get; set; } = 32;
 
+    [CommandOption("--precision <PRECISION>")]
+    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
+    [DefaultValue("fp32")]
+    public string Precision { get; set; } = "fp32";
+
     public override ValidationResult Validate()
     {
         if ((Data is null) == (Text is null)) return ValidationResult.Error("Give either --data FILE --output FILE.csv or --text TEXT.");
@@ -75,7 +80,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         using var classifier = TextClassifier.Load(settings.Model);
         if (settings.Text is not null)
         {
-            Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize)[0];
+            Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision))[0];
             if (json) CommandSupport.WriteJson(console, new JsonObject { ["label"] = prediction.Label, ["probabilities"] = Probabilities(prediction) });
             else WritePrediction(prediction);
             return 0;
@@ -88,7 +93,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         LoadedData data = TextDataset.Load(settings.Data!, options);
         if (!json) CommandSupport.ReportSkipped(data, console);
         if (data.Examples.Count == 0) throw new SharpTuneException($"{settings.Data}: no texts.");
-        var predictions = classifier.Predict(data.Examples.Select(e => e.Text).ToList(), data.Examples.Select(e => e.TextPair).ToList(), settings.BatchSize);
+        var predictions = classifier.Predict(data.Examples.Select(e => e.Text).ToList(), data.Examples.Select(e => e.TextPair).ToList(), settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision));
         WriteCsv(settings.Output!, data, classifier.Labels.Names, predictions);
 
         if (json)

@@ -65,6 +65,11 @@ internal sealed class TrainSettings : DataSettings
     [DefaultValue(1.0)]
     public double LayerDecay { get; set; } = 1.0;
 
+    [CommandOption("--precision <PRECISION>")]
+    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
+    [DefaultValue("fp32")]
+    public string Precision { get; set; } = "fp32";
+
     [CommandOption("--batch-size <N>")]
     [DefaultValue(32)]
     public int BatchSize { get; set; } = 32;
@@ -233,6 +238,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             Seed = s.Seed,
             CacheFrozenFeatures = !s.NoCache,
             Device = s.Device,
+            Precision = Models.Precisions.Parse(s.Precision),
         };
     }
 

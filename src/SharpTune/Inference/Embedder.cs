@@ -28,6 +28,9 @@ public sealed record EmbedderOptions
     /// <summary>Texts per forward pass; default 32.</summary>
     public int BatchSize { get; init; } = 32;
 
+    /// <summary>Number format of the encoder's matrix multiplications (bf16: mixed precision, fp32 weights).</summary>
+    public Precision Precision { get; init; } = Precision.Fp32;
+
     /// <summary>Checks the values; the message names the field.</summary>
     public EmbedderOptions Validate(int maxPositions)
     {
@@ -100,6 +103,7 @@ public sealed class Embedder
         try
         {
             using var noGrad = torch.no_grad();
+            using var autocast = Autocast.Enter(Options.Precision);
             foreach (int[] chunk in order.Chunk(Options.BatchSize))
             {
                 using var scope = torch.NewDisposeScope();

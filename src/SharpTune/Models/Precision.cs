@@ -15,6 +15,18 @@ public enum Precision
     Bf16,
 }
 
+/// <summary>Parses the CLI spelling of <see cref="Precision"/>.</summary>
+public static class Precisions
+{
+    /// <summary>fp32 or bf16 (case-insensitive); anything else is an error naming the option.</summary>
+    public static Precision Parse(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => Precision.Fp32,
+        "bf16" or "bfloat16" => Precision.Bf16,
+        _ => throw new SharpTuneException($"--precision must be fp32 or bf16, got '{text}'."),
+    };
+}
+
 /// <summary>
 /// Mixed precision for the encoder, like <c>torch.autocast</c> (which TorchSharp 0.107 does not expose): inside
 /// <see cref="Enter"/>, <see cref="Linear"/> casts its input, weight and bias to the compute type. Gradients flow
