@@ -103,7 +103,10 @@ public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEv
         return string.Create(Invariant, $"eval epoch {evaluation.Epoch + 1} step {evaluation.Step}: train loss {evaluation.TrainLoss:F4}, ") + string.Join(", ", shown);
     }
 
-    private void WritePlan(TrainingPlan plan)
+    private void WritePlan(TrainingPlan plan) => console.Write(PlanTable(plan));
+
+    /// <summary>The parameter table of a plan: one row per group, then the totals.</summary>
+    internal static Table PlanTable(TrainingPlan plan)
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title(string.Create(Invariant, $"Strategy [bold]{Markup.Escape(plan.Strategy)}[/] (from epoch {plan.Epoch + 1})"))
@@ -117,7 +120,7 @@ public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEv
         }
         table.AddRow("[bold]total[/]", plan.Rows.Sum(r => r.Tensors).ToString(Invariant), $"[bold]{plan.TotalParameters.ToString("N0", Invariant)}[/]",
             $"[bold]{plan.TrainableParameters.ToString("N0", Invariant)}[/]", $"[bold]{plan.TrainablePercent.ToString("F2", Invariant)}% trainable[/]", "", "");
-        console.Write(table);
+        return table;
     }
 
     private void WriteAudit(AuditReport audit)

@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using System.Globalization;
+using SharpTune.Strategies;
 using SharpTune.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -7,7 +9,25 @@ using TorchSharp;
 namespace SharpTune.Cli.Commands;
 
 /// <summary>Options of <c>sharptune inspect</c>.</summary>
-public sealed class InspectSettings : ModelSettings;
+public sealed class InspectSettings : ModelSettings
+{
+    /// <summary>A strategy whose parameter table to print (no training).</summary>
+    [CommandOption("--strategy <STRATEGY>")]
+    [Description("Print this strategy's parameter table: frozen | full | top:K | bitfit | lora[:r=8,…] | gradual.")]
+    public string? Strategy { get; init; }
+
+    /// <summary>The head to put on the encoder for the table.</summary>
+    [CommandOption("--head <HEAD>")]
+    [Description("Head for the strategy table: cls | pooled | mean.")]
+    [DefaultValue("mean")]
+    public string Head { get; init; } = "mean";
+
+    /// <summary>Number of labels of the head.</summary>
+    [CommandOption("--labels <N>")]
+    [Description("Number of labels of the head (for its parameter count).")]
+    [DefaultValue(2)]
+    public int Labels { get; init; } = 2;
+}
 
 /// <summary><c>sharptune inspect</c>: the architecture of a model and its parameter counts per module.</summary>
 internal sealed class InspectCommand(IAnsiConsole console) : Command<InspectSettings>
@@ -18,6 +38,16 @@ internal sealed class InspectCommand(IAnsiConsole console) : Command<InspectSett
         WriteArchitecture(encoder);
         console.WriteLine();
         console.Write(ParameterTable(encoder.Model));
+        if (settings.Strategy is null) return 0;
+
+        // The table of item "say what trains": the strategy applied to encoder + head, nothing trained.
+        Strategy strategy = Strategies.Strategy.Parse(settings.Strategy);
+        if (settings.Labels < 1) throw new SharpTuneException($"--labels must be positive, got {settings.Labels}.");
+        var head = Heads.HeadRegistry.Create(settings.Head, encoder.Model.Config.HiddenSize, settings.Labels);
+        var model = new SequenceClassifier(encoder.Model, head); // the encoder is disposed with `encoder`
+        TrainingPlan plan = StrategyApplier.Apply(model, strategy, rates: new LearningRates(strategy.DefaultLearningRate));
+        console.WriteLine();
+        console.Write(ConsoleProgress.PlanTable(plan));
         return 0;
     }
 
