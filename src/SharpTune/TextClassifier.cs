@@ -85,14 +85,7 @@ public sealed class TextClassifier : IDisposable
     /// <summary>Tokenizes examples and turns their labels into targets. Unknown labels are an error naming the line.</summary>
     public TaskDataset Encode(IReadOnlyList<TextExample> examples, string source = "data")
     {
-        var ids = new long[examples.Count][];
-        var types = new long[examples.Count][];
-        Parallel.For(0, examples.Count, i =>
-        {
-            EncodedText encoded = Tokenizer.Encode(examples[i].Text, examples[i].TextPair, MaxLength);
-            ids[i] = encoded.InputIds;
-            types[i] = encoded.TokenTypeIds;
-        });
+        var (ids, types) = Tokenize(examples.Select(e => (e.Text, e.TextPair)).ToList());
         string Where(TextExample e) => e.Line > 0 ? $"{source}:{e.Line}" : source;
         switch (Problem)
         {
@@ -135,15 +128,7 @@ public sealed class TextClassifier : IDisposable
     public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs = null, int batchSize = 32, string device = "cpu",
         Precision precision = Precision.Fp32)
     {
-        var examples = texts.Select((t, i) => new TextExample(t, pairs?[i], [], null)).ToList();
-        var ids = new long[examples.Count][];
-        var types = new long[examples.Count][];
-        Parallel.For(0, examples.Count, i =>
-        {
-            EncodedText encoded = Tokenizer.Encode(examples[i].Text, examples[i].TextPair, MaxLength);
-            ids[i] = encoded.InputIds;
-            types[i] = encoded.TokenTypeIds;
-        });
+        var (ids, types) = Tokenize(texts.Select((t, i) => (t, pairs?[i])).ToList());
         // Targets are not used for prediction; placeholders keep the dataset well-formed.
         var data = Problem == ProblemType.SingleLabelClassification
             ? new TaskDataset(Problem, Labels.Count, ids, types, labels: new long[ids.Length], labelNames: Labels.Names)
@@ -161,6 +146,20 @@ public sealed class TextClassifier : IDisposable
 
     /// <inheritdoc />
     public void Dispose() => Model.Dispose();
+
+    // Token ids and token types per text, truncated to MaxLength; in parallel (the tokenizer is thread-safe).
+    private (long[][] Ids, long[][] Types) Tokenize(IReadOnlyList<(string Text, string? Pair)> inputs)
+    {
+        var ids = new long[inputs.Count][];
+        var types = new long[inputs.Count][];
+        Parallel.For(0, inputs.Count, i =>
+        {
+            EncodedText encoded = Tokenizer.Encode(inputs[i].Text, inputs[i].Pair, MaxLength);
+            ids[i] = encoded.InputIds;
+            types[i] = encoded.TokenTypeIds;
+        });
+        return (ids, types);
+    }
 
     private Prediction ToPrediction(float[] probabilities)
     {

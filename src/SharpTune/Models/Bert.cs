@@ -138,7 +138,7 @@ internal sealed class BertLayer : Module<Tensor, Tensor?, Tensor>
     {
         attention = new BertAttention(config);
         intermediate = new BertIntermediate(config);
-        output = new BertOutput(config);
+        output = new BertOutput(config, config.IntermediateSize);
         RegisterComponents();
     }
 
@@ -153,12 +153,12 @@ internal sealed class BertLayer : Module<Tensor, Tensor?, Tensor>
 internal sealed class BertAttention : Module<Tensor, Tensor?, Tensor>
 {
     private readonly BertSelfAttention self;
-    private readonly BertSelfOutput output;
+    private readonly BertOutput output;
 
     public BertAttention(BertConfig config) : base("attention")
     {
         self = new BertSelfAttention(config);
-        output = new BertSelfOutput(config);
+        output = new BertOutput(config, config.HiddenSize);
         RegisterComponents();
     }
 
@@ -214,35 +214,6 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>, ILine
     }
 }
 
-internal sealed class BertSelfOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
-{
-    private Module<Tensor, Tensor> dense;
-    private readonly LayerNorm LayerNorm;
-    private readonly Dropout dropout;
-
-    public BertSelfOutput(BertConfig config) : base("output")
-    {
-        dense = Linear(config.HiddenSize, config.HiddenSize);
-        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
-        dropout = Dropout(config.HiddenDropoutProb);
-        RegisterComponents();
-    }
-
-    public IReadOnlyList<string> LinearNames => ["dense"];
-
-    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
-
-    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
-    {
-        _ = GetLinear(name);
-        dense = replacement;
-        _internal_submodules.Remove(name);
-        register_module(name, replacement);
-    }
-
-    public override Tensor forward(Tensor attended, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, attended)) + residual);
-}
-
 internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
 {
     private Module<Tensor, Tensor> dense;
@@ -270,15 +241,17 @@ internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
     public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
 }
 
+// dense → dropout → residual add → LayerNorm. HF has two copies of this class (BertSelfOutput after attention,
+// BertOutput after the feed-forward layer) that differ only in the input width; here it is one class used twice.
 internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
 {
     private Module<Tensor, Tensor> dense;
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
 
-    public BertOutput(BertConfig config) : base("output")
+    public BertOutput(BertConfig config, int inputSize) : base("output")
     {
-        dense = Linear(config.IntermediateSize, config.HiddenSize);
+        dense = Linear(inputSize, config.HiddenSize);
         LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         dropout = Dropout(config.HiddenDropoutProb);
         RegisterComponents();
@@ -296,7 +269,7 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
         register_module(name, replacement);
     }
 
-    public override Tensor forward(Tensor expanded, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, expanded)) + residual);
+    public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, input)) + residual);
 }
 
 internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
