@@ -24,15 +24,29 @@ string output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? Pa
 int runs = quick ? 3 : 7;
 const int BatchSize = 32, SequenceLength = 128;
 
-string libtorch = TorchRuntime.EnsureLoaded();
-int threads = Environment.ProcessorCount;
-torch.set_num_threads(threads);
+string libtorch = TorchRuntime.EnsureLoaded(); // sets libtorch's threads: the logical CPUs or $SHARPTUNE_THREADS
+int threads = TorchRuntime.Threads;
 var rows = new List<(string Figure, string Value, string Note)>();
 void Row(string figure, string value, string note = "")
 {
     rows.Add((figure, value, note));
     Console.WriteLine($"{figure,-52} {value,16}  {note}");
 }
+string dataPath = File.Exists("/work/shared/data/spamassassin/train.csv")
+    ? "/work/shared/data/spamassassin/train.csv" : Path.Combine(Bench.RepoRoot(), "data", "spam-sample", "train.csv");
+LoadedData spam = TextDataset.Load(dataPath);
+int frozenExamples = quick ? 128 : 256;
+if (args.Contains("--only-waste")) // the section 6 figures alone, printed, RESULTS.md untouched
+{
+    Waste.MemoryOverSteps(Row, steps: int.Parse(args.SkipWhile(a => a != "--steps").Skip(1).FirstOrDefault() ?? "1000", CultureInfo.InvariantCulture));
+    if (args.Contains("--memory")) return;
+    Waste.FrozenFeatureCache(Row, PackagedModels.MiniLM(), spam.Examples, frozenExamples, SequenceLength);
+    return;
+}
+
+// 0. Memory over 1,000 training steps, first: before the MiniLM and the other sections fill the process, so
+// that the RSS is the trainer's own.
+Waste.MemoryOverSteps(Row, steps: 1000);
 
 // 1. Matmul roofline. Other processes may share the CPU, so every figure that is compared with another is
 // measured in the same rounds (A, B, C, A, B, C, …): a burst of foreign load hits both sides alike.
@@ -55,9 +69,6 @@ HfModelDirectory dir = HfModelDirectory.Open(modelDir);
 BertModel encoder = Bench.LoadEncoder(dir);
 encoder.eval();
 var tokenizer = BertTokenizer.FromDirectory(modelDir);
-string dataPath = File.Exists("/work/shared/data/spamassassin/train.csv")
-    ? "/work/shared/data/spamassassin/train.csv" : Path.Combine(Bench.RepoRoot(), "data", "spam-sample", "train.csv");
-LoadedData spam = TextDataset.Load(dataPath);
 var texts = spam.Examples.Select(e => e.Text).ToList();
 // A real batch: the first 32 emails long enough to fill 128 tokens, so there is no padding at all.
 long[][] ids = texts.Select(t => tokenizer.Encode(t, maxLength: SequenceLength).InputIds).Where(x => x.Length == SequenceLength).Take(BatchSize).ToArray();
@@ -161,7 +172,10 @@ var unbucketed = new Batcher(dataset, BatchSize, bucketing: false);
 Row("padding ratio, no bucketing (padded/real tokens)", $"{unbucketed.PaddingRatio(unbucketed.Plan(42, 0)):F3}", $"{dataset.Count} examples, max length {SequenceLength}");
 Row("padding ratio, length bucketing", $"{bucketed.PaddingRatio(bucketed.Plan(42, 0)):F3}", $"buckets of {Batcher.BucketBatches} batches");
 
-// 6. Peak memory of the whole run.
+// 6. No waste: the frozen strategy with and without its feature cache.
+Waste.FrozenFeatureCache(Row, modelDir, spam.Examples, frozenExamples, SequenceLength);
+
+// 7. Peak memory of the whole run.
 Row("peak RSS (VmHWM)", $"{Bench.PeakRssMegabytes():F0} MB", "whole benchmark process");
 
 string machine = $"{Bench.CpuModel()}, {threads} logical CPUs visible, {libtorch} / libtorch-cpu 2.10.0, torch threads {torch.get_num_threads()}";
@@ -200,7 +214,7 @@ internal static class Bench
         return times.Select(t => Median(t)).ToArray();
     }
 
-    private static double Median(double[] times)
+    public static double Median(double[] times)
     {
         Array.Sort(times);
         int n = times.Length;
@@ -272,5 +286,121 @@ internal static class Bench
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "SharpTune.slnx"))) return d.FullName;
         return Directory.GetCurrentDirectory();
+    }
+}
+
+internal static class Waste
+{
+    /// <summary>
+    /// RSS after a 250-step warm-up and after step <paramref name="steps"/> of one Trainer.Fit (full fine-tuning of a
+    /// small random BERT, batches of 16 × 8–32 tokens): per-step leaks show as growth.
+    /// </summary>
+    public static void MemoryOverSteps(Action<string, string, string> row, int steps)
+    {
+        const int Batch = 16, Warmup = 250, Early = 100;
+        var config = new BertConfig
+        {
+            VocabSize = 1000, HiddenSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4, IntermediateSize = 512, MaxPositionEmbeddings = 64,
+        };
+        torch.manual_seed(1);
+        using var model = new SequenceClassifier(new BertModel(config), HeadRegistry.Create("cls", config.HiddenSize, 2));
+        var random = new Random(1);
+        var ids = Enumerable.Range(0, steps * Batch).Select(_ =>
+            new long[] { 2 }.Concat(Enumerable.Range(0, random.Next(6, 31)).Select(_ => (long)random.Next(5, 1000))).Append(3).ToArray()).ToList();
+        var data = new TaskDataset(ProblemType.SingleLabelClassification, 2, ids, ids.Select(x => new long[x.Length]).ToList(),
+            labels: ids.Select(x => x.Length % 2L).ToList());
+        double early = 0, warm = 0, end = 0, warmManaged = 0, endManaged = 0;
+        var probe = new StepProbe(step =>
+        {
+            if (step == Early) early = RssMegabytes();
+            if (step == Warmup) (warm, warmManaged) = (RssMegabytes(), GC.GetTotalMemory(false) / 1048576.0);
+            if (step == steps) (end, endManaged) = (RssMegabytes(), GC.GetTotalMemory(false) / 1048576.0);
+            if (step % 250 == 0) Console.WriteLine($"  step {step}: RSS {RssMegabytes():F0} MB, managed {GC.GetTotalMemory(false) / 1048576.0:F0} MB");
+        });
+        // One libtorch thread: this is a memory figure, and tiny ops on two OpenMP threads crawl when other
+        // processes share the CPUs (22x slower than one thread at load average 10 on 2 CPUs).
+        int threads = TorchRuntime.Threads;
+        TorchRuntime.Configure(1);
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            new Trainer(model, new SharpTune.Strategies.FullStrategy(), new TrainingOptions { Epochs = 1, BatchSize = Batch, LearningRates = new(1e-4) }, probe).Fit(data);
+        }
+        finally
+        {
+            TorchRuntime.Configure(threads);
+        }
+        double growth = (end - warm) / warm;
+        row($"RSS growth over {steps} training steps", $"{growth * 100:+0.0;-0.0} %",
+            $"{warm:F0} MB after {Warmup} warm-up steps ({early:F0} MB after {Early}), {end:F0} MB at step {steps} " +
+            $"(target ≤ 5 %; managed heap {warmManaged:F0} → {endManaged:F0} MB); Trainer.Fit, full FT of a random BERT L={config.NumHiddenLayers} " +
+            $"H={config.HiddenSize}, batches of {Batch} × 8–32 tokens, 1 libtorch thread, {clock.Elapsed.TotalSeconds:F0} s");
+    }
+
+    /// <summary>
+    /// The frozen strategy over <paramref name="count"/> spam emails that fill <paramref name="length"/> tokens, 10 epochs, mean head:
+    /// one forward pass over the data vs training with the feature cache (first run, and again from disk) vs without it.
+    /// </summary>
+    public static void FrozenFeatureCache(Action<string, string, string> row, string modelDir, IReadOnlyList<TextExample> examples, int count, int length)
+    {
+        const int Epochs = 10, Batch = 32, Rounds = 3;
+        var labels = LabelSet.FromTraining(examples);
+        using var classifier = SharpTune.TextClassifier.Create(modelDir, "mean", labels, maxLength: length);
+        var subset = examples.Where(e => classifier.Tokenizer.Encode(e.Text, e.TextPair, length).InputIds.Length == length).Take(count).ToList();
+        TaskDataset data = classifier.Encode(subset);
+        string cacheDir = Path.Combine(Path.GetTempPath(), $"sharptune-bench-features-{Environment.ProcessId}");
+        double Time(Action action)
+        {
+            var clock = Stopwatch.StartNew();
+            action();
+            return clock.Elapsed.TotalSeconds;
+        }
+        double Fit(bool cache, bool disk) => Time(() => new Trainer(classifier.Model, new SharpTune.Strategies.FrozenStrategy(), new TrainingOptions
+        {
+            Epochs = Epochs, BatchSize = Batch, CacheFrozenFeatures = cache, DiskFeatureCache = disk, FeatureCacheDirectory = cacheDir,
+        }).Fit(data));
+        try
+        {
+            Evaluator.Predict(classifier.Model, data, Batch, CPU); // warm-up
+            // Rounds of (forward pass, first run with a fresh cache) so that foreign load falls on both alike.
+            var forwards = new double[Rounds];
+            var colds = new double[Rounds];
+            for (int r = 0; r < Rounds; r++)
+            {
+                forwards[r] = Time(() => Evaluator.Predict(classifier.Model, data, Batch, CPU));
+                if (Directory.Exists(cacheDir)) Directory.Delete(cacheDir, recursive: true);
+                colds[r] = Fit(cache: true, disk: true);
+            }
+            double forward = Bench.Median(forwards), cold = Bench.Median(colds);
+            double warm = Bench.Median(Enumerable.Range(0, Rounds).Select(_ => Fit(cache: true, disk: true)).ToArray());
+            double without = Fit(cache: false, disk: false);
+            string shape = $"{data.Count}x{length}";
+            row($"frozen: one forward pass over the data ({shape})", $"{forward:F1} s", $"Evaluator.Predict, batch {Batch}, fp32");
+            row($"frozen: {Epochs} epochs with feature cache, first run", $"{cold:F1} s",
+                $"{cold / forward:F2}x one forward pass (target ≤ 1.3x); {without / cold:F1}x faster than without; encodes once and writes the cache");
+            row($"frozen: {Epochs} epochs with feature cache, from disk", $"{warm:F1} s",
+                $"{warm / forward:F2}x one forward pass; {without / warm:F0}x faster than without (target ≥ 10x)");
+            row($"frozen: {Epochs} epochs without feature cache", $"{without:F1} s", $"{without / forward:F1}x one forward pass; encoder runs every epoch (one run; the others are medians of {Rounds})");
+        }
+        finally
+        {
+            if (Directory.Exists(cacheDir)) Directory.Delete(cacheDir, recursive: true);
+        }
+    }
+
+    private static double RssMegabytes()
+    {
+        foreach (string line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+        return Environment.WorkingSet / 1048576.0;
+    }
+
+    private sealed class StepProbe(Action<int> onStep) : IProgress<TrainingEvent>
+    {
+        public void Report(TrainingEvent value)
+        {
+            if (value is StepEvent step) onStep(step.Step);
+        }
     }
 }

@@ -77,6 +77,7 @@ public sealed class TextClassifier : IDisposable
     /// <summary>Loads a run directory saved by <see cref="Save"/> (or an HF BertForSequenceClassification checkpoint).</summary>
     public static TextClassifier Load(string directory)
     {
+        Native.TorchRuntime.EnsureLoaded();
         var (model, labels, settings) = ClassifierCheckpoint.Load(directory);
         var tokenizer = BertTokenizer.FromDirectory(directory);
         return new TextClassifier(model, tokenizer, labels, settings.Problem, settings.MaxLength, settings.Strategy);

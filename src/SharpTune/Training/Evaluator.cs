@@ -21,17 +21,20 @@ public static class Evaluator
     public static EvaluationOutput Run(SequenceClassifier model, TaskDataset data, int batchSize, Device device, bool withMetrics = true,
         Precision precision = Precision.Fp32)
     {
+        Native.TorchRuntime.EnsureLoaded();
         bool wasTraining = model.training;
         model.eval();
         var probabilities = new float[data.Count][];
         double lossSum = 0;
         var batcher = new Batcher(data, batchSize, bucketing: true, model.Encoder.Config.PadTokenId);
+        IReadOnlyList<int[]> plan = batcher.SortedPlan();
+        using (var prefetcher = new BatchPrefetcher(batcher.Make, plan))
         using (no_grad())
         using (Autocast.Enter(precision))
-            foreach (int[] indices in batcher.SortedPlan())
+            foreach (int[] indices in plan)
             {
                 using var scope = NewDisposeScope();
-                using Batch batch = batcher.Make(indices);
+                using Batch batch = prefetcher.Next();
                 Tensor logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
                 if (withMetrics) lossSum += Losses.Compute(data.Problem, logits, batch.Targets.to(device)).item<float>() * indices.Length;
                 Tensor probs = Losses.Probabilities(data.Problem, logits).cpu();

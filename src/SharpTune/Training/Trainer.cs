@@ -32,6 +32,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
     /// <summary>Trains on <paramref name="train"/>, evaluating on <paramref name="eval"/> when given.</summary>
     public TrainingResult Fit(TaskDataset train, TaskDataset? eval = null, CancellationToken cancellation = default)
     {
+        Native.TorchRuntime.EnsureLoaded(); // libtorch loaded, its thread count set
         torch.manual_seed(options.Seed);
         int layers = model.Encoder.Config.NumHiddenLayers;
         model.to(device);
@@ -45,7 +46,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         // 2. A backbone frozen for the whole run is computed once: the head trains on cached features.
         var clock = Stopwatch.StartNew();
         FeatureCache? cache = options.CacheFrozenFeatures && BackboneFrozenThroughout(plan, layers)
-            ? FeatureCache.Build(model, train, options.BatchSize, device, progress, options.Precision) : null;
+            ? FeatureCache.Build(model, train, options.BatchSize, device, progress, options.Precision, DiskCacheDirectory()) : null;
 
         var batcher = new Batcher(train, options.BatchSize, options.LengthBucketing, model.Encoder.Config.PadTokenId);
         int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
@@ -83,10 +84,11 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             StrategyApplier.SetTrainingMode(model, plan);
 
             IReadOnlyList<int[]> batches = batcher.Plan(options.Seed, epoch);
+            using var prefetcher = new BatchPrefetcher(batcher.Make, batches); // makes the next batches while this one trains
             for (int b = 0; b < batches.Count; b++)
             {
                 if (cancellation.IsCancellationRequested) { stopped = "cancelled"; break; }
-                using (Batch batch = batcher.Make(batches[b]))
+                using (Batch batch = prefetcher.Next())
                     lossSum += ForwardBackward(batch, cache, train.Problem, 1.0 / options.GradientAccumulationSteps);
                 lossCount++;
                 samples += batches[b].Length;
@@ -197,6 +199,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             _ => 1,
         };
     }
+
+    private string? DiskCacheDirectory() => options.DiskFeatureCache ? options.FeatureCacheDirectory ?? FeatureCache.DefaultDirectory : null;
 
     private static bool BackboneFrozenThroughout(TrainingPlan plan, int layers) => !plan.BackboneTrains && plan.Strategy == new FrozenStrategy().Name;
 

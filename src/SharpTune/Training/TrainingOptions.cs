@@ -45,6 +45,13 @@ public sealed record TrainingOptions
     public bool LengthBucketing { get; init; } = true;
     /// <summary>With a backbone frozen for the whole run, encode each example once and train the head on the cached features.</summary>
     public bool CacheFrozenFeatures { get; init; } = true;
+    /// <summary>
+    /// Keep the frozen features on disk too, so that a later run over the same encoder weights, head input,
+    /// precision and token ids reads them instead of encoding again (see <see cref="FeatureCache"/>).
+    /// </summary>
+    public bool DiskFeatureCache { get; init; } = true;
+    /// <summary>Where the disk feature cache lives; null: <see cref="FeatureCache.DefaultDirectory"/>.</summary>
+    public string? FeatureCacheDirectory { get; init; }
     /// <summary>Number format of the encoder's matrix multiplications (weights and optimizer stay float32).</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
     /// <summary>Device: cpu, cuda, cuda:1 …</summary>

@@ -79,7 +79,7 @@ public class TrainerTests
         Dictionary<string, Tensor> HeadAfterTraining(bool cache)
         {
             var model = TinyModels.Classifier("mean", dropout: 0, seed: 21);
-            var options = new TrainingOptions { Epochs = 3, BatchSize = 8, LearningRates = new(1e-3), CacheFrozenFeatures = cache };
+            var options = new TrainingOptions { Epochs = 3, BatchSize = 8, LearningRates = new(1e-3), CacheFrozenFeatures = cache, DiskFeatureCache = false };
             var result = new Trainer(model, new FrozenStrategy(), options).Fit(TinyModels.ToyTask(40, seed: 8));
             Assert.Equal(cache, result.UsedFeatureCache);
             return model.named_parameters().Where(p => p.name.StartsWith("classifier.")).ToDictionary(p => p.name, p => p.parameter.detach().clone());
