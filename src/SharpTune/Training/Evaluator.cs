@@ -18,8 +18,9 @@ public static class Evaluator
         Run(model, data, batchSize, device, withMetrics: false, precision).Probabilities;
 
     /// <summary>Runs the model over <paramref name="data"/> and computes loss and metrics; <paramref name="precision"/>: see <see cref="Autocast"/>.</summary>
+    /// <remarks>With <paramref name="features"/> (the frozen backbone's cached output for <paramref name="data"/>), only the head runs.</remarks>
     public static EvaluationOutput Run(SequenceClassifier model, TaskDataset data, int batchSize, Device device, bool withMetrics = true,
-        Precision precision = Precision.Fp32)
+        Precision precision = Precision.Fp32, FeatureCache? features = null)
     {
         Native.TorchRuntime.EnsureLoaded();
         bool wasTraining = model.training;
@@ -35,7 +36,13 @@ public static class Evaluator
             {
                 using var scope = NewDisposeScope();
                 using Batch batch = prefetcher.Next();
-                Tensor logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
+                Tensor logits;
+                if (features is not null)
+                {
+                    var (cached, mask) = features.Features(batch.Indices, device);
+                    logits = model.Head.call(cached, mask);
+                }
+                else logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
                 if (withMetrics) lossSum += Losses.Compute(data.Problem, logits, batch.Targets.to(device)).item<float>() * indices.Length;
                 Tensor probs = Losses.Probabilities(data.Problem, logits).cpu();
                 int width = (int)probs.shape[1];

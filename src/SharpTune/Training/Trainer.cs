@@ -47,6 +47,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         var clock = Stopwatch.StartNew();
         FeatureCache? cache = options.CacheFrozenFeatures && BackboneFrozenThroughout(plan, layers)
             ? FeatureCache.Build(model, train, options.BatchSize, device, progress, options.Precision, DiskCacheDirectory()) : null;
+        trainFeatures = cache;
 
         var batcher = new Batcher(train, options.BatchSize, options.LengthBucketing, model.Encoder.Config.PadTokenId);
         int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
@@ -126,6 +127,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         }
         if (bestWeights is not null) foreach (var t in bestWeights.Values) t.Dispose();
         cache?.Dispose();
+        evalFeatures?.Dispose();
+        (trainFeatures, evalFeatures) = (null, null);
         optimizer.Dispose();
 
         // 4. Prove it: frozen tensors bit-identical, trainable ones changed.
@@ -167,7 +170,10 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         ref int withoutImprovement, List<EvaluationEvent> evaluations, double trainLoss)
     {
         var clock = Stopwatch.StartNew();
-        EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device, precision: options.Precision);
+        // A backbone frozen for the whole run gives the same eval features every time: encode them once too.
+        if (trainFeatures is not null && evalFeatures is null)
+            evalFeatures = FeatureCache.Build(model, eval, options.BatchSize, device, null, options.Precision, DiskCacheDirectory());
+        EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device, precision: options.Precision, features: evalFeatures);
         evaluationSeconds += clock.Elapsed.TotalSeconds;
         double value = output.Metrics.TryGetValue(options.MetricForBest, out double v) ? v
             : throw new SharpTuneException($"--metric '{options.MetricForBest}' is not computed for {eval.Problem}; available: {string.Join(", ", output.Metrics.Keys)}.");
@@ -199,6 +205,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             _ => 1,
         };
     }
+
+    private FeatureCache? trainFeatures, evalFeatures;
 
     private string? DiskCacheDirectory() => options.DiskFeatureCache ? options.FeatureCacheDirectory ?? FeatureCache.DefaultDirectory : null;
 

@@ -91,6 +91,19 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Frozen_evaluation_from_cached_features_equals_running_the_whole_model()
+    {
+        using var model = TinyModels.Classifier("cls", dropout: 0, seed: 4);
+        var eval = TinyModels.ToyTask(24, seed: 12);
+        var options = new TrainingOptions { Epochs = 2, BatchSize = 8, LearningRates = new(1e-2), DiskFeatureCache = false };
+        var result = new Trainer(model, new FrozenStrategy(), options).Fit(TinyModels.ToyTask(32, seed: 11), eval);
+        Assert.True(result.UsedFeatureCache);
+        var whole = Evaluator.Run(model, eval, 8, CPU);
+        Assert.Equal(whole.Loss, result.BestEvaluation!.Metrics["loss"], 5);
+        Assert.Equal(whole.Metrics["accuracy"], result.BestEvaluation.Metrics["accuracy"]);
+    }
+
+    [Fact]
     public void Same_seed_repeats_a_run()
     {
         float[] Run()
