@@ -355,7 +355,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
     }
 
     /// <summary>The headline metrics present in the rows: accuracy, macro-F1 … and loss last.</summary>
-    internal static string[] ShownMetrics(IReadOnlyList<ComparisonRow> rows)
+    public static string[] ShownMetrics(IReadOnlyList<ComparisonRow> rows)
     {
         string[] order = [MetricNames.Accuracy, MetricNames.MacroF1, MetricNames.MicroF1, MetricNames.Pearson, MetricNames.Spearman, MetricNames.Mse, MetricNames.Loss];
         return order.Where(m => rows.Count > 0 && rows.All(r => r.Metrics.ContainsKey(m))).ToArray();
@@ -393,7 +393,7 @@ internal static class ProcessMemory
             foreach (string line in File.ReadLines("/proc/self/status"))
             {
                 if (!line.StartsWith(field + ":", StringComparison.Ordinal)) continue;
-                string[] parts = line[(field.Length + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                string[] parts = line[(field.Length + 1)..].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
                 return long.Parse(parts[0], Invariant) * 1024; // the kernel reports kB
             }
         }
