@@ -185,16 +185,19 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         return specs.Select(Strategy.Parse).ToList();
     }
 
-    /// <summary>The comparison table: one row per strategy, the best one bold and starred.</summary>
+    /// <summary>
+    /// The comparison table: one row per strategy, the best one bold and starred. Cells are compact (3.55M, 1e-4, 0.912)
+    /// so that it fits a terminal; compare.md and compare.json hold the exact figures.
+    /// </summary>
     public static Table Table(ComparisonResult result)
     {
         var invariant = CultureInfo.InvariantCulture;
         string[] metrics = StrategyComparison.ShownMetrics(result.Rows);
         var table = new Table().Border(TableBorder.Rounded)
             .Title($"Strategies compared; ★ best by {Markup.Escape(result.Metric)}")
-            .AddColumn("strategy").AddColumn(new TableColumn("lr").RightAligned()).AddColumn(new TableColumn("trainable").RightAligned())
-            .AddColumn(new TableColumn("train time").RightAligned()).AddColumn(new TableColumn("samples/s").RightAligned())
-            .AddColumn(new TableColumn("peak RSS").RightAligned());
+            .AddColumn(new TableColumn("strategy").NoWrap()).AddColumn(new TableColumn("lr").RightAligned())
+            .AddColumn(new TableColumn("trainable").RightAligned()).AddColumn(new TableColumn("train time").RightAligned())
+            .AddColumn(new TableColumn("samples/s").RightAligned()).AddColumn(new TableColumn("peak RSS").RightAligned());
         foreach (string metric in metrics) table.AddColumn(new TableColumn(metric).RightAligned());
         table.AddColumn(new TableColumn("best epoch").RightAligned()).AddColumn("audit");
         for (int i = 0; i < result.Rows.Count; i++)
@@ -205,19 +208,28 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
             var cells = new List<string>
             {
                 best ? $"[bold]★ {Markup.Escape(row.Strategy)}[/]" : "  " + Markup.Escape(row.Strategy),
-                Cell(row.LearningRate.ToString("G3", invariant)),
-                Cell(string.Create(invariant, $"{row.TrainableParameters:N0} ({row.TrainablePercent:F2}%)")),
+                Cell(row.LearningRate.ToString("0.###e+0", invariant)),
+                Cell(string.Create(invariant, $"{Short(row.TrainableParameters)} {row.TrainablePercent:F2}%")),
                 Cell(string.Create(invariant, $"{row.TrainSeconds:F1} s")),
                 Cell(row.SamplesPerSecond.ToString("F1", invariant)),
                 Cell(StrategyComparison.Mib(row.PeakRssBytes) + " MiB" + (row.PeakRssPerRun ? "" : " so far")),
             };
-            cells.AddRange(metrics.Select(m => Cell(row.Metric(m) is { } v ? v.ToString("F4", invariant) : "–")));
+            cells.AddRange(metrics.Select(m => Cell(row.Metric(m) is { } v ? v.ToString("F3", invariant) : "–")));
             cells.Add(Cell(row.BestEpoch.ToString(invariant)));
             cells.Add(row.AuditPassed ? "[green]passed[/]" : "[red]FAILED[/]");
             table.AddRow(cells.ToArray());
         }
         return table;
     }
+
+    /// <summary>A parameter count in at most five characters: 770, 26.5k, 3.55M.</summary>
+    private static string Short(long count) => count switch
+    {
+        < 10_000 => count.ToString(CultureInfo.InvariantCulture),
+        < 1_000_000 => (count / 1e3).ToString("0.#", CultureInfo.InvariantCulture) + "k",
+        < 10_000_000 => (count / 1e6).ToString("0.##", CultureInfo.InvariantCulture) + "M",
+        _ => (count / 1e6).ToString("0.#", CultureInfo.InvariantCulture) + "M",
+    };
 
     /// <summary>An empty or missing directory, or a previous comparison (replaced), is fine; anything else needs --force.</summary>
     private static void CheckDirectory(string directory, bool force)
@@ -244,7 +256,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
             {
                 case StrategyStartedEvent start:
                     console.MarkupLine(string.Create(Invariant,
-                        $"[bold][[{start.Index + 1}/{start.Count}]] {Markup.Escape(start.Strategy.Name)}[/] (lr {start.LearningRate:G3}) → {Markup.Escape(start.RunDirectory)}"));
+                        $"[bold][[{start.Index + 1}/{start.Count}]] {Markup.Escape(start.Strategy.Name)}[/] (lr {start.LearningRate:0.###e+0}) → {Markup.Escape(start.RunDirectory)}"));
                     break;
                 case StrategyTrainingEvent { Event: var e }:
                     OnTraining(e);

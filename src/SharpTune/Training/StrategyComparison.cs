@@ -329,7 +329,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         md.AppendLine("# Strategy comparison").AppendLine();
         if (CommandLine is not null) md.AppendLine("```").AppendLine(CommandLine).AppendLine("```").AppendLine();
         var training = options.Training;
-        string rates = options.LearningRate is { } lr ? lr.ToString("G3", Invariant) + " for every strategy" : "each strategy's default";
+        string rates = options.LearningRate is { } lr ? lr.ToString("0.###e+0", Invariant) + " for every strategy" : "each strategy's default";
         md.AppendLine(Invariant, $"Model {options.ModelDirectory ?? "packaged all-MiniLM-L6-v2"}, head {options.Head}, max length {options.MaxLength}, " +
             $"{training.Epochs} epoch(s), batch size {training.BatchSize}, seed {training.Seed}; learning rate: {rates}" +
             $". Each run keeps its best epoch by {metric}; ★ marks the best row by {metric}.").AppendLine();
@@ -342,7 +342,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             ComparisonRow r = rows[i];
             string name = i == best ? $"**{r.Strategy}** ★" : r.Strategy;
             string values = string.Join(" | ", shown.Select(m => r.Metric(m) is { } v ? v.ToString("F4", Invariant) : "–"));
-            md.AppendLine(Invariant, $"| {name} | {r.LearningRate:G3} | {r.TrainableParameters:N0} | {r.TrainablePercent:F2} | {r.TrainSeconds:F1} | " +
+            md.AppendLine(Invariant, $"| {name} | {r.LearningRate:0.###e+0} | {r.TrainableParameters:N0} | {r.TrainablePercent:F2} | {r.TrainSeconds:F1} | " +
                 $"{r.SamplesPerSecond:F1} | {Mib(r.PeakRssBytes)}{(r.PeakRssPerRun ? "" : " (so far)")} | {values}" +
                 $" | {r.BestEpoch} | {(r.AuditPassed ? "passed" : "FAILED")} |");
         }
