@@ -159,6 +159,18 @@ public sealed class CompareCommandTests : IDisposable
         Assert.Contains("--data DIR", error.Message);
     }
 
+    [Fact]
+    public void Best_row_is_the_highest_score_or_the_lowest_loss()
+    {
+        ComparisonRow Row(string name, double f1, double loss) => new(name, 1e-3, 1, 10, 10, 1, 1, null, false, null, null,
+            new Dictionary<string, double> { ["macro_f1"] = f1, ["loss"] = loss }, 1, true, false, name);
+        var rows = new[] { Row("a", 0.7, 0.3), Row("b", 0.9, 0.5), Row("c", 0.8, 0.2) };
+
+        Assert.Equal(1, StrategyComparison.BestIndex(rows, "macro_f1"));
+        Assert.Equal(2, StrategyComparison.BestIndex(rows, "loss"));
+        Assert.Null(StrategyComparison.BestIndex(rows, "accuracy"));
+    }
+
     private sealed class Listener(Action<ComparisonEvent> action) : IProgress<ComparisonEvent>
     {
         public void Report(ComparisonEvent value) => action(value);
