@@ -19,14 +19,17 @@ internal sealed class DemoSettings : CommandSettings
     public string Out { get; set; } = "runs/demo";
 
     [CommandOption("--strategies <LIST>")]
+    [Description("Comma-separated strategies, run in this order.")]
     [DefaultValue(CompareSettings.DefaultStrategies)]
     public string Strategies { get; set; } = CompareSettings.DefaultStrategies;
 
     [CommandOption("--epochs <N>")]
+    [Description("Epochs per strategy (each run keeps its best epoch by macro_f1).")]
     [DefaultValue(DefaultEpochs)]
     public int Epochs { get; set; } = DefaultEpochs;
 
     [CommandOption("--max-length <N>")]
+    [Description("Tokens per e-mail (subject and the start of the body); longer ones are truncated.")]
     [DefaultValue(DefaultMaxLength)]
     public int MaxLength { get; set; } = DefaultMaxLength;
 }
