@@ -161,7 +161,13 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         }
 
         if (result.Stopped is not null) console.MarkupLineInterpolated($"[yellow]Stopped ({result.Stopped}); the finished rows are kept.[/]");
-        console.Write(Table(result));
+        // A terminal narrower than the whole table gets it in two halves (cost, then quality) rather than wrapped cells.
+        if (console.Profile.Width >= WideTable) console.Write(Table(result));
+        else
+        {
+            console.Write(Table(result, quality: false));
+            console.Write(Table(result, cost: false));
+        }
         string chart = result.ChartPath is null ? "" : ", " + Path.GetFileName(result.ChartPath);
         console.MarkupLineInterpolated($"Written: {Path.GetFullPath(result.JsonPath)}, {Path.GetFileName(result.MarkdownPath)}{chart}; one run directory per strategy.");
         return (result.Rows.All(r => r.AuditPassed) ? 0 : 2, result);
@@ -185,38 +191,48 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         return specs.Select(Strategy.Parse).ToList();
     }
 
+    /// <summary>Console columns the whole table needs; narrower consoles get it in two halves.</summary>
+    public const int WideTable = 130;
+
     /// <summary>
-    /// The comparison table: one row per strategy, the best one bold and starred. Cells are compact (3.55M, 1e-4, 0.912)
-    /// so that it fits a terminal; compare.md and compare.json hold the exact figures.
+    /// The comparison table: one row per strategy, the best one bold and starred; <paramref name="cost"/> columns (lr,
+    /// trainable, time, samples/s, peak RSS) and/or <paramref name="quality"/> columns (metrics, best epoch, audit).
+    /// Cells are compact (3.55M, 1e-4, 0.912); compare.md and compare.json hold the exact figures.
     /// </summary>
-    public static Table Table(ComparisonResult result)
+    public static Table Table(ComparisonResult result, bool cost = true, bool quality = true)
     {
         var invariant = CultureInfo.InvariantCulture;
-        string[] metrics = StrategyComparison.ShownMetrics(result.Rows);
+        string[] metrics = quality ? StrategyComparison.ShownMetrics(result.Rows) : [];
+        string part = cost && quality ? "" : cost ? " (cost)" : " (quality)";
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"Strategies compared; ★ best by {Markup.Escape(result.Metric)}")
-            .AddColumn(new TableColumn("strategy").NoWrap()).AddColumn(new TableColumn("lr").RightAligned())
-            .AddColumn(new TableColumn("trainable").RightAligned()).AddColumn(new TableColumn("train time").RightAligned())
-            .AddColumn(new TableColumn("samples/s").RightAligned()).AddColumn(new TableColumn("peak RSS").RightAligned());
+            .Title($"Strategies compared{part}; ★ best by {Markup.Escape(result.Metric)}")
+            .AddColumn(new TableColumn("strategy").NoWrap());
+        if (cost)
+            table.AddColumn(new TableColumn("lr").RightAligned()).AddColumn(new TableColumn("trainable").RightAligned().NoWrap())
+                .AddColumn(new TableColumn("train time").RightAligned()).AddColumn(new TableColumn("samples/s").RightAligned())
+                .AddColumn(new TableColumn("peak RSS").RightAligned());
         foreach (string metric in metrics) table.AddColumn(new TableColumn(metric).RightAligned());
-        table.AddColumn(new TableColumn("best epoch").RightAligned()).AddColumn("audit");
+        if (quality) table.AddColumn(new TableColumn("best epoch").RightAligned()).AddColumn("audit");
         for (int i = 0; i < result.Rows.Count; i++)
         {
             ComparisonRow row = result.Rows[i];
             bool best = i == result.BestIndex;
             string Cell(string text) => best ? $"[bold]{Markup.Escape(text)}[/]" : Markup.Escape(text);
-            var cells = new List<string>
-            {
-                best ? $"[bold]★ {Markup.Escape(row.Strategy)}[/]" : "  " + Markup.Escape(row.Strategy),
-                Cell(row.LearningRate.ToString("0.###e+0", invariant)),
-                Cell(string.Create(invariant, $"{Short(row.TrainableParameters)} {row.TrainablePercent:F2}%")),
-                Cell(string.Create(invariant, $"{row.TrainSeconds:F1} s")),
-                Cell(row.SamplesPerSecond.ToString("F1", invariant)),
-                Cell(StrategyComparison.Mib(row.PeakRssBytes) + " MiB" + (row.PeakRssPerRun ? "" : " so far")),
-            };
+            var cells = new List<string> { best ? $"[bold]★ {Markup.Escape(row.Strategy)}[/]" : "  " + Markup.Escape(row.Strategy) };
+            if (cost)
+                cells.AddRange([
+                    Cell(row.LearningRate.ToString("0.###e+0", invariant)),
+                    Cell(Short(row.TrainableParameters) + " " + row.TrainablePercent.ToString(row.TrainablePercent >= 1 ? "F1" : "F2", invariant) + "%"),
+                    Cell(string.Create(invariant, $"{row.TrainSeconds:F1} s")),
+                    Cell(row.SamplesPerSecond.ToString("F1", invariant)),
+                    Cell(StrategyComparison.Mib(row.PeakRssBytes) + " MiB" + (row.PeakRssPerRun ? "" : " so far")),
+                ]);
             cells.AddRange(metrics.Select(m => Cell(row.Metric(m) is { } v ? v.ToString("F3", invariant) : "–")));
-            cells.Add(Cell(row.BestEpoch.ToString(invariant)));
-            cells.Add(row.AuditPassed ? "[green]passed[/]" : "[red]FAILED[/]");
+            if (quality)
+            {
+                cells.Add(Cell(row.BestEpoch.ToString(invariant)));
+                cells.Add(row.AuditPassed ? "[green]passed[/]" : "[red]FAILED[/]");
+            }
             table.AddRow(cells.ToArray());
         }
         return table;

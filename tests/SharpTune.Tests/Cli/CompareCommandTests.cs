@@ -171,6 +171,27 @@ public sealed class CompareCommandTests : IDisposable
         Assert.Null(StrategyComparison.BestIndex(rows, "accuracy"));
     }
 
+    [Fact]
+    public void Each_half_of_the_table_fits_an_80_column_terminal_without_cut_cells()
+    {
+        ComparisonRow Row(string name, long trainable) => new(name, 5e-4, trainable, 22_713_986, 100.0 * trainable / 22_713_986, 258.4, 2.3,
+            1_800_000_000, true, null, null, new Dictionary<string, double> { ["accuracy"] = 0.91, ["macro_f1"] = 0.8974, ["loss"] = 0.2048 }, 2, true, false, name);
+        var result = new ComparisonResult([Row("lora:r=8,alpha=16", 74_498), Row("full", 22_566_146)], "macro_f1", 1, null, "compare.json", "compare.md", null);
+        var (console, writer) = TrainCliHarness.Console();
+        console.Profile.Width = 80;
+
+        console.Write(CompareCommand.Table(result, quality: false));
+        console.Write(CompareCommand.Table(result, cost: false));
+
+        string text = writer.ToString();
+        Assert.DoesNotContain("…", text);
+        Assert.Contains("74.5k 0.33%", text);
+        Assert.Contains("22.6M 99.3%", text);
+        Assert.Contains("1717 MiB", text);
+        Assert.Contains("★ full", text);
+        Assert.Contains("0.897", text);
+    }
+
     private sealed class Listener(Action<ComparisonEvent> action) : IProgress<ComparisonEvent>
     {
         public void Report(ComparisonEvent value) => action(value);
