@@ -99,7 +99,8 @@ internal sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         console.MarkupLine(" • [bold]lora[/] — small low-rank adapters beside the attention weights train with the head; they are merged into the weights on save.");
         console.MarkupLine(" • [bold]full[/] — the whole transformer trains together with the head: the most trainable parameters, memory and time per example.");
         console.MarkupLine("[grey]trainable[/] = parameters the optimizer updates (and their share of the model); [grey]train time[/] excludes evaluation; " +
-            "[grey]peak RSS[/] = the process's resident-memory peak during that run; the metrics are on the 100 dev e-mails at each run's best epoch.");
+            "[grey]peak RSS[/] = the process's resident-memory peak during that run (it includes memory earlier runs left allocated; " +
+            "compare.md also lists what each run added); the metrics are on the 100 dev e-mails at each run's best epoch.");
         console.MarkupLine("BitFit and LoRA start from the pretrained weights and change few numbers: with a budget this small they may need more " +
             "epochs (--epochs) than full fine-tuning to show what they can do.");
         console.MarkupLine($"★ marks the best row by {Markup.Escape(metric)}. With so little data and time, differences of one or two e-mails are noise; " +

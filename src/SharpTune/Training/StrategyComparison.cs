@@ -334,22 +334,23 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             $"{training.Epochs} epoch(s), batch size {training.BatchSize}, seed {training.Seed}; learning rate: {rates}" +
             $". Each run keeps its best epoch by {metric}; ★ marks the best row by {metric}.").AppendLine();
         string[] shown = ShownMetrics(rows);
-        md.AppendLine("| strategy | lr | trainable | trainable % | train time (s) | samples/s | peak RSS (MiB) | " +
+        md.AppendLine("| strategy | lr | trainable | trainable % | train time (s) | samples/s | peak RSS (MiB) | peak − RSS before (MiB) | " +
             string.Join(" | ", shown) + " | best epoch | audit |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|" + string.Concat(shown.Select(_ => "---:|")) + "---:|---|");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|" + string.Concat(shown.Select(_ => "---:|")) + "---:|---|");
         for (int i = 0; i < rows.Count; i++)
         {
             ComparisonRow r = rows[i];
             string name = i == best ? $"**{r.Strategy}** ★" : r.Strategy;
             string values = string.Join(" | ", shown.Select(m => r.Metric(m) is { } v ? v.ToString("F4", Invariant) : "–"));
             md.AppendLine(Invariant, $"| {name} | {r.LearningRate:0.###e+0} | {r.TrainableParameters:N0} | {r.TrainablePercent:F2} | {r.TrainSeconds:F1} | " +
-                $"{r.SamplesPerSecond:F1} | {Mib(r.PeakRssBytes)}{(r.PeakRssPerRun ? "" : " (so far)")} | {values}" +
+                $"{r.SamplesPerSecond:F1} | {Mib(r.PeakRssBytes)}{(r.PeakRssPerRun ? "" : " (so far)")} | {Mib(r.PeakRssBytes - r.RssBeforeBytes)} | {values}" +
                 $" | {r.BestEpoch} | {(r.AuditPassed ? "passed" : "FAILED")} |");
         }
         md.AppendLine();
         md.AppendLine("Train time excludes evaluation and includes computing a frozen backbone's features once. Peak RSS is the " +
             "process's resident-memory high-water mark (VmHWM), reset before each run where the kernel allows it (else marked " +
-            "\"so far\": the peak over the whole process up to that run).");
+            "\"so far\": the peak over the whole process up to that run). Memory a finished run freed is not always returned to " +
+            "the system, so a later run starts from a higher RSS; \"peak − RSS before\" is what the run itself added.");
         if (stopped is not null) md.AppendLine().AppendLine(Invariant, $"**Stopped:** {stopped}; the rows above finished.");
         return md.ToString();
     }
