@@ -24,6 +24,8 @@ public static class CliApp
             config.AddCommand<Commands.TrainCommand>("train").WithDescription("Fine-tune a pretrained encoder with a new head; writes the model and the run's record to --out.");
             config.AddCommand<Commands.EvaluateCommand>("evaluate").WithDescription("Loss and metrics of a trained model on labelled data.");
             config.AddCommand<Commands.PredictCommand>("predict").WithDescription("Labels and per-class probabilities of texts.");
+            config.AddCommand<Commands.CompareCommand>("compare").WithDescription("Train the same model and data under several strategies and compare time, memory and metrics; writes compare.json, compare.md, compare.png.");
+            config.AddCommand<Commands.DemoCommand>("demo").WithDescription("Compare frozen, top:2, bitfit, lora and full on the packaged MiniLM and the shipped spam sample (several minutes on a CPU; no network).");
         });
         try
         {
