@@ -48,7 +48,7 @@ public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEv
             case TrainingStartedEvent start:
                 started = start;
                 console.MarkupLineInterpolated(
-                    $"Training: {start.Epochs} epoch(s) × {start.StepsPerEpoch} steps, {start.Examples} examples, padding {start.PaddingRatio:P1}{(start.FromFeatureCache ? ", head on cached features" : "")}.");
+                    $"Training: {start.Epochs} epoch(s) × {start.StepsPerEpoch} steps, {start.Examples} examples, padded/real tokens {start.PaddingRatio:F3}{(start.FromFeatureCache ? ", head on cached features" : "")}.");
                 break;
             case StepEvent step: OnStep(step); break;
             case EvaluationEvent evaluation:
