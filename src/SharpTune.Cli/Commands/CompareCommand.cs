@@ -87,6 +87,11 @@ internal sealed class CompareSettings : DataSettings
     [Description("cpu, cuda or cuda:N.")]
     [DefaultValue("cpu")]
     public string Device { get; set; } = "cpu";
+
+    [CommandOption("--precision <PRECISION>")]
+    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
+    [DefaultValue("fp32")]
+    public string Precision { get; set; } = "fp32";
 }
 
 /// <summary>sharptune compare: the same data, model, budget and seed under several strategies, side by side.</summary>
@@ -110,6 +115,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         var training = new TrainingOptions
         {
             Epochs = settings.Epochs, BatchSize = settings.BatchSize, Seed = settings.Seed, Device = settings.Device,
+            Precision = Models.Precisions.Parse(settings.Precision),
         }.Validate();
 
         LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
