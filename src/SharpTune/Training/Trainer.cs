@@ -34,6 +34,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
     {
         Native.TorchRuntime.EnsureLoaded(); // libtorch loaded, its thread count set
         torch.manual_seed(options.Seed);
+        evaluationSeconds = 0;
         int layers = model.Encoder.Config.NumHiddenLayers;
         model.to(device);
 
@@ -101,7 +102,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                 optimizer.Step();
                 optimizer.ZeroGrad();
                 step++;
-                progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / clock.Elapsed.TotalSeconds, clock.Elapsed));
+                progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / (clock.Elapsed.TotalSeconds - evaluationSeconds), clock.Elapsed));
 
                 bool evaluateNow = eval is not null && options.EvalEverySteps is { } every && step % every == 0;
                 if (evaluateNow && EvaluateAndKeepBest(eval!, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / lossCount))
