@@ -51,8 +51,9 @@ public static class Program
             {
                 Epochs = options.Epochs,
                 BatchSize = 16,
-                // The head starts from random weights: it gets a larger learning rate than the pretrained backbone.
-                LearningRates = new LearningRates(BaseRate: 5e-5, HeadRate: 1e-3),
+                // The head starts from random weights: it gets a larger learning rate than the pretrained backbone,
+                // and a larger one still when it trains alone on frozen features (1e-2, the frozen strategy's default).
+                LearningRates = new LearningRates(BaseRate: 5e-5, HeadRate: strategy is FrozenStrategy ? strategy.DefaultLearningRate : 1e-3),
             };
             output.WriteLine(StrategyApplier.Apply(classifier.Model, strategy, rates: settings.LearningRates).ToMarkdown()); // what will train
 
