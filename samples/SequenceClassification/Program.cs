@@ -51,9 +51,9 @@ public static class Program
             {
                 Epochs = options.Epochs,
                 BatchSize = 16,
-                // The head starts from random weights: it gets a larger learning rate than the pretrained backbone,
-                // and a larger one still when it trains alone on frozen features (1e-2, the frozen strategy's default).
-                LearningRates = new LearningRates(BaseRate: 5e-5, HeadRate: strategy is FrozenStrategy ? strategy.DefaultLearningRate : 1e-3),
+                // Each strategy's default rate (full 1e-4, frozen 1e-2). The head starts from random weights, so unless
+                // told otherwise it learns at no less than 1e-3, faster than the pretrained layers under it.
+                LearningRates = new LearningRates(strategy.DefaultLearningRate),
             };
             output.WriteLine(StrategyApplier.Apply(classifier.Model, strategy, rates: settings.LearningRates).ToMarkdown()); // what will train
 

@@ -13,7 +13,7 @@ public sealed class InspectSettings : ModelSettings
 {
     /// <summary>A strategy whose parameter table to print (no training).</summary>
     [CommandOption("--strategy <STRATEGY>")]
-    [Description("Print this strategy's parameter table: frozen | full | top:K | bitfit | lora[:r=8,…] | gradual.")]
+    [Description("Print this strategy's parameter table: frozen | full | top:K | bitfit | lora[[:r=8,…]] | gradual.")]
     public string? Strategy { get; init; }
 
     /// <summary>The head to put on the encoder for the table.</summary>

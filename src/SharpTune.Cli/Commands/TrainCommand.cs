@@ -53,11 +53,11 @@ internal sealed class TrainSettings : DataSettings
     public int Epochs { get; set; } = 3;
 
     [CommandOption("--lr <RATE>")]
-    [Description("Learning rate of the top layer (and the head unless --head-lr). Default: the strategy's (full 5e-5, top:K 1e-4, gradual 1e-4, lora 5e-4, bitfit 1e-3, frozen 1e-2).")]
+    [Description("Learning rate of the top layer. Default: the strategy's (full 1e-4, top:K 1e-4, gradual 1e-4, lora 5e-4, bitfit 1e-3, frozen 1e-2).")]
     public double? LearningRate { get; set; }
 
     [CommandOption("--head-lr <RATE>")]
-    [Description("Learning rate of the head. Default: --lr.")]
+    [Description("Learning rate of the head. Default: the larger of 1e-3 and --lr (a new head learns faster than the pretrained layers).")]
     public double? HeadLearningRate { get; set; }
 
     [CommandOption("--layer-lr-decay <FACTOR>")]
@@ -272,7 +272,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         ["eval_skipped_rows"] = eval?.SkippedRows,
         ["options"] = new JsonObject
         {
-            ["strategy"] = s.Strategy, ["epochs"] = s.Epochs, ["lr"] = options.LearningRates.BaseRate, ["head_lr"] = options.LearningRates.HeadRate,
+            ["strategy"] = s.Strategy, ["epochs"] = s.Epochs, ["lr"] = options.LearningRates.BaseRate, ["head_lr"] = options.LearningRates.EffectiveHeadRate,
             ["layer_lr_decay"] = s.LayerDecay, ["batch_size"] = s.BatchSize, ["grad_accum"] = s.GradientAccumulation,
             ["max_length"] = maxLength, ["warmup_ratio"] = s.WarmupRatio, ["schedule"] = s.Schedule,
             ["weight_decay"] = s.WeightDecay, ["max_grad_norm"] = s.MaxGradNorm, ["eval_steps"] = s.EvalSteps,

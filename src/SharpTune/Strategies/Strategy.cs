@@ -79,7 +79,7 @@ public abstract record Strategy
 public sealed record FullStrategy : Strategy
 {
     /// <inheritdoc />
-    public override double DefaultLearningRate => 5e-5;
+    public override double DefaultLearningRate => 1e-4;
     /// <inheritdoc />
     public override string Name => "full";
     /// <inheritdoc />

@@ -10,14 +10,23 @@ namespace SharpTune.Strategies;
 /// rate by <see cref="LayerDecay"/> once per layer below the top (embeddings one step below layer 0).
 /// </summary>
 /// <param name="BaseRate">Rate of the top layer and the pooler (and of the head, unless <see cref="HeadRate"/>).</param>
-/// <param name="HeadRate">Rate of the head; null means <see cref="BaseRate"/>.</param>
+/// <param name="HeadRate">
+/// Rate of the head; null means the larger of 1e-3 and <see cref="BaseRate"/>: a new, randomly initialised head
+/// learns faster than the pretrained layers under it (and alone on frozen features it is the base rate).
+/// </param>
 /// <param name="LayerDecay">Layer-wise decay factor in (0, 1]; 1 means one rate for the whole backbone.</param>
 public sealed record LearningRates(double BaseRate = 5e-5, double? HeadRate = null, double LayerDecay = 1.0)
 {
+    /// <summary>The head's rate when none is given and the base rate is lower.</summary>
+    public const double DefaultHeadRate = 1e-3;
+
+    /// <summary>The head's rate: <see cref="HeadRate"/>, or the default described there.</summary>
+    public double EffectiveHeadRate => HeadRate ?? Math.Max(DefaultHeadRate, BaseRate);
+
     /// <summary>The rate of one parameter.</summary>
     public double For(ParameterEntry entry, int layers)
     {
-        if (!entry.IsBackbone) return HeadRate ?? BaseRate;
+        if (!entry.IsBackbone) return EffectiveHeadRate;
         int stepsBelowTop = entry.Group == ParameterGroups.Pooler ? 0 : Math.Max(0, layers - entry.Depth);
         return BaseRate * Math.Pow(LayerDecay, stepsBelowTop);
     }
