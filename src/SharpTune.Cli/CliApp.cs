@@ -36,6 +36,15 @@ public static class CliApp
             (console ?? AnsiConsole.Console).MarkupLine("[red]error:[/] " + Markup.Escape(e.Message));
             return 1;
         }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("SHARPTUNE_DEBUG") is null)
+        {
+            // A failure that is not bad input (a libtorch error, a bug): one readable line, not a stack dump.
+            // Files already written (run records, finished compare rows) stay as they are.
+            string first = e.Message.Split('\n', 2)[0];
+            (console ?? AnsiConsole.Console).MarkupLine("[red]internal error:[/] " + Markup.Escape($"{e.GetType().Name}: {first}") +
+                " (set SHARPTUNE_DEBUG=1 for the stack trace)");
+            return 3;
+        }
     }
 }
 

@@ -58,8 +58,9 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        Tensor result = base_layer.call(x);
-        Tensor update = lora_B.call(lora_A.call(lora_dropout.call(x)));
+        // Through Autocast, so that under bf16 mixed precision the adapter computes in bf16 like every other Linear.
+        Tensor result = Autocast.Linear(base_layer, x);
+        Tensor update = Autocast.Linear(lora_B, Autocast.Linear(lora_A, lora_dropout.call(x)));
         return result + update * Scaling;
     }
 

@@ -55,7 +55,9 @@ public static class Autocast
     public static Tensor Linear(nn.Module<Tensor, Tensor> layer, Tensor x)
     {
         if (computeType is not { } type) return layer.call(x);
-        if (layer is not TorchSharp.Modules.Linear linear) return layer.call(x.to_type(ScalarType.Float32));
+        // A wrapper (a LoRA adapter, a custom layer) runs as it is; its output joins the others in the compute type,
+        // so that query, key and value always agree (SDPA requires one dtype).
+        if (layer is not TorchSharp.Modules.Linear linear) return layer.call(x).to_type(type);
         Tensor weight = linear.weight!.to_type(type);
         Tensor? bias = linear.bias?.to_type(type);
         return nn.functional.linear(x.to_type(type), weight, bias);

@@ -103,7 +103,9 @@ public static class StrategyApplier
         var entries = ParameterGroups.Of(model);
         foreach (var entry in entries)
         {
-            bool trains = strategy.Trains(entry, epoch, layers) && (entry.Group != ParameterGroups.Pooler || poolerUsed);
+            // The pooler's tensors (adapters on it included) get no gradient when the head does not read it.
+            bool inPooler = entry.Key.StartsWith(SequenceClassifier.EncoderPrefix + "pooler.", StringComparison.Ordinal);
+            bool trains = strategy.Trains(entry, epoch, layers) && (!inPooler || poolerUsed);
             entry.Parameter.requires_grad = trains;
         }
         bool backboneTrains = entries.Any(e => e.IsBackbone && e.Parameter.requires_grad);

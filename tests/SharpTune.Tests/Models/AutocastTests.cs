@@ -57,4 +57,17 @@ public class AutocastTests
         double after = Evaluator.Run(model, train, 16, CPU, precision: Precision.Bf16).Loss;
         Assert.True(after < before, $"loss {before} -> {after}");
     }
+
+    [Theory]
+    [InlineData("lora:r=4")]
+    [InlineData("lora:r=4,targets=query+key+value+dense")]
+    public void Bf16_training_with_lora_adapters_runs_and_passes_the_freeze_audit(string strategy)
+    {
+        // Wrapped projections must compute in the same dtype as plain ones: SDPA rejects mixed query/key/value.
+        var model = TinyModels.Classifier(dropout: 0);
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 8, LearningRates = new(1e-3), Precision = Precision.Bf16 };
+        TrainingResult result = new Trainer(model, Strategy.Parse(strategy), options).Fit(TinyModels.ToyTask(32, seed: 2));
+        Assert.True(result.Audit.Passed, result.Audit.Summary);
+        Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+    }
 }
