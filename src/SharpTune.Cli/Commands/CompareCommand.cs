@@ -10,18 +10,10 @@ using Spectre.Console.Cli;
 
 namespace SharpTune.Cli.Commands;
 
-internal sealed class CompareSettings : DataSettings
+internal sealed class CompareSettings : FineTuneSettings
 {
     /// <summary>The strategies of sharptune compare and demo when none are given.</summary>
     public const string DefaultStrategies = "frozen,top:2,bitfit,lora,full";
-
-    [CommandOption("--model <DIR>")]
-    [Description("Pretrained Hugging Face model directory. Default: the packaged all-MiniLM-L6-v2.")]
-    public string? Model { get; set; }
-
-    [CommandOption("--train <FILE>", true)]
-    [Description("Training data: .csv, .tsv or .jsonl.")]
-    public string Train { get; set; } = "";
 
     [CommandOption("--eval <FILE>", true)]
     [Description("Evaluation data, evaluated after every epoch; each run keeps its best epoch by --metric.")]
@@ -40,35 +32,9 @@ internal sealed class CompareSettings : DataSettings
     [DefaultValue(DefaultStrategies)]
     public string Strategies { get; set; } = DefaultStrategies;
 
-    [CommandOption("--head <HEAD>")]
-    [Description("Head: mean, cls or pooled.")]
-    [DefaultValue("mean")]
-    public string Head { get; set; } = "mean";
-
-    [CommandOption("--task <TASK>")]
-    [Description("single | multi | regression. Default: single-label (multi-label when the first JSON-lines label is a list).")]
-    public string? Task { get; set; }
-
-    [CommandOption("--epochs <N>")]
-    [DefaultValue(3)]
-    public int Epochs { get; set; } = 3;
-
     [CommandOption("--lr <RATE>")]
-    [Description("One learning rate for every strategy. Default: each strategy's own (full 5e-5, top:K 1e-4, gradual 1e-4, lora 5e-4, bitfit 1e-3, frozen 1e-2).")]
+    [Description("One learning rate for every strategy. Default: each strategy's own (full 1e-4, top:K 1e-4, gradual 1e-4, lora 5e-4, bitfit 1e-3, frozen 1e-2).")]
     public double? LearningRate { get; set; }
-
-    [CommandOption("--batch-size <N>")]
-    [DefaultValue(32)]
-    public int BatchSize { get; set; } = 32;
-
-    [CommandOption("--max-length <N>")]
-    [Description("Tokens per text (pair). Default: 128, or the model's max_position_embeddings when smaller.")]
-    public int? MaxLength { get; set; }
-
-    [CommandOption("--seed <N>")]
-    [Description("Seed of every run: the head's initialisation, dropout and batch order.")]
-    [DefaultValue(42)]
-    public int Seed { get; set; } = 42;
 
     [CommandOption("--metric <NAME>")]
     [Description("Picks each run's best epoch and the best row: accuracy, macro_f1, mcc or loss (regression: pearson, spearman, mse, loss). " +
@@ -83,15 +49,6 @@ internal sealed class CompareSettings : DataSettings
     [Description("Use only the first N evaluation examples.")]
     public int? EvalLimit { get; set; }
 
-    [CommandOption("--device <DEVICE>")]
-    [Description("cpu, cuda or cuda:N.")]
-    [DefaultValue("cpu")]
-    public string Device { get; set; } = "cpu";
-
-    [CommandOption("--precision <PRECISION>")]
-    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
-    [DefaultValue("fp32")]
-    public string Precision { get; set; } = "fp32";
 }
 
 /// <summary>sharptune compare: the same data, model, budget and seed under several strategies, side by side.</summary>

@@ -11,16 +11,8 @@ using Spectre.Console.Cli;
 
 namespace SharpTune.Cli.Commands;
 
-internal sealed class TrainSettings : DataSettings
+internal sealed class TrainSettings : FineTuneSettings
 {
-    [CommandOption("--model <DIR>")]
-    [Description("Pretrained Hugging Face model directory (config.json, model.safetensors, vocab.txt). Default: the packaged all-MiniLM-L6-v2.")]
-    public string? Model { get; set; }
-
-    [CommandOption("--train <FILE>", true)]
-    [Description("Training data: .csv, .tsv or .jsonl with a header / keys naming the columns.")]
-    public string Train { get; set; } = "";
-
     [CommandOption("--eval <FILE>")]
     [Description("Evaluation data, evaluated after every epoch (or every --eval-steps); its labels must occur in the training data.")]
     public string? Eval { get; set; }
@@ -38,20 +30,6 @@ internal sealed class TrainSettings : DataSettings
     [DefaultValue("full")]
     public string Strategy { get; set; } = "full";
 
-    [CommandOption("--head <HEAD>")]
-    [Description("Head: mean (mean of the token vectors, the default: how sentence-transformers models such as MiniLM were trained), " +
-        "cls (the CLS token vector) or pooled (HF BertForSequenceClassification: the pooler's tanh of the CLS vector; its checkpoints load in transformers).")]
-    [DefaultValue("mean")]
-    public string Head { get; set; } = "mean";
-
-    [CommandOption("--task <TASK>")]
-    [Description("single | multi | regression. Default: single-label (multi-label when the first JSON-lines label is a list).")]
-    public string? Task { get; set; }
-
-    [CommandOption("--epochs <N>")]
-    [DefaultValue(3)]
-    public int Epochs { get; set; } = 3;
-
     [CommandOption("--lr <RATE>")]
     [Description("Learning rate of the top layer. Default: the strategy's (full 1e-4, top:K 1e-4, gradual 1e-4, lora 5e-4, bitfit 1e-3, frozen 1e-2).")]
     public double? LearningRate { get; set; }
@@ -65,23 +43,10 @@ internal sealed class TrainSettings : DataSettings
     [DefaultValue(1.0)]
     public double LayerDecay { get; set; } = 1.0;
 
-    [CommandOption("--precision <PRECISION>")]
-    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
-    [DefaultValue("fp32")]
-    public string Precision { get; set; } = "fp32";
-
-    [CommandOption("--batch-size <N>")]
-    [DefaultValue(32)]
-    public int BatchSize { get; set; } = 32;
-
     [CommandOption("--grad-accum <N>")]
     [Description("Batches per optimizer step.")]
     [DefaultValue(1)]
     public int GradientAccumulation { get; set; } = 1;
-
-    [CommandOption("--max-length <N>")]
-    [Description("Tokens per text (pair), longer ones are truncated. Default: 128, or the model's max_position_embeddings when smaller.")]
-    public int? MaxLength { get; set; }
 
     [CommandOption("--warmup-ratio <RATIO>")]
     [DefaultValue(0.1)]
@@ -114,15 +79,6 @@ internal sealed class TrainSettings : DataSettings
     [Description("Metric that picks the best evaluation: loss, accuracy, macro_f1, mcc, micro_f1, pearson, spearman, mse.")]
     [DefaultValue("loss")]
     public string Metric { get; set; } = "loss";
-
-    [CommandOption("--seed <N>")]
-    [DefaultValue(42)]
-    public int Seed { get; set; } = 42;
-
-    [CommandOption("--device <DEVICE>")]
-    [Description("cpu, cuda or cuda:N.")]
-    [DefaultValue("cpu")]
-    public string Device { get; set; } = "cpu";
 
     [CommandOption("--no-cache")]
     [Description("Do not cache a frozen backbone's features (run the encoder on every step).")]
