@@ -82,10 +82,13 @@ public sealed record ComparisonOptions
 /// <param name="BestEpoch">The 1-based epoch of the best evaluation.</param>
 /// <param name="AuditPassed">Whether the freeze audit passed: frozen tensors unchanged, trainable ones changed.</param>
 /// <param name="UsedFeatureCache">Whether the head trained on cached frozen features.</param>
+/// <param name="FeatureSource">"computed" or "disk" (the features came from an earlier run's disk cache, so the
+/// train time holds no encoding); null without a feature cache.</param>
 /// <param name="RunDirectory">Where the run's model and record were saved.</param>
 public sealed record ComparisonRow(string Strategy, double LearningRate, long TrainableParameters, long TotalParameters, double TrainablePercent,
     double TrainSeconds, double SamplesPerSecond, long? PeakRssBytes, bool PeakRssPerRun, long? RssBeforeBytes, long? RssAfterBytes,
-    IReadOnlyDictionary<string, double> Metrics, int BestEpoch, bool AuditPassed, bool UsedFeatureCache, string RunDirectory)
+    IReadOnlyDictionary<string, double> Metrics, int BestEpoch, bool AuditPassed, bool UsedFeatureCache, string RunDirectory,
+    string? FeatureSource = null)
 {
     /// <summary>The value of a metric of the best evaluation, or null when not computed.</summary>
     public double? Metric(string name) => Metrics.TryGetValue(name, out double value) ? value : null;
@@ -225,7 +228,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         return new ComparisonRow(strategy.Name, rate, result.Plan.TrainableParameters, result.Plan.TotalParameters, result.Plan.TrainablePercent,
             result.TrainSeconds, result.SamplesPerSecond, peak, perRun, before, after,
             best.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)).ToDictionary(),
-            best.Epoch + 1, result.Audit.Passed, result.UsedFeatureCache, runDirectory);
+            best.Epoch + 1, result.Audit.Passed, result.UsedFeatureCache, runDirectory, forward.FeatureSource);
     }
 
     /// <summary>The index of the best row by <paramref name="metric"/> (lower is better for loss and mse), or null.</summary>
@@ -319,6 +322,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             ["metrics"] = metrics,
             ["audit_passed"] = row.AuditPassed,
             ["used_feature_cache"] = row.UsedFeatureCache,
+            ["feature_source"] = row.FeatureSource,
             ["run_directory"] = row.RunDirectory,
         };
     }
@@ -342,7 +346,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             ComparisonRow r = rows[i];
             string name = i == best ? $"**{r.Strategy}** ★" : r.Strategy;
             string values = string.Join(" | ", shown.Select(m => r.Metric(m) is { } v ? v.ToString("F4", Invariant) : "–"));
-            md.AppendLine(Invariant, $"| {name} | {r.LearningRate:0.###e+0} | {r.TrainableParameters:N0} | {r.TrainablePercent:F2} | {r.TrainSeconds:F1} | " +
+            md.AppendLine(Invariant, $"| {name} | {r.LearningRate:0.###e+0} | {r.TrainableParameters:N0} | {r.TrainablePercent:F2} | {r.TrainSeconds:F1}{(r.FeatureSource == "disk" ? " (features from disk cache)" : "")} | " +
                 $"{r.SamplesPerSecond:F1} | {Mib(r.PeakRssBytes)}{(r.PeakRssPerRun ? "" : " (so far)")} | {Mib(r.PeakRssBytes - r.RssBeforeBytes)} | {values}" +
                 $" | {r.BestEpoch} | {(r.AuditPassed ? "passed" : "FAILED")} |");
         }
@@ -375,8 +379,12 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
     /// <summary>Sends a run's training events to its recorder and, wrapped, to the comparison's listener.</summary>
     private sealed class Progress(Strategy strategy, RunRecorder recorder, IProgress<ComparisonEvent>? listener) : IProgress<TrainingEvent>
     {
+        /// <summary>Where the frozen features of the training set came from, once reported.</summary>
+        public string? FeatureSource { get; private set; }
+
         public void Report(TrainingEvent value)
         {
+            if (value is FeaturesCachedEvent cached) FeatureSource ??= cached.Source;
             recorder.Report(value);
             listener?.Report(new StrategyTrainingEvent(strategy, value));
         }

@@ -105,6 +105,20 @@ public sealed class CompareCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_frozen_row_whose_features_came_from_the_disk_cache_says_so()
+    {
+        string[] Args(string output) => ["compare", "--model", cli.ModelDirectory, "--train", cli.TrainFile, "--eval", cli.EvalFile,
+            "--strategies", "frozen", "--epochs", "1", "--batch-size", "8", "--out", output];
+        var (firstExit, first) = TrainCliHarness.Run(Args(cli.PathOf("compare-first")));
+        Assert.True(firstExit == 0, first);
+        var (secondExit, second) = TrainCliHarness.Run(Args(cli.PathOf("compare-second")));
+        Assert.True(secondExit == 0, second);
+        var row = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(cli.PathOf("compare-second"), "compare.json")))!["rows"]![0]!;
+        Assert.Equal("disk", row["feature_source"]!.GetValue<string>());
+        Assert.Contains("(features from disk cache)", File.ReadAllText(Path.Combine(cli.PathOf("compare-second"), "compare.md")));
+    }
+
+    [Fact]
     public void Strategy_list_keeps_lora_options_with_their_entry()
     {
         var strategies = CompareCommand.ParseStrategies("frozen, lora:r=4,alpha=8,full");
