@@ -45,10 +45,13 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         using var audit = FreezeAudit.Snapshot(model);
 
         // 2. A backbone frozen for the whole run is computed once: the head trains on cached features.
+        //    The eval set's features are encoded once too (before the clock: evaluation is not training time).
+        bool frozenThroughout = options.CacheFrozenFeatures && BackboneFrozenThroughout(plan);
+        using FeatureCache? evalCache = frozenThroughout && eval is not null
+            ? FeatureCache.Build(model, eval, options.BatchSize, device, null, options.Precision, DiskCacheDirectory()) : null;
         var clock = Stopwatch.StartNew();
-        FeatureCache? cache = options.CacheFrozenFeatures && BackboneFrozenThroughout(plan, layers)
+        FeatureCache? cache = frozenThroughout
             ? FeatureCache.Build(model, train, options.BatchSize, device, progress, options.Precision, DiskCacheDirectory()) : null;
-        trainFeatures = cache;
 
         var batcher = new Batcher(train, options.BatchSize, options.LengthBucketing, model.Encoder.Config.PadTokenId);
         int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
@@ -105,14 +108,14 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                 progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / (clock.Elapsed.TotalSeconds - evaluationSeconds), clock.Elapsed));
 
                 bool evaluateNow = eval is not null && options.EvalEverySteps is { } every && step % every == 0;
-                if (evaluateNow && EvaluateAndKeepBest(eval!, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / lossCount))
+                if (evaluateNow && EvaluateAndKeepBest(eval!, evalCache, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / lossCount))
                     stopped = "early stopping";
                 if (evaluateNow) StrategyApplier.SetTrainingMode(model, plan);
                 if (stopped is not null) break;
             }
 
             if (eval is not null && options.EvalEverySteps is null && stopped is null &&
-                EvaluateAndKeepBest(eval, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / Math.Max(1, lossCount)))
+                EvaluateAndKeepBest(eval, evalCache, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / Math.Max(1, lossCount)))
                 stopped = "early stopping";
             lossSum = 0;
             lossCount = 0;
@@ -128,8 +131,6 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         }
         if (bestWeights is not null) foreach (var t in bestWeights.Values) t.Dispose();
         cache?.Dispose();
-        evalFeatures?.Dispose();
-        (trainFeatures, evalFeatures) = (null, null);
         optimizer.Dispose();
 
         // 4. Prove it: frozen tensors bit-identical, trainable ones changed.
@@ -167,14 +168,11 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
     }
 
     /// <summary>Evaluates, records the event, keeps a copy of the trainable weights when best; true when patience ran out.</summary>
-    private bool EvaluateAndKeepBest(TaskDataset eval, int epoch, int step, ref EvaluationEvent? best, ref Dictionary<string, Tensor>? bestWeights,
+    private bool EvaluateAndKeepBest(TaskDataset eval, FeatureCache? evalCache, int epoch, int step, ref EvaluationEvent? best, ref Dictionary<string, Tensor>? bestWeights,
         ref int withoutImprovement, List<EvaluationEvent> evaluations, double trainLoss)
     {
         var clock = Stopwatch.StartNew();
-        // A backbone frozen for the whole run gives the same eval features every time: encode them once too.
-        if (trainFeatures is not null && evalFeatures is null)
-            evalFeatures = FeatureCache.Build(model, eval, options.BatchSize, device, null, options.Precision, DiskCacheDirectory());
-        EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device, precision: options.Precision, features: evalFeatures);
+        EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device, precision: options.Precision, features: evalCache);
         evaluationSeconds += clock.Elapsed.TotalSeconds;
         double value = output.Metrics.TryGetValue(options.MetricForBest, out double v) ? v
             : throw new SharpTuneException($"--metric '{options.MetricForBest}' is not computed for {eval.Problem}; available: {string.Join(", ", output.Metrics.Keys)}.");
@@ -207,11 +205,10 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         };
     }
 
-    private FeatureCache? trainFeatures, evalFeatures;
-
     private string? DiskCacheDirectory() => options.DiskFeatureCache ? options.FeatureCacheDirectory ?? FeatureCache.DefaultDirectory : null;
 
-    private static bool BackboneFrozenThroughout(TrainingPlan plan, int layers) => !plan.BackboneTrains && plan.Strategy == new FrozenStrategy().Name;
+    // Only the frozen strategy keeps every backbone tensor frozen at every epoch (gradual starts frozen, then opens).
+    private bool BackboneFrozenThroughout(TrainingPlan plan) => !plan.BackboneTrains && strategy is FrozenStrategy;
 
     // Only trainable tensors can differ from their start, so only they need keeping for early stopping.
     private Dictionary<string, Tensor> CopyTrainableWeights()
