@@ -127,7 +127,7 @@ using (var scope = NewDisposeScope())
 }
 
 // 3. Full fine-tuning: forward + backward + AdamW step at 32 x 128, and MFU against the fp32 roofline.
-double forwardFlops = Bench.ForwardFlops(encoder.Config, BatchSize, SequenceLength);
+double forwardFlops = Bench.ForwardFlops((BertConfig)encoder.Config, BatchSize, SequenceLength);
 var classifier = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
 using var labels = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
 classifier.train();
@@ -188,7 +188,7 @@ markdown.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure 
     (Environment.GetEnvironmentVariable("MKL_ENABLE_INSTRUCTIONS") is { } mkl ? $" MKL_ENABLE_INSTRUCTIONS={mkl}." : "")).AppendLine();
 markdown.AppendLine("| Figure | Value | Note |").AppendLine("|---|---:|---|");
 foreach (var (figure, value, note) in rows) markdown.AppendLine($"| {figure} | {value} | {note} |");
-markdown.AppendLine().AppendLine(Bench.FlopsNote(encoder.Config, BatchSize, SequenceLength, forwardFlops));
+markdown.AppendLine().AppendLine(Bench.FlopsNote((BertConfig)encoder.Config, BatchSize, SequenceLength, forwardFlops));
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
 File.WriteAllText(output, markdown.ToString());
 Console.WriteLine($"wrote {output}");
@@ -237,11 +237,10 @@ internal static class Bench
 
     public static BertModel LoadEncoder(HfModelDirectory dir)
     {
-        var model = new BertModel(dir.Config);
         var weights = dir.LoadWeights();
-        StateDict.LoadStrict(model, weights, dir.WeightsPath, KeyMap.HuggingFaceBert, StateDict.BertModelIgnore);
+        var (model, _) = PretrainedEncoder.LoadEncoder(dir.Config, weights, dir.WeightsPath);
         foreach (var t in weights.Values) t.Dispose();
-        return model;
+        return (BertModel)model;
     }
 
     // Matmul FLOPs of one forward pass (a multiply-add = 2 FLOPs):

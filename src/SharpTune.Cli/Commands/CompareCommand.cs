@@ -82,7 +82,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         var trainExamples = train.Examples.Take(settings.TrainLimit ?? int.MaxValue).ToList();
         var evalExamples = eval.Examples.Take(settings.EvalLimit ?? int.MaxValue).ToList();
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
-            : Math.Min(128, BertConfig.Load(Path.Combine(settings.Model, "config.json")).MaxPositionEmbeddings));
+            : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
 
         var options = new ComparisonOptions
         {

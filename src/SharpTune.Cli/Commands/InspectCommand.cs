@@ -53,38 +53,39 @@ internal sealed class InspectCommand(IAnsiConsole console) : Command<InspectSett
 
     private void WriteArchitecture(PretrainedEncoder encoder)
     {
-        BertConfig config = encoder.Model.Config;
+        EncoderConfig config = encoder.Model.Config;
         console.MarkupLine("[bold]Model[/] " + Markup.Escape(encoder.Directory.Path));
         var grid = new Grid().AddColumn().AddColumn();
         void Row(string name, object value) => grid.AddRow(Markup.Escape(name), Markup.Escape(Convert.ToString(value, CultureInfo.InvariantCulture)!));
-        Row("model_type", config.ModelType);
-        Row("num_hidden_layers", config.NumHiddenLayers);
-        Row("hidden_size", config.HiddenSize);
-        Row("num_attention_heads", config.NumAttentionHeads);
-        Row("intermediate_size", config.IntermediateSize);
-        Row("vocab_size", config.VocabSize);
-        Row("max_position_embeddings", config.MaxPositionEmbeddings);
-        Row("hidden_act", config.HiddenAct);
-        Row("layer_norm_eps", config.LayerNormEps.ToString("R", CultureInfo.InvariantCulture));
-        Row("tokenizer", $"{encoder.Tokenizer.VocabSize} tokens, lower_case {encoder.Tokenizer.Options.LowerCase}");
+        Row("architecture", $"{config.ModelType} ({encoder.Model.Architecture.BaseClass}, keys under '{encoder.Model.Architecture.Prefix}.' in task checkpoints)");
+        // Every scalar of config.json in the architecture's own key names (DistilBERT says dim, BERT hidden_size).
+        foreach (var (key, value) in config.ToJson())
+            if (value is System.Text.Json.Nodes.JsonValue scalar && key is not "model_type" and not "transformers_version" and not "torch_dtype")
+                Row(key, scalar.ToJsonString());
+        Row("tokenizer", $"{encoder.Tokenizer.VocabSize} tokens");
+        if (encoder.UnusedKeys.Count > 0)
+            Row("not used", $"{encoder.UnusedKeys.Count} head tensor(s) of the checkpoint ({string.Join(", ", encoder.UnusedKeys.Take(4))}{(encoder.UnusedKeys.Count > 4 ? ", …" : "")})");
         console.Write(grid);
     }
 
-    /// <summary>Parameters of the embeddings, each layer and the pooler, with the total.</summary>
-    internal static Table ParameterTable(BertModel model)
+    /// <summary>Parameters of the embeddings, each layer and the pooler (the architecture's groups), with the total.</summary>
+    internal static Table ParameterTable(Encoder model)
     {
-        var rows = new List<(string Module, long Count)> { ("embeddings", Count(model.Embeddings)) };
-        for (int i = 0; i < model.Layers.Count; i++) rows.Add(($"encoder.layer.{i}", Count(model.Layers[i])));
-        if (model.Pooler is not null) rows.Add(("pooler", Count(model.Pooler)));
-        long total = model.parameters().Sum(p => p.numel());
+        int layers = model.Config.NumHiddenLayers;
+        var counts = new Dictionary<string, long>();
+        foreach (var (key, parameter) in model.named_parameters())
+        {
+            var (group, _, _) = ParameterGroups.Classify(model.Architecture.Groups, key, layers);
+            counts[group] = counts.GetValueOrDefault(group) + parameter.numel();
+        }
+        long total = counts.Values.Sum();
 
         var table = new Table().AddColumn("Module").AddColumn(new TableColumn("Parameters").RightAligned()).AddColumn(new TableColumn("Size").RightAligned());
-        foreach (var (module, count) in rows) table.AddRow(module, count.ToString("N0", CultureInfo.InvariantCulture), Millions(count));
+        foreach (string group in ParameterGroups.Order(layers).Where(counts.ContainsKey))
+            table.AddRow(group, counts[group].ToString("N0", CultureInfo.InvariantCulture), Millions(counts[group]));
         table.AddRow("[bold]total[/]", $"[bold]{total.ToString("N0", CultureInfo.InvariantCulture)}[/]", $"[bold]{Millions(total)}[/]");
         return table;
     }
-
-    private static long Count(torch.nn.Module module) => module.parameters().Sum(p => p.numel());
 
     internal static string Millions(long count) => (count / 1e6).ToString("0.0", CultureInfo.InvariantCulture) + " M";
 }

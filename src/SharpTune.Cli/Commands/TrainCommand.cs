@@ -118,7 +118,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             $"; task {train.Task}" + (train.Task == TaskKind.Regression ? "." : $", {labels.Count} labels ({string.Join(", ", labels.Names.Take(10))}{(labels.Count > 10 ? ", …" : "")})."));
 
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
-            : Math.Min(128, BertConfig.Load(Path.Combine(settings.Model, "config.json")).MaxPositionEmbeddings));
+            : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
         using var classifier = TextClassifier.Create(settings.Model, settings.Head, labels, CommandSupport.ProblemOf(train.Task), maxLength, settings.Seed);
         console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head}, strategy {strategy.Name}.");
         if (replacing) console.MarkupLineInterpolated($"[yellow]Replacing the previous run in {settings.Out}.[/]");

@@ -52,14 +52,14 @@ public static class ClassifierCheckpoint
         LoraInjector.Merge(model.Encoder);
 
         JsonObject config = model.Encoder.Config.ToJson();
-        bool hfHead = model.Head is PooledHead;
-        config["architectures"] = new JsonArray(hfHead ? "BertForSequenceClassification" : "BertModel");
+        Architecture architecture = model.Encoder.Architecture;
+        config["architectures"] = new JsonArray(IsHuggingFaceHead(model) ? architecture.SequenceClassificationClass : architecture.BaseClass);
         config["id2label"] = JsonSerializer.SerializeToNode(labels.ToId2Label());
         config["label2id"] = JsonSerializer.SerializeToNode(labels.ToLabel2Id());
         config["num_labels"] = labels.Count;
         config["problem_type"] = ProblemTypeName(settings.Problem);
         config.Remove("sharptune_source");
-        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString(BertConfig.JsonOptions));
+        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString(EncoderConfig.JsonOptions));
 
         var tensors = StateDict.ToDictionary(model);
         try
@@ -87,53 +87,79 @@ public static class ClassifierCheckpoint
             ["max_length"] = settings.MaxLength,
             ["strategy"] = settings.Strategy,
         };
-        File.WriteAllText(Path.Combine(directory, SettingsFile), json.ToJsonString(BertConfig.JsonOptions));
+        File.WriteAllText(Path.Combine(directory, SettingsFile), json.ToJsonString(EncoderConfig.JsonOptions));
     }
 
     /// <summary>
-    /// Loads a checkpoint written by <see cref="Save"/>, or an HF <c>BertForSequenceClassification</c> directory
-    /// (no sharptune.json: a <see cref="PooledHead"/> with num_labels outputs).
+    /// True when the model's head is the one of its architecture's HF sequence-classification class (same type and
+    /// options but dropout), so that Python's <c>transformers</c> rebuilds exactly this computation from the files.
+    /// </summary>
+    public static bool IsHuggingFaceHead(SequenceClassifier model)
+    {
+        using Head reference = model.Encoder.Architecture.SequenceHead(model.Encoder.Config, model.Head.Outputs);
+        if (reference.GetType() != model.Head.GetType()) return false;
+        JsonObject Shape(Head head)
+        {
+            var options = head.Options();
+            options.Remove("dropout");
+            return options;
+        }
+        return JsonNode.DeepEquals(Shape(reference), Shape(model.Head));
+    }
+
+    /// <summary>
+    /// Loads a checkpoint written by <see cref="Save"/>, or a task checkpoint saved by Python's <c>transformers</c>
+    /// (no sharptune.json; <c>architectures</c> names the XForSequenceClassification class of a supported
+    /// architecture, whose head is rebuilt with num_labels outputs and labels from id2label).
     /// </summary>
     public static (SequenceClassifier Model, LabelSet Labels, ClassifierSettings Settings) Load(string directory)
     {
         HfModelDirectory hf = HfModelDirectory.Open(directory);
+        Architecture architecture = Architectures.Of(hf.Config);
         JsonObject config = ReadObject(hf.ConfigPath);
         LabelSet labels = ReadLabels(config, hf.ConfigPath);
-        ClassifierSettings settings = ReadSettings(directory, config, labels, hf.ConfigPath);
-
-        var encoder = new BertModel(hf.Config);
-        Head head = HeadRegistry.Create(settings.HeadType, hf.Config.HiddenSize, settings.Outputs, settings.HeadOptions);
-        var model = new SequenceClassifier(encoder, head);
         var weights = hf.LoadWeights();
         try
         {
-            StateDict.LoadStrict(model, weights, hf.WeightsPath, KeyMap.Identity, ["bert.embeddings.position_ids"]);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
+            ClassifierSettings settings = ReadSettings(directory, config, labels, hf, architecture);
+            bool pooler = architecture.Groups.Pooler is { } poolerPrefix
+                && weights.Keys.Any(k => k.StartsWith(architecture.KeyPrefix + poolerPrefix, StringComparison.Ordinal));
+            Encoder encoder = architecture.Create(hf.Config, pooler);
+            Head head = HeadRegistry.Create(settings.HeadType, hf.Config.HiddenSize, settings.Outputs, settings.HeadOptions);
+            var model = new SequenceClassifier(encoder, head);
+            try
+            {
+                var ignored = architecture.IgnoredKeys.Select(k => architecture.KeyPrefix + k).ToList();
+                StateDict.LoadStrict(model, weights, hf.WeightsPath, new KeyMap(architecture.ModelType, [], architecture.KeyRenames), ignored);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+            model.eval();
+            return (model, labels, settings);
         }
         finally
         {
             foreach (var t in weights.Values) t.Dispose();
         }
-        model.eval();
-        return (model, labels, settings);
     }
 
-    private static ClassifierSettings ReadSettings(string directory, JsonObject config, LabelSet labels, string configPath)
+    private static ClassifierSettings ReadSettings(string directory, JsonObject config, LabelSet labels, HfModelDirectory hf, Architecture architecture)
     {
         string path = Path.Combine(directory, SettingsFile);
         if (!File.Exists(path))
         {
-            string? architecture = (config["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>();
-            if (architecture != "BertForSequenceClassification")
-                throw new SharpTuneException($"{directory}: no {SettingsFile} and config.json architectures is '{architecture ?? "missing"}'; " +
-                    "expected a SharpTune run directory or a BertForSequenceClassification checkpoint.");
-            var problem = ParseProblemType(config["problem_type"]?.GetValue<string>(), configPath);
-            int maxLength = config["max_position_embeddings"]?.GetValue<int>() ?? 512;
-            return new ClassifierSettings(nameof(PooledHead), new JsonObject(), labels.Count, problem, maxLength, null);
+            string? className = (config["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>();
+            if (className != architecture.SequenceClassificationClass)
+                throw new SharpTuneException($"{directory}: no {SettingsFile} and config.json architectures is '{className ?? "missing"}'; " +
+                    $"expected a SharpTune run directory or a {architecture.SequenceClassificationClass} checkpoint. " +
+                    "A bare encoder is a --model for train or embed, not for evaluate or predict.");
+            var problem = ParseProblemType(config["problem_type"]?.GetValue<string>(), hf.ConfigPath);
+            int outputs = problem == ProblemType.Regression ? 1 : labels.Count;
+            using Head head = architecture.SequenceHead(hf.Config, outputs);
+            return new ClassifierSettings(head.GetType().Name, head.Options(), outputs, problem, Math.Min(512, hf.Config.MaxInputLength), null);
         }
         JsonObject json = ReadObject(path);
         try

@@ -15,7 +15,7 @@ namespace SharpTune.Checkpoints;
 /// <param name="VocabPath">Path of vocab.txt (WordPiece vocabulary), or null when absent.</param>
 /// <param name="TokenizerJsonPath">Path of tokenizer.json (fast-tokenizer definition), or null when absent.</param>
 /// <param name="TokenizerConfigPath">Path of tokenizer_config.json, or null when absent.</param>
-public sealed record HfModelDirectory(string Path, BertConfig Config, string ConfigPath, string WeightsPath,
+public sealed record HfModelDirectory(string Path, EncoderConfig Config, string ConfigPath, string WeightsPath,
     string? VocabPath, string? TokenizerJsonPath, string? TokenizerConfigPath)
 {
     /// <summary>Name of the single-file weights.</summary>
@@ -37,7 +37,7 @@ public sealed record HfModelDirectory(string Path, BertConfig Config, string Con
         string configPath = System.IO.Path.Combine(path, "config.json");
         if (!File.Exists(configPath))
             throw new SharpTuneException($"{configPath}: file not found; a model directory needs config.json.");
-        var config = BertConfig.Load(configPath);
+        var config = Architectures.LoadConfig(configPath);
 
         string single = System.IO.Path.Combine(path, WeightsFileName);
         string index = System.IO.Path.Combine(path, SafeTensorsIndex.FileName);
@@ -71,7 +71,7 @@ public sealed record HfModelDirectory(string Path, BertConfig Config, string Con
     /// <c>model.safetensors</c>, or shards plus an index when the tensors exceed <paramref name="maxShardBytes"/>.
     /// Tokenizer files are not written here. Returns the directory, opened.
     /// </summary>
-    public static HfModelDirectory Save(string path, BertConfig config, IReadOnlyDictionary<string, Tensor> tensors,
+    public static HfModelDirectory Save(string path, EncoderConfig config, IReadOnlyDictionary<string, Tensor> tensors,
         long maxShardBytes = 5L * 1024 * 1024 * 1024)
     {
         config.Validate("config");

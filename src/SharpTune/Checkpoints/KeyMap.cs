@@ -23,8 +23,14 @@ public sealed record KeyMap(string Source, IReadOnlyList<string> StripPrefixes, 
     /// Hugging Face BERT checkpoints: keys with or without <c>bert.</c>, and the old <c>LayerNorm.gamma</c>/<c>beta</c>
     /// names, which <c>transformers</c> also still accepts.
     /// </summary>
-    public static readonly KeyMap HuggingFaceBert = new("huggingface-bert", ["bert."],
-        [("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias")]);
+    public static readonly KeyMap HuggingFaceBert = For(Models.BertModel.Registration);
+
+    /// <summary>
+    /// The key map of a Hugging Face checkpoint of <paramref name="architecture"/>: keys with or without its prefix
+    /// (<c>roberta.</c>), and its old key endings renamed.
+    /// </summary>
+    public static KeyMap For(Models.Architecture architecture) =>
+        new($"huggingface-{architecture.ModelType}", [architecture.KeyPrefix], architecture.KeyRenames);
 
     /// <summary>The key with its old suffix renamed (the key itself when no rename applies).</summary>
     public string Rename(string key)

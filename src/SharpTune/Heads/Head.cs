@@ -24,8 +24,15 @@ public enum HeadInput
 /// </summary>
 public abstract class Head : nn.Module<Tensor, Tensor?, Tensor>
 {
-    /// <summary>Creates the head; its parameters are saved under the task model's <c>classifier.</c> prefix.</summary>
+    /// <summary>Creates the head; its parameters are saved under the task model's <c>classifier.</c> prefix unless <see cref="KeysAtRoot"/>.</summary>
     protected Head(string name) : base(name) { }
+
+    /// <summary>
+    /// False (the default): the head's keys are <c>classifier.*</c>. True: its submodules sit at the task model's top
+    /// level under their own names, as HF heads that span several names do (DistilBERT's <c>pre_classifier</c> and
+    /// <c>classifier</c>, DeBERTa's <c>pooler</c> and <c>classifier</c>); such a head holds submodules only.
+    /// </summary>
+    public virtual bool KeysAtRoot => false;
 
     /// <summary>What the head consumes.</summary>
     public abstract HeadInput Input { get; }

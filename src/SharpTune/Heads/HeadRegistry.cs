@@ -13,7 +13,7 @@ public static class HeadRegistry
 
     private static readonly Dictionary<string, Factory> Factories = new(StringComparer.Ordinal)
     {
-        [nameof(ClassificationHead)] = (h, o, opt) => new ClassificationHead(h, o, Dropout(opt)),
+        [nameof(ClassificationHead)] = (h, o, opt) => new ClassificationHead(h, o, Dropout(opt), opt["activation"]?.GetValue<string>() ?? "tanh"),
         [nameof(PooledHead)] = (h, o, opt) => new PooledHead(h, o, Dropout(opt)),
         [nameof(MeanPoolingHead)] = (h, o, opt) => new MeanPoolingHead(h, o, Dropout(opt)),
     };

@@ -59,11 +59,11 @@ public sealed record TextEmbedding(long[] InputIds, float[][] Rows, Pooling Pool
 /// </summary>
 public sealed class Embedder
 {
-    private readonly BertModel model;
+    private readonly Encoder model;
     private readonly BertTokenizer tokenizer;
 
     /// <summary>Creates an embedder over <paramref name="model"/> and <paramref name="tokenizer"/>.</summary>
-    public Embedder(BertModel model, BertTokenizer tokenizer, EmbedderOptions? options = null)
+    public Embedder(Encoder model, BertTokenizer tokenizer, EmbedderOptions? options = null)
     {
         this.model = model;
         this.tokenizer = tokenizer;

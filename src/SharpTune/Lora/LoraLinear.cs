@@ -11,12 +11,9 @@ namespace SharpTune.Lora;
 /// <param name="Rank">r: the adapter's inner width.</param>
 /// <param name="Alpha">The update is scaled by alpha / r.</param>
 /// <param name="Dropout">Dropout on the adapter's input.</param>
-/// <param name="TargetModules">Key suffixes of the Linear layers to wrap (default query and value, as PEFT for BERT).</param>
+/// <param name="TargetModules">Key suffixes of the Linear layers to wrap; empty or null: the architecture's defaults (PEFT's table: query and value for BERT).</param>
 public sealed record LoraOptions(int Rank = 8, double Alpha = 16, double Dropout = 0.1, IReadOnlyList<string>? TargetModules = null)
 {
-    /// <summary>The targets, with the default applied.</summary>
-    public IReadOnlyList<string> Targets => TargetModules is { Count: > 0 } ? TargetModules : ["query", "value"];
-
     /// <summary>Throws a <see cref="SharpTuneException"/> naming the bad option.</summary>
     public LoraOptions Validate()
     {
@@ -74,47 +71,43 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
     }
 }
 
-/// <summary>Puts LoRA adapters into a model and merges them back.</summary>
+/// <summary>Puts LoRA adapters into an encoder and merges them back.</summary>
 public static class LoraInjector
 {
     /// <summary>
-    /// Wraps every Linear layer whose key ends with one of the targets; returns the wrapped keys.
-    /// Throws when no layer matches (a target name that does not exist is a mistake, not a no-op).
+    /// Wraps every Linear layer whose key ends with one of the targets (the architecture's defaults when
+    /// <see cref="LoraOptions.TargetModules"/> is empty); returns the wrapped keys. Throws when no layer matches
+    /// (a target name that does not exist is a mistake, not a no-op).
     /// </summary>
-    public static IReadOnlyList<string> Inject(nn.Module model, LoraOptions options)
+    public static IReadOnlyList<string> Inject(Encoder encoder, LoraOptions options)
     {
         options.Validate();
+        Architecture architecture = encoder.Architecture;
+        IReadOnlyList<string> targets = options.TargetModules is { Count: > 0 } chosen ? chosen : architecture.LoraTargets;
+        var modules = LinearSlots.ModulesByName(encoder);
         var wrapped = new List<string>();
-        foreach (var (moduleName, module) in model.named_modules().ToList())
+        foreach (var (key, module) in modules)
         {
-            if (module is not ILinearHost host) continue;
-            foreach (string linearName in host.LinearNames)
-            {
-                string key = moduleName.Length == 0 ? linearName : moduleName + "." + linearName;
-                bool targeted = options.Targets.Any(t => key == t || key.EndsWith("." + t, StringComparison.Ordinal));
-                if (!targeted || host.GetLinear(linearName) is not Linear linear) continue;
-                host.SetLinear(linearName, new LoraLinear(linear, options));
-                wrapped.Add(key);
-            }
+            bool targeted = targets.Any(t => key == t || key.EndsWith("." + t, StringComparison.Ordinal));
+            if (!targeted || module is not Linear linear) continue;
+            LinearSlots.Replace(modules, key, new LoraLinear(linear, options));
+            wrapped.Add(key);
         }
         if (wrapped.Count == 0)
-            throw new SharpTuneException($"lora: no Linear layer matches target_modules [{string.Join(", ", options.Targets)}]; BERT's are query, key, value, attention.output.dense, intermediate.dense, output.dense.");
+            throw new SharpTuneException($"lora: no Linear layer matches target_modules [{string.Join(", ", targets)}]; {architecture.ModelType}'s are {string.Join(", ", architecture.LinearLayers)}.");
         return wrapped;
     }
 
     /// <summary>Merges every adapter into its base weight and puts the plain Linear back; returns the merged keys.</summary>
     public static IReadOnlyList<string> Merge(nn.Module model)
     {
+        var modules = LinearSlots.ModulesByName(model);
         var merged = new List<string>();
-        foreach (var (moduleName, module) in model.named_modules().ToList())
+        foreach (var (key, module) in modules)
         {
-            if (module is not ILinearHost host) continue;
-            foreach (string linearName in host.LinearNames)
-            {
-                if (host.GetLinear(linearName) is not LoraLinear lora) continue;
-                host.SetLinear(linearName, lora.Merge());
-                merged.Add(moduleName + "." + linearName);
-            }
+            if (module is not LoraLinear lora) continue;
+            LinearSlots.Replace(modules, key, lora.Merge());
+            merged.Add(key);
         }
         return merged;
     }

@@ -1,4 +1,4 @@
-// The BERT encoder (also MiniLM, which is this architecture with other sizes).
+// The BERT encoder (also MiniLM, which is this architecture with other sizes); RoBERTa reuses its classes.
 // Field names are the Hugging Face BertModel checkpoint keys, so a state dict loads 1:1:
 // embeddings.word_embeddings.weight, encoder.layer.0.attention.self.query.weight, …, pooler.dense.weight.
 #pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, self), not C# style
@@ -9,68 +9,61 @@ using static TorchSharp.torch.nn;
 
 namespace SharpTune.Models;
 
-/// <summary>What the encoder returns: every token's final hidden state, and the pooled [CLS] vector.</summary>
-/// <param name="LastHiddenState">[batch, sequence, hidden].</param>
-/// <param name="PooledOutput">[batch, hidden]: tanh(dense(first token)); null when the model has no pooler.</param>
-public sealed record EncoderOutput(Tensor LastHiddenState, Tensor? PooledOutput);
-
 /// <summary>
-/// A BERT-family encoder whose parameter names equal HF <c>BertModel</c> keys. Its Linear layers run in bfloat16
+/// The BERT encoder, whose parameter names equal HF <c>BertModel</c> keys. Its Linear layers run in bfloat16
 /// inside an <see cref="Autocast"/> scope; residual sums and LayerNorm stay float32 there by type promotion.
+/// RoBERTa and XLM-RoBERTa are this class with other embeddings (<see cref="RobertaModel"/>).
 /// </summary>
-public sealed class BertModel : Module<Tensor, Tensor?, Tensor?, EncoderOutput>
+public class BertModel : Encoder
 {
-    private readonly BertEmbeddings embeddings;
+    /// <summary>BERT in the registry: prefix <c>bert</c>, HF's class names, PEFT's LoRA targets.</summary>
+    public static readonly Architecture Registration = new()
+    {
+        ModelType = "bert",
+        Prefix = "bert",
+        ConfigType = typeof(BertConfig),
+        Create = (config, pooler) => new BertModel((BertConfig)config, pooler),
+        Groups = new KeyGroups(["embeddings."], "encoder.layer.", "pooler."),
+        LoraTargets = ["query", "value"],
+        LinearLayers = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+        BaseClass = "BertModel",
+        SequenceClassificationClass = "BertForSequenceClassification",
+        TokenClassificationClass = "BertForTokenClassification",
+        SequenceHead = (config, outputs) => new Heads.PooledHead(config.HiddenSize, outputs, config.ClassifierDropout),
+    };
+
+    private readonly nn.Module<Tensor, Tensor?, Tensor> embeddings;
     private readonly BertEncoder encoder;
     private readonly BertPooler? pooler;
-
-    /// <summary>The architecture this model was built from.</summary>
-    public BertConfig Config { get; }
+    private readonly BertConfig config;
 
     /// <summary>Builds a randomly initialised encoder (load weights afterwards).</summary>
-    public BertModel(BertConfig config, bool addPoolingLayer = true) : base("bert")
+    public BertModel(BertConfig config, bool addPoolingLayer = true) : this(config, new BertEmbeddings(config), addPoolingLayer) { }
+
+    /// <summary>BERT's layers and pooler under other embeddings (RoBERTa's).</summary>
+    protected BertModel(BertConfig config, nn.Module<Tensor, Tensor?, Tensor> embeddings, bool addPoolingLayer) : base("bert")
     {
-        Config = config.Validate();
-        embeddings = new BertEmbeddings(config);
+        this.config = (BertConfig)config.Validate();
+        this.embeddings = embeddings;
         encoder = new BertEncoder(config);
         pooler = addPoolingLayer ? new BertPooler(config) : null;
         RegisterComponents();
-        InitializeWeights(config);
+        InitializeWeights();
     }
 
-    /// <summary>The embedding module (word, position and token-type embeddings + LayerNorm).</summary>
-    public Module Embeddings => embeddings;
-    /// <summary>The transformer layers, bottom to top.</summary>
-    public IReadOnlyList<Module> Layers => encoder.Layers;
-    /// <summary>The pooler (dense + tanh on the first token), or null.</summary>
-    public Module? Pooler => pooler;
+    /// <inheritdoc />
+    public override EncoderConfig Config => config;
+    /// <inheritdoc />
+    public override bool HasPooler => pooler is not null;
 
-    /// <summary>
-    /// Runs the encoder. <paramref name="inputIds"/>: [batch, sequence] int64; <paramref name="tokenTypeIds"/>
-    /// (zeros when null) and <paramref name="attentionMask"/> (1 = token, 0 = padding; all ones when null) alike.
-    /// </summary>
+    /// <inheritdoc />
     public override EncoderOutput forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor? attentionMask)
     {
         Tensor hidden = embeddings.call(inputIds, tokenTypeIds);
-        // [batch, 1, 1, sequence]: true where a key may be attended to; broadcast over heads and queries.
-        Tensor? keyMask = attentionMask is null ? null : attentionMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(2);
+        Tensor? keyMask = BertEncoder.KeyMask(attentionMask);
         Tensor lastHiddenState = encoder.call(hidden, keyMask);
         Tensor? pooled = pooler?.call(lastHiddenState);
         return new EncoderOutput(lastHiddenState, pooled);
-    }
-
-    // As HF's BertPreTrainedModel._init_weights: normal(0, initializer_range) for Linear and Embedding
-    // weights, zero biases, LayerNorm weight 1 and bias 0; the padding embedding row is zero.
-    private void InitializeWeights(BertConfig config)
-    {
-        using var noGrad = torch.no_grad();
-        foreach (var (name, parameter) in named_parameters())
-        {
-            if (name.EndsWith("LayerNorm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
-            else if (name.EndsWith(".bias", StringComparison.Ordinal)) parameter.zero_();
-            else parameter.normal_(0, config.InitializerRange);
-        }
-        embeddings.ZeroPaddingRow(config.PadTokenId);
     }
 }
 
@@ -82,17 +75,17 @@ internal sealed class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
 
-    public BertEmbeddings(BertConfig config) : base("embeddings")
+    /// <summary><paramref name="width"/>: the embedding width when it differs from the hidden size (ELECTRA's embedding_size).</summary>
+    public BertEmbeddings(BertConfig config, int? width = null) : base("embeddings")
     {
-        word_embeddings = Embedding(config.VocabSize, config.HiddenSize);
-        position_embeddings = Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
-        token_type_embeddings = Embedding(config.TypeVocabSize, config.HiddenSize);
-        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        int size = width ?? config.HiddenSize;
+        word_embeddings = Embedding(config.VocabSize, size);
+        position_embeddings = Embedding(config.MaxPositionEmbeddings, size);
+        token_type_embeddings = Embedding(config.TypeVocabSize, size);
+        LayerNorm = nn.LayerNorm(size, config.LayerNormEps);
         dropout = Dropout(config.HiddenDropoutProb);
         RegisterComponents();
     }
-
-    public void ZeroPaddingRow(int padTokenId) => word_embeddings.weight![padTokenId].zero_();
 
     public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
     {
@@ -119,7 +112,9 @@ internal sealed class BertEncoder : Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
-    public IReadOnlyList<Module> Layers => layer.ToList();
+    /// <summary>[batch, 1, 1, sequence]: true where a key may be attended to; broadcast over heads and queries.</summary>
+    public static Tensor? KeyMask(Tensor? attentionMask) =>
+        attentionMask is null ? null : attentionMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(2);
 
     public override Tensor forward(Tensor hidden, Tensor? keyMask)
     {
@@ -165,7 +160,7 @@ internal sealed class BertAttention : Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor hidden, Tensor? keyMask) => output.call(self.call(hidden, keyMask), hidden);
 }
 
-internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>, ILinearHost
+internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
 {
     private Module<Tensor, Tensor> query;
     private Module<Tensor, Tensor> key;
@@ -185,22 +180,6 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>, ILine
         RegisterComponents();
     }
 
-    public IReadOnlyList<string> LinearNames => ["query", "key", "value"];
-
-    public Module<Tensor, Tensor> GetLinear(string name) => name switch
-    {
-        "query" => query, "key" => key, "value" => value, _ => throw new ArgumentException(name),
-    };
-
-    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
-    {
-        _ = GetLinear(name);
-        if (name == "query") query = replacement;
-        else if (name == "key") key = replacement;
-        else value = replacement;
-        _internal_submodules.Remove(name);
-        register_module(name, replacement);
-    }
 
     public override Tensor forward(Tensor hidden, Tensor? keyMask)
     {
@@ -214,7 +193,7 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>, ILine
     }
 }
 
-internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
+internal sealed class BertIntermediate : Module<Tensor, Tensor>
 {
     private Module<Tensor, Tensor> dense;
     private readonly string activation;
@@ -226,24 +205,13 @@ internal sealed class BertIntermediate : Module<Tensor, Tensor>, ILinearHost
         RegisterComponents();
     }
 
-    public IReadOnlyList<string> LinearNames => ["dense"];
-
-    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
-
-    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
-    {
-        _ = GetLinear(name);
-        dense = replacement;
-        _internal_submodules.Remove(name);
-        register_module(name, replacement);
-    }
 
     public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
 }
 
 // dense → dropout → residual add → LayerNorm. HF has two copies of this class (BertSelfOutput after attention,
 // BertOutput after the feed-forward layer) that differ only in the input width; here it is one class used twice.
-internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
+internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
 {
     private Module<Tensor, Tensor> dense;
     private readonly LayerNorm LayerNorm;
@@ -257,22 +225,11 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>, ILinearHost
         RegisterComponents();
     }
 
-    public IReadOnlyList<string> LinearNames => ["dense"];
-
-    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
-
-    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
-    {
-        _ = GetLinear(name);
-        dense = replacement;
-        _internal_submodules.Remove(name);
-        register_module(name, replacement);
-    }
 
     public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, input)) + residual);
 }
 
-internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
+internal sealed class BertPooler : Module<Tensor, Tensor>
 {
     private Module<Tensor, Tensor> dense;
 
@@ -282,17 +239,6 @@ internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
         RegisterComponents();
     }
 
-    public IReadOnlyList<string> LinearNames => ["dense"];
-
-    public Module<Tensor, Tensor> GetLinear(string name) => name == "dense" ? dense : throw new ArgumentException(name);
-
-    public void SetLinear(string name, Module<Tensor, Tensor> replacement)
-    {
-        _ = GetLinear(name);
-        dense = replacement;
-        _internal_submodules.Remove(name);
-        register_module(name, replacement);
-    }
 
     public override Tensor forward(Tensor lastHiddenState)
     {
@@ -302,23 +248,12 @@ internal sealed class BertPooler : Module<Tensor, Tensor>, ILinearHost
     }
 }
 
-/// <summary>
-/// A module whose Linear layers may be wrapped (e.g. by a LoRA adapter), addressed by their field name,
-/// which is also their checkpoint key segment (query, key, value, dense).
-/// </summary>
-public interface ILinearHost
-{
-    /// <summary>Field names of the module's Linear layers.</summary>
-    IReadOnlyList<string> LinearNames { get; }
-    /// <summary>The layer held under <paramref name="name"/> (a Linear, or what wrapped it).</summary>
-    Module<Tensor, Tensor> GetLinear(string name);
-    /// <summary>Replaces the layer held under <paramref name="name"/>; its key segment stays the same.</summary>
-    void SetLinear(string name, Module<Tensor, Tensor> replacement);
-}
-
 /// <summary>The feed-forward activations HF configs name in <c>hidden_act</c>.</summary>
 public static class Activations
 {
+    /// <summary>The names <see cref="Apply"/> accepts.</summary>
+    public static readonly IReadOnlyList<string> Names = ["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh"];
+
     /// <summary>Applies the named activation.</summary>
     public static Tensor Apply(string name, Tensor x) => name switch
     {

@@ -1,6 +1,6 @@
 using SharpTune.Checkpoints;
 using SharpTune.Tokenization;
-using TorchSharp;
+using static TorchSharp.torch;
 
 namespace SharpTune.Models;
 
@@ -10,24 +10,31 @@ namespace SharpTune.Models;
 /// </summary>
 public sealed class PretrainedEncoder : IDisposable
 {
-    private PretrainedEncoder(BertModel model, BertTokenizer tokenizer, HfModelDirectory directory)
+    private PretrainedEncoder(Encoder model, BertTokenizer tokenizer, HfModelDirectory directory, IReadOnlyList<string> unusedKeys)
     {
         Model = model;
         Tokenizer = tokenizer;
         Directory = directory;
+        UnusedKeys = unusedKeys;
     }
 
     /// <summary>The encoder, in eval mode.</summary>
-    public BertModel Model { get; }
+    public Encoder Model { get; }
     /// <summary>The tokenizer read from the model directory.</summary>
     public BertTokenizer Tokenizer { get; }
     /// <summary>The opened model directory (paths and config).</summary>
     public HfModelDirectory Directory { get; }
+    /// <summary>
+    /// Checkpoint keys outside the encoder that were not loaded: the head of a task checkpoint
+    /// (<c>classifier.*</c>) or pre-training heads (<c>cls.*</c>, <c>lm_head.*</c>). Empty for a bare encoder.
+    /// </summary>
+    public IReadOnlyList<string> UnusedKeys { get; }
 
     /// <summary>
-    /// Opens the Hugging Face model directory <paramref name="modelDir"/>, builds a <see cref="BertModel"/> from its
-    /// config.json, loads model.safetensors strictly (HF BERT key map, <c>bert.</c> prefix accepted) and the tokenizer
-    /// files, and puts the model in eval mode. When <paramref name="modelDir"/> is null, the packaged
+    /// Opens the Hugging Face model directory <paramref name="modelDir"/> of any supported architecture (config.json's
+    /// <c>model_type</c> picks it), builds the encoder, loads its weights strictly — from a bare encoder checkpoint, or
+    /// the encoder part of a task checkpoint (whose other keys are listed in <see cref="UnusedKeys"/>) — reads the
+    /// tokenizer files and puts the model in eval mode. When <paramref name="modelDir"/> is null, the packaged
     /// all-MiniLM-L6-v2 is used (imported into the cache on first use, see <see cref="PackagedModels.MiniLM"/>).
     /// </summary>
     /// <exception cref="SharpTuneException">The directory, a file or a key is missing or malformed; the message names it.</exception>
@@ -39,26 +46,45 @@ public sealed class PretrainedEncoder : IDisposable
         if (tokenizer.VocabSize > directory.Config.VocabSize)
             throw new SharpTuneException($"{directory.Path}: the tokenizer has {tokenizer.VocabSize} tokens but config.json's vocab_size is {directory.Config.VocabSize}.");
 
-        var model = new BertModel(directory.Config);
+        var tensors = directory.LoadWeights();
         try
         {
-            var tensors = directory.LoadWeights();
-            try
-            {
-                StateDict.LoadStrict(model, tensors, directory.WeightsPath, KeyMap.HuggingFaceBert, StateDict.BertModelIgnore);
-            }
-            finally
-            {
-                foreach (var tensor in tensors.Values) tensor.Dispose();
-            }
+            var (model, unused) = LoadEncoder(directory.Config, tensors, directory.WeightsPath);
+            model.eval();
+            return new PretrainedEncoder(model, tokenizer, directory, unused);
+        }
+        finally
+        {
+            foreach (var tensor in tensors.Values) tensor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Builds the encoder of <paramref name="config"/> and loads it strictly from <paramref name="tensors"/>: when any
+    /// key carries the architecture's prefix (a task or pre-training checkpoint), the prefixed keys are the encoder and
+    /// the others are returned as unused; otherwise every key is the encoder's. The pooler is built when the
+    /// checkpoint has one (RoBERTa's task checkpoints do not).
+    /// </summary>
+    public static (Encoder Model, IReadOnlyList<string> UnusedKeys) LoadEncoder(EncoderConfig config, IReadOnlyDictionary<string, Tensor> tensors, string source)
+    {
+        Architecture architecture = Architectures.Of(config);
+        bool prefixed = tensors.Keys.Any(k => k.StartsWith(architecture.KeyPrefix, StringComparison.Ordinal));
+        var encoderTensors = prefixed
+            ? tensors.Where(t => t.Key.StartsWith(architecture.KeyPrefix, StringComparison.Ordinal)).ToDictionary(t => t.Key[architecture.KeyPrefix.Length..], t => t.Value)
+            : tensors.ToDictionary(t => t.Key, t => t.Value);
+        var unused = prefixed ? tensors.Keys.Where(k => !k.StartsWith(architecture.KeyPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList() : [];
+        bool pooler = architecture.Groups.Pooler is { } poolerPrefix && encoderTensors.Keys.Any(k => k.StartsWith(poolerPrefix, StringComparison.Ordinal));
+        var model = architecture.Create(config, pooler);
+        try
+        {
+            StateDict.LoadStrict(model, encoderTensors, source, KeyMap.For(architecture), [.. architecture.IgnoredKeys, "cls.*"]);
         }
         catch
         {
             model.Dispose();
             throw;
         }
-        model.eval();
-        return new PretrainedEncoder(model, tokenizer, directory);
+        return (model, unused);
     }
 
     /// <summary>Disposes the model.</summary>

@@ -1,4 +1,3 @@
-#pragma warning disable IDE1006 // field names are checkpoint key segments (bert, classifier)
 using SharpTune.Heads;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,37 +16,36 @@ public enum ProblemType
 }
 
 /// <summary>
-/// A BERT encoder with a head: the model both fine-tuning methods train. Keys are
-/// <c>bert.*</c> for the encoder and <c>classifier.*</c> for the head, as HF's
-/// <c>BertForSequenceClassification</c> names them.
+/// An encoder with a head: the model both fine-tuning methods train. The encoder's keys sit under its
+/// architecture's prefix (<c>bert.*</c>, <c>roberta.*</c>, …) and the head's under <c>classifier.*</c> (or at the top
+/// level, see <see cref="Head.KeysAtRoot"/>), as HF's <c>XForSequenceClassification</c> names them.
 /// </summary>
 public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor?, Tensor>
 {
-    private readonly BertModel bert;
-    private readonly Head classifier;
-
     /// <summary>Puts <paramref name="head"/> on <paramref name="encoder"/>.</summary>
-    public SequenceClassifier(BertModel encoder, Head head) : base("SequenceClassifier")
+    public SequenceClassifier(Encoder encoder, Head head) : base("SequenceClassifier")
     {
-        bert = encoder;
-        classifier = head;
-        RegisterComponents();
+        Encoder = encoder;
+        Head = head;
+        register_module(encoder.Architecture.Prefix, encoder);
+        if (!head.KeysAtRoot) register_module(HeadName, head);
+        else foreach (var (name, child) in head.named_children()) register_module(name, child);
     }
 
     /// <summary>The encoder (the backbone).</summary>
-    public BertModel Encoder => bert;
+    public Encoder Encoder { get; }
     /// <summary>The head.</summary>
-    public Head Head => classifier;
-    /// <summary>Key prefix of the encoder's parameters.</summary>
-    public const string EncoderPrefix = "bert.";
-    /// <summary>Key prefix of the head's parameters.</summary>
-    public const string HeadPrefix = "classifier.";
+    public Head Head { get; }
+    /// <summary>Key prefix of the encoder's parameters (<c>bert.</c>, <c>roberta.</c>, …).</summary>
+    public string EncoderPrefix => Encoder.Architecture.KeyPrefix;
+    /// <summary>Name of the head module when its keys are not at the root.</summary>
+    public const string HeadName = "classifier";
 
     /// <summary>Logits [batch, outputs] for token ids [batch, sequence].</summary>
     public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor? attentionMask)
     {
         Tensor features = EncodeFeatures(inputIds, tokenTypeIds, attentionMask);
-        return classifier.call(features, classifier.Input == HeadInput.Sequence ? attentionMask : null);
+        return Head.call(features, Head.Input == HeadInput.Sequence ? attentionMask : null);
     }
 
     /// <summary>
@@ -56,8 +54,8 @@ public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor?, Ten
     /// </summary>
     public Tensor EncodeFeatures(Tensor inputIds, Tensor? tokenTypeIds, Tensor? attentionMask)
     {
-        EncoderOutput output = bert.call(inputIds, tokenTypeIds, attentionMask);
-        return SelectFeatures(output, attentionMask, classifier.Input);
+        EncoderOutput output = Encoder.call(inputIds, tokenTypeIds, attentionMask);
+        return SelectFeatures(output, attentionMask, Head.Input);
     }
 
     /// <summary>Picks or pools the encoder output the way <paramref name="input"/> says.</summary>

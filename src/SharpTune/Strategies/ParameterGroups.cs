@@ -5,7 +5,7 @@ using TorchSharp.Modules;
 namespace SharpTune.Strategies;
 
 /// <summary>One named parameter of a task model, with the group it belongs to.</summary>
-/// <param name="Key">Its checkpoint key (bert.encoder.layer.0.attention.self.query.weight).</param>
+/// <param name="Key">Its checkpoint key (bert.encoder.layer.0.attention.self.query.weight, roberta.…, distilbert.transformer.layer.0.…).</param>
 /// <param name="Parameter">The parameter itself.</param>
 /// <param name="Group">embeddings, layer 0 … layer N-1, pooler, head, or adapters.</param>
 /// <param name="Depth">Distance from the bottom: embeddings 0, layer i → i + 1, pooler N + 1, head N + 2 (adapters: their layer's).</param>
@@ -40,14 +40,19 @@ public static class ParameterGroups
     /// <summary>Group name of transformer layer <paramref name="index"/>.</summary>
     public static string Layer(int index) => $"layer {index}";
 
-    /// <summary>Every parameter of the model with its group, in module order.</summary>
+    /// <summary>Every parameter of the model with its group, in module order; the architecture says which keys are which.</summary>
     public static IReadOnlyList<ParameterEntry> Of(SequenceClassifier model)
     {
         int layers = model.Encoder.Config.NumHiddenLayers;
+        string prefix = model.EncoderPrefix;
+        KeyGroups groups = model.Encoder.Architecture.Groups;
         var entries = new List<ParameterEntry>();
         foreach (var (key, parameter) in model.named_parameters())
         {
-            var (group, depth, layer) = Classify(key, layers);
+            var (group, depth, layer) = key.StartsWith(prefix, StringComparison.Ordinal)
+                ? Classify(groups, key[prefix.Length..], layers, key)
+                : (Head, layers + 2, (int?)null);
+            if (key.Contains(".lora_", StringComparison.Ordinal)) group = Adapters;
             entries.Add(new ParameterEntry(key, parameter, group, depth, layer));
         }
         return entries;
@@ -60,24 +65,19 @@ public static class ParameterGroups
     /// <summary>True when the head reads the pooler's output (otherwise the pooler gets no gradient and is frozen).</summary>
     public static bool PoolerUsed(SequenceClassifier model) => model.Head.Input == HeadInput.Pooled;
 
-    private static (string Group, int Depth, int? Layer) Classify(string key, int layers)
+    /// <summary>The group, depth and layer of an encoder key (without the prefix); <paramref name="key"/> names it in errors.</summary>
+    public static (string Group, int Depth, int? Layer) Classify(KeyGroups groups, string encoderKey, int layers, string? key = null)
     {
-        const string layerPrefix = SequenceClassifier.EncoderPrefix + "encoder.layer.";
-        int? layer = null;
-        int depth;
-        string group;
-        if (key.StartsWith(SequenceClassifier.HeadPrefix, StringComparison.Ordinal)) { group = Head; depth = layers + 2; }
-        else if (key.StartsWith(SequenceClassifier.EncoderPrefix + "embeddings.", StringComparison.Ordinal)) { group = Embeddings; depth = 0; }
-        else if (key.StartsWith(SequenceClassifier.EncoderPrefix + "pooler.", StringComparison.Ordinal)) { group = Pooler; depth = layers + 1; }
-        else if (key.StartsWith(layerPrefix, StringComparison.Ordinal))
+        key ??= encoderKey;
+        if (groups.Embeddings.Any(p => encoderKey.StartsWith(p, StringComparison.Ordinal))) return (Embeddings, 0, null);
+        if (groups.Pooler is { } pooler && encoderKey.StartsWith(pooler, StringComparison.Ordinal)) return (Pooler, layers + 1, null);
+        if (encoderKey.StartsWith(groups.Layers, StringComparison.Ordinal))
         {
-            string rest = key[layerPrefix.Length..];
-            layer = int.Parse(rest[..rest.IndexOf('.')], System.Globalization.CultureInfo.InvariantCulture);
-            group = Layer(layer.Value);
-            depth = layer.Value + 1;
+            string rest = encoderKey[groups.Layers.Length..];
+            int dot = rest.IndexOf('.');
+            if (dot > 0 && int.TryParse(rest[..dot], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer))
+                return (Layer(layer), layer + 1, layer);
         }
-        else throw new SharpTuneException($"Parameter '{key}' belongs to no known group (embeddings, layers, pooler, head).");
-        if (key.Contains(".lora_", StringComparison.Ordinal)) group = Adapters;
-        return (group, depth, layer);
+        throw new SharpTuneException($"Parameter '{key}' belongs to no known group (embeddings {string.Join(", ", groups.Embeddings)}; layers {groups.Layers}N; pooler {groups.Pooler ?? "none"}).");
     }
 }

@@ -144,7 +144,7 @@ public sealed record LoraStrategy(LoraOptions Options) : Strategy
     /// <inheritdoc />
     public override string Name => $"lora:r={Options.Rank},alpha={Options.Alpha.ToString(CultureInfo.InvariantCulture)}";
     /// <inheritdoc />
-    public override string Description => $"Adds rank-{Options.Rank} adapters to [{string.Join(", ", Options.Targets)}]; trains adapters and head; merged into the weights on save.";
+    public override string Description => $"Adds rank-{Options.Rank} adapters to [{(Options.TargetModules is { Count: > 0 } targets ? string.Join(", ", targets) : "the architecture's default targets")}]; trains adapters and head; merged into the weights on save.";
     /// <inheritdoc />
     public override void Prepare(SequenceClassifier model)
     {

@@ -101,10 +101,11 @@ public static class StrategyApplier
         int layers = model.Encoder.Config.NumHiddenLayers;
         bool poolerUsed = ParameterGroups.PoolerUsed(model);
         var entries = ParameterGroups.Of(model);
+        string? poolerPrefix = model.Encoder.Architecture.Groups.Pooler is { } pooler ? model.EncoderPrefix + pooler : null;
         foreach (var entry in entries)
         {
             // The pooler's tensors (adapters on it included) get no gradient when the head does not read it.
-            bool inPooler = entry.Key.StartsWith(SequenceClassifier.EncoderPrefix + "pooler.", StringComparison.Ordinal);
+            bool inPooler = poolerPrefix is not null && entry.Key.StartsWith(poolerPrefix, StringComparison.Ordinal);
             bool trains = strategy.Trains(entry, epoch, layers) && (!inPooler || poolerUsed);
             entry.Parameter.requires_grad = trains;
         }

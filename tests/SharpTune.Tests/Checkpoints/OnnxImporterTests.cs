@@ -150,7 +150,7 @@ public sealed class OnnxImporterTests : IDisposable
     {
         var (onnx, vocab) = Write(new TinyOnnx(), "plain");
         var report = OnnxImporter.Import(onnx, vocab, Path.Combine(_root, "out"));
-        var config = BertConfig.Load(Path.Combine(_root, "out", "config.json"));
+        var config = (BertConfig)Architectures.LoadConfig(Path.Combine(_root, "out", "config.json"));
         Assert.Equal((TinyOnnx.Hidden, TinyOnnx.Layers, TinyOnnx.Heads, TinyOnnx.Intermediate, TinyOnnx.Vocab, TinyOnnx.Positions, 1e-12),
             (config.HiddenSize, config.NumHiddenLayers, config.NumAttentionHeads, config.IntermediateSize, config.VocabSize, config.MaxPositionEmbeddings, config.LayerNormEps));
         Assert.Equal(BertKeys.Expected(config).Keys.Order(StringComparer.Ordinal), Weights(report.OutputDirectory).Keys.Order(StringComparer.Ordinal));

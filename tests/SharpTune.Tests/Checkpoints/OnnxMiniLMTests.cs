@@ -33,7 +33,7 @@ public class OnnxMiniLMTests(MiniLMImportFixture fixture, ITestOutputHelper outp
     [Fact]
     public void Import_yields_exactly_the_BertModel_keys_with_their_shapes()
     {
-        var config = BertConfig.Load(Path.Combine(fixture.ModelDir, "config.json"));
+        var config = (BertConfig)Architectures.LoadConfig(Path.Combine(fixture.ModelDir, "config.json"));
         var tensors = SafeTensors.Load(Path.Combine(fixture.ModelDir, "model.safetensors"));
         try
         {
@@ -49,7 +49,7 @@ public class OnnxMiniLMTests(MiniLMImportFixture fixture, ITestOutputHelper outp
     [Fact]
     public void Config_is_inferred_from_the_graph()
     {
-        var config = BertConfig.Load(Path.Combine(fixture.ModelDir, "config.json"));
+        var config = (BertConfig)Architectures.LoadConfig(Path.Combine(fixture.ModelDir, "config.json"));
         Assert.Equal(("bert", 30522, 384, 6, 12, 1536), (config.ModelType, config.VocabSize, config.HiddenSize, config.NumHiddenLayers, config.NumAttentionHeads, config.IntermediateSize));
         Assert.Equal((512, 2, 1e-12, "gelu", 0), (config.MaxPositionEmbeddings, config.TypeVocabSize, config.LayerNormEps, config.HiddenAct, config.PadTokenId));
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture.ModelDir, "config.json")))!;
@@ -129,7 +129,7 @@ public class OnnxMiniLMTests(MiniLMImportFixture fixture, ITestOutputHelper outp
         Assert.False(PackagedModels.IsComplete(brokenDir));
         Assert.Equal(brokenDir, PackagedModels.MiniLM(broken));
         Assert.True(PackagedModels.IsComplete(brokenDir));
-        BertConfig.Load(Path.Combine(brokenDir, "config.json"));
+        Architectures.LoadConfig(Path.Combine(brokenDir, "config.json"));
         Assert.DoesNotContain(Directory.GetDirectories(Path.Combine(broken, "models")), d => Path.GetFileName(d).StartsWith('.'));
     }
 }
