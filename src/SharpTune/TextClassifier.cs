@@ -24,7 +24,7 @@ public sealed record Prediction(string Label, IReadOnlyDictionary<string, float>
 /// </summary>
 public sealed class TextClassifier : IDisposable
 {
-    private TextClassifier(SequenceClassifier model, BertTokenizer tokenizer, LabelSet labels, ProblemType problem, int maxLength, string? strategy)
+    private TextClassifier(SequenceClassifier model, Tokenizer tokenizer, LabelSet labels, ProblemType problem, int maxLength, string? strategy)
     {
         Model = model;
         Tokenizer = tokenizer;
@@ -37,7 +37,7 @@ public sealed class TextClassifier : IDisposable
     /// <summary>The encoder + head module.</summary>
     public SequenceClassifier Model { get; }
     /// <summary>The tokenizer of the pretrained model.</summary>
-    public BertTokenizer Tokenizer { get; }
+    public Tokenizer Tokenizer { get; }
     /// <summary>Label names by id (regression: one name for the target).</summary>
     public LabelSet Labels { get; }
     /// <summary>The task.</summary>
@@ -79,7 +79,7 @@ public sealed class TextClassifier : IDisposable
     {
         Native.TorchRuntime.EnsureLoaded();
         var (model, labels, settings) = ClassifierCheckpoint.Load(directory);
-        var tokenizer = BertTokenizer.FromDirectory(directory);
+        var tokenizer = Tokenizer.FromDirectory(directory);
         return new TextClassifier(model, tokenizer, labels, settings.Problem, settings.MaxLength, settings.Strategy);
     }
 

@@ -61,7 +61,7 @@ internal sealed class InspectCommand(IAnsiConsole console) : Command<InspectSett
         // Every scalar of config.json in the architecture's own key names (DistilBERT says dim, BERT hidden_size).
         foreach (var (key, value) in config.ToJson())
             if (value is System.Text.Json.Nodes.JsonValue scalar && key is not "model_type" and not "transformers_version" and not "torch_dtype")
-                Row(key, scalar.ToJsonString());
+                Row(key, scalar.TryGetValue(out string? text) ? text : scalar.ToJsonString());
         Row("tokenizer", $"{encoder.Tokenizer.VocabSize} tokens");
         if (encoder.UnusedKeys.Count > 0)
             Row("not used", $"{encoder.UnusedKeys.Count} head tensor(s) of the checkpoint ({string.Join(", ", encoder.UnusedKeys.Take(4))}{(encoder.UnusedKeys.Count > 4 ? ", …" : "")})");

@@ -46,7 +46,7 @@ public static class ClassifierCheckpoint
     };
 
     /// <summary>Writes the checkpoint into <paramref name="directory"/> (created if needed). LoRA adapters are merged first.</summary>
-    public static void Save(string directory, SequenceClassifier model, Tokenization.BertTokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
+    public static void Save(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
     {
         Directory.CreateDirectory(directory);
         LoraInjector.Merge(model.Encoder);

@@ -60,15 +60,15 @@ public sealed record TextEmbedding(long[] InputIds, float[][] Rows, Pooling Pool
 public sealed class Embedder
 {
     private readonly Encoder model;
-    private readonly BertTokenizer tokenizer;
+    private readonly Tokenizer tokenizer;
 
     /// <summary>Creates an embedder over <paramref name="model"/> and <paramref name="tokenizer"/>.</summary>
-    public Embedder(Encoder model, BertTokenizer tokenizer, EmbedderOptions? options = null)
+    public Embedder(Encoder model, Tokenizer tokenizer, EmbedderOptions? options = null)
     {
         this.model = model;
         this.tokenizer = tokenizer;
         Options = (options ?? new EmbedderOptions()).Validate(model.Config.MaxPositionEmbeddings);
-        MaxLength = Options.MaxLength ?? Math.Min(tokenizer.Options.ModelMaxLength, model.Config.MaxPositionEmbeddings);
+        MaxLength = Options.MaxLength ?? Math.Min(tokenizer.ModelMaxLength, model.Config.MaxPositionEmbeddings);
     }
 
     /// <summary>Creates an embedder over a loaded pretrained encoder.</summary>

@@ -32,6 +32,9 @@ public abstract record EncoderConfig
     /// <summary>Dropout a new head uses by default: the architecture's classifier dropout, else its hidden dropout.</summary>
     [JsonIgnore] public abstract double ClassifierDropout { get; }
 
+    /// <summary>The config.json keys of <see cref="HiddenSize"/>, <see cref="NumHiddenLayers"/> and <see cref="NumAttentionHeads"/>, for messages.</summary>
+    [JsonIgnore] protected virtual (string Hidden, string Layers, string Heads) SizeKeys => ("hidden_size", "num_hidden_layers", "num_attention_heads");
+
     /// <summary>The longest input in tokens (positions an input may use).</summary>
     [JsonIgnore] public virtual int MaxInputLength => MaxPositionEmbeddings;
 
@@ -42,12 +45,13 @@ public abstract record EncoderConfig
     public virtual EncoderConfig Validate(string source = "config.json")
     {
         Positive(source, "vocab_size", VocabSize);
-        Positive(source, "hidden size", HiddenSize);
-        Positive(source, "number of layers", NumHiddenLayers);
-        Positive(source, "number of attention heads", NumAttentionHeads);
+        var (hidden, layers, heads) = SizeKeys;
+        Positive(source, hidden, HiddenSize);
+        Positive(source, layers, NumHiddenLayers);
+        Positive(source, heads, NumAttentionHeads);
         Positive(source, "max_position_embeddings", MaxPositionEmbeddings);
         if (HiddenSize % NumAttentionHeads != 0)
-            throw new SharpTuneException($"{source}: the hidden size ({HiddenSize}) must be a multiple of the number of attention heads ({NumAttentionHeads}).");
+            throw new SharpTuneException($"{source}: {hidden} ({HiddenSize}) must be a multiple of {heads} ({NumAttentionHeads}).");
         if (PadTokenId < 0 || PadTokenId >= VocabSize)
             throw new SharpTuneException($"{source}: pad_token_id ({PadTokenId}) must be in [0, vocab_size={VocabSize}).");
         return this;

@@ -10,7 +10,7 @@ namespace SharpTune.Models;
 /// </summary>
 public sealed class PretrainedEncoder : IDisposable
 {
-    private PretrainedEncoder(Encoder model, BertTokenizer tokenizer, HfModelDirectory directory, IReadOnlyList<string> unusedKeys)
+    private PretrainedEncoder(Encoder model, Tokenizer tokenizer, HfModelDirectory directory, IReadOnlyList<string> unusedKeys)
     {
         Model = model;
         Tokenizer = tokenizer;
@@ -21,7 +21,7 @@ public sealed class PretrainedEncoder : IDisposable
     /// <summary>The encoder, in eval mode.</summary>
     public Encoder Model { get; }
     /// <summary>The tokenizer read from the model directory.</summary>
-    public BertTokenizer Tokenizer { get; }
+    public Tokenizer Tokenizer { get; }
     /// <summary>The opened model directory (paths and config).</summary>
     public HfModelDirectory Directory { get; }
     /// <summary>
@@ -42,7 +42,7 @@ public sealed class PretrainedEncoder : IDisposable
     {
         Native.TorchRuntime.EnsureLoaded();
         var directory = HfModelDirectory.Open(modelDir ?? PackagedModels.MiniLM());
-        var tokenizer = BertTokenizer.FromDirectory(directory.Path);
+        var tokenizer = Tokenizer.FromDirectory(directory.Path);
         if (tokenizer.VocabSize > directory.Config.VocabSize)
             throw new SharpTuneException($"{directory.Path}: the tokenizer has {tokenizer.VocabSize} tokens but config.json's vocab_size is {directory.Config.VocabSize}.");
 

@@ -12,7 +12,7 @@ public sealed partial class BertTokenizer
     /// <c>special_tokens_map.json</c>, whose explicit keys win (as <c>BertTokenizerFast</c> rebuilds its normalizer from them).
     /// </summary>
     /// <exception cref="SharpTuneException">A file is missing or malformed; the message names it and the key.</exception>
-    public static BertTokenizer FromDirectory(string directory)
+    public static new BertTokenizer FromDirectory(string directory)
     {
         if (!Directory.Exists(directory)) throw new SharpTuneException($"{directory}: the tokenizer directory does not exist.");
         string vocabPath = Path.Combine(directory, "vocab.txt");
@@ -51,7 +51,7 @@ public sealed partial class BertTokenizer
     /// <c>special_tokens_map.json</c>, which Python's <c>AutoTokenizer.from_pretrained</c> loads. <see cref="BertTokenizerOptions.CleanText"/>
     /// has no key there (HF always cleans) and is not saved.
     /// </summary>
-    public void Save(string directory)
+    public override void Save(string directory)
     {
         Directory.CreateDirectory(directory);
         var vocab = new StringBuilder();

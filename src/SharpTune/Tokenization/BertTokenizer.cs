@@ -8,10 +8,11 @@ namespace SharpTune.Tokenization;
 /// BERT's WordPiece tokenizer, giving the ids of Hugging Face's <c>BertTokenizerFast</c> (the Rust
 /// <c>tokenizers</c> pipeline): special tokens matched literally in the raw text, then <c>BertNormalizer</c>
 /// (clean text, CJK spacing, accent stripping, lowercasing), <c>BertPreTokenizer</c> (whitespace and
-/// punctuation), greedy longest-match-first WordPiece with <c>##</c> continuations, and the
-/// <c>[CLS] a [SEP] b [SEP]</c> template. Immutable and thread-safe.
+/// punctuation), greedy longest-match-first WordPiece with <c>##</c> continuations; the <c>[CLS] a [SEP] b [SEP]</c>
+/// template is the shared <see cref="TemplateProcessor"/>. Immutable and thread-safe. Offsets: each token's own
+/// characters when normalization kept the word's length (lowercasing, ASCII), else its whole word's span.
 /// </summary>
-public sealed partial class BertTokenizer
+public sealed partial class BertTokenizer : Tokenizer
 {
     private const string ContinuationPrefix = "##";
 
@@ -30,6 +31,7 @@ public sealed partial class BertTokenizer
     /// <summary>Creates a tokenizer over <paramref name="vocab"/> (token → id). <paramref name="source"/> names the vocabulary in errors.</summary>
     /// <exception cref="SharpTuneException">The vocabulary is empty or lacks the unknown, CLS, SEP or PAD token.</exception>
     public BertTokenizer(IReadOnlyDictionary<string, int> vocab, BertTokenizerOptions? options = null, string source = "vocabulary")
+        : base(TemplateOf(vocab, options ?? new BertTokenizerOptions(), source), [], (options ?? new BertTokenizerOptions()).ModelMaxLength)
     {
         Options = options ?? new BertTokenizerOptions();
         if (vocab.Count == 0) throw new SharpTuneException($"{source}: the vocabulary is empty.");
@@ -65,7 +67,7 @@ public sealed partial class BertTokenizer
         UnkTokenId = Required("unk_token", Options.UnkToken);
         ClsTokenId = Required("cls_token", Options.ClsToken);
         SepTokenId = Required("sep_token", Options.SepToken);
-        PadTokenId = Required("pad_token", Options.PadToken);
+        Required("pad_token", Options.PadToken);
         MaskTokenId = _vocab.TryGetValue(Options.MaskToken, out int mask) ? mask : null;
 
         var specials = new List<(string, int)>();
@@ -86,9 +88,7 @@ public sealed partial class BertTokenizer
     /// <summary>The settings this tokenizer runs with.</summary>
     public BertTokenizerOptions Options { get; }
     /// <summary>Number of distinct tokens in the vocabulary.</summary>
-    public int VocabSize => _vocab.Count;
-    /// <summary>Id of the padding token.</summary>
-    public int PadTokenId { get; }
+    public override int VocabSize => _vocab.Count;
     /// <summary>Id of the classification token.</summary>
     public int ClsTokenId { get; }
     /// <summary>Id of the separator token.</summary>
@@ -101,28 +101,26 @@ public sealed partial class BertTokenizer
     public IReadOnlyDictionary<string, int> Vocabulary => _vocab;
 
     /// <summary>The WordPiece tokens of <paramref name="text"/>, without <c>[CLS]</c>/<c>[SEP]</c>.</summary>
-    public IReadOnlyList<string> Tokenize(string text)
-    {
-        var ids = new List<int>();
-        AppendIds(text, ids);
-        return ids.Select(id => _idToToken[id]).ToArray();
-    }
+    public IReadOnlyList<string> Tokenize(string text) => TokenizeToIds(text).Select(id => _idToToken[id]).ToArray();
 
-    /// <summary>The ids of <paramref name="text"/>'s tokens, without <c>[CLS]</c>/<c>[SEP]</c>.</summary>
-    public int[] TokenizeToIds(string text)
+    /// <inheritdoc />
+    public override string? IdToToken(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;
+
+    /// <inheritdoc />
+    public override int? TokenToId(string token) => _vocab.TryGetValue(token, out int id) ? id : null;
+
+    // The ids of the template, checked before the constructor body runs (it reports missing tokens by name).
+    private static TemplateProcessor TemplateOf(IReadOnlyDictionary<string, int> vocab, BertTokenizerOptions options, string source)
     {
-        var ids = new List<int>();
-        AppendIds(text, ids);
-        return ids.ToArray();
+        int Id(string field, string token) => vocab.TryGetValue(token, out int id) ? id
+            : throw new SharpTuneException($"{source}: the {field} '{token}' is not in the vocabulary.");
+        if (vocab.Count == 0) throw new SharpTuneException($"{source}: the vocabulary is empty.");
+        return TemplateProcessor.Bert(Id("cls_token", options.ClsToken), Id("sep_token", options.SepToken), Id("pad_token", options.PadToken));
     }
 
     /// <summary>Ids of <paramref name="tokens"/>; unknown tokens map to the unknown id.</summary>
     public int[] ConvertTokensToIds(IEnumerable<string> tokens) =>
         tokens.Select(t => _vocab.TryGetValue(t, out int id) ? id : UnkTokenId).ToArray();
-
-    /// <summary>Tokens of <paramref name="ids"/>.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">An id is not in the vocabulary.</exception>
-    public string[] ConvertIdsToTokens(IEnumerable<long> ids) => ids.Select(TokenOf).ToArray();
 
     /// <summary>
     /// Joins the tokens of <paramref name="ids"/> with spaces and glues <c>##</c> continuations to the previous token
@@ -148,96 +146,21 @@ public sealed partial class BertTokenizer
     private string TokenOf(long id) =>
         id >= 0 && id < _idToToken.Length && _idToToken[id] is { } token ? token : throw new ArgumentOutOfRangeException(nameof(id), id, "Id not in the vocabulary.");
 
-    /// <summary>
-    /// Encodes <c>[CLS] text [SEP]</c>, or <c>[CLS] text [SEP] pair [SEP]</c>, truncated to <paramref name="maxLength"/>
-    /// ids with HF's <c>longest_first</c> strategy. Not padded.
-    /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxLength"/> leaves no room for the special tokens.</exception>
-    public EncodedText Encode(string text, string? pair = null, int maxLength = 512)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        int added = pair is null ? 2 : 3;
-        if (maxLength < added) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, $"maxLength must leave room for the {added} special tokens.");
-        var first = new List<int>();
-        AppendIds(text, first);
-        List<int>? second = null;
-        if (pair is not null) { second = []; AppendIds(pair, second); }
-
-        int length = first.Count + (second?.Count ?? 0) + added;
-        var (n1, n2) = TruncatedLengths(first.Count, second?.Count ?? 0, maxLength - added, second is not null);
-
-        int total = n1 + n2 + added;
-        var ids = new long[total];
-        var types = new long[total];
-        int at = 0;
-        ids[at++] = ClsTokenId;
-        for (int i = 0; i < n1; i++) ids[at++] = first[i];
-        ids[at++] = SepTokenId;
-        if (second is not null)
-        {
-            int pairStart = at;
-            for (int i = 0; i < n2; i++) ids[at++] = second[i];
-            ids[at++] = SepTokenId;
-            types.AsSpan(pairStart).Fill(1);
-        }
-        return new EncodedText(ids, types, length);
-    }
-
-    /// <summary>
-    /// HF tokenizers' <c>LongestFirst</c>: with room <paramref name="budget"/>, a pair keeps the shorter side whole if the
-    /// longer one can absorb the cut, else both get half (the odd token to the longer side, to the pair on a tie).
-    /// </summary>
-    internal static (int First, int Second) TruncatedLengths(int first, int second, int budget, bool isPair)
-    {
-        if (first + second <= budget) return (first, second);
-        if (!isPair) return (budget, 0);
-        int n1 = first, n2 = second;
-        bool swap = n1 > n2;
-        if (swap) (n1, n2) = (n2, n1);
-        n2 = n1 > budget ? n1 : Math.Max(n1, budget - n1);
-        if (n1 + n2 > budget)
-        {
-            n1 = budget / 2;
-            n2 = n1 + budget % 2;
-        }
-        return swap ? (n2, n1) : (n1, n2);
-    }
-
-    /// <summary>
-    /// Encodes every text (with its pair, if <paramref name="pairs"/> is given) and pads the rows to the longest one or to
-    /// <paramref name="maxLength"/>, with the attention mask. Texts are encoded in parallel.
-    /// </summary>
-    public EncodedBatch EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs = null, int maxLength = 512, PaddingMode padding = PaddingMode.Longest)
-    {
-        ArgumentNullException.ThrowIfNull(texts);
-        if (pairs is not null && pairs.Count != texts.Count)
-            throw new ArgumentException($"pairs has {pairs.Count} entries but texts has {texts.Count}.", nameof(pairs));
-        var rows = new EncodedText[texts.Count];
-        if (texts.Count >= 32) Parallel.For(0, texts.Count, i => rows[i] = Encode(texts[i], pairs?[i], maxLength));
-        else for (int i = 0; i < texts.Count; i++) rows[i] = Encode(texts[i], pairs?[i], maxLength);
-
-        int width = padding == PaddingMode.MaxLength ? maxLength : rows.Select(r => r.InputIds.Length).DefaultIfEmpty(0).Max();
-        var inputIds = new long[rows.Length * width];
-        var typeIds = new long[rows.Length * width];
-        var mask = new long[rows.Length * width];
-        inputIds.AsSpan().Fill(PadTokenId);
-        for (int row = 0; row < rows.Length; row++)
-        {
-            EncodedText encoded = rows[row];
-            int offset = row * width;
-            encoded.InputIds.CopyTo(inputIds, offset);
-            encoded.TokenTypeIds.CopyTo(typeIds, offset);
-            mask.AsSpan(offset, encoded.InputIds.Length).Fill(1);
-        }
-        return new EncodedBatch(inputIds, typeIds, mask, rows.Select(r => r.Length).ToArray(), rows.Length, width);
-    }
-
     // ---- Tokenization pipeline ----
 
     /// <summary>Splits off special tokens (matched literally, leftmost-longest, before any normalization), tokenizes the rest.</summary>
-    private void AppendIds(string text, List<int> ids)
+    public override void Tokenize(string text, List<Piece> pieces)
     {
-        var word = new WordBuffer(stackalloc char[256]);
+        ArgumentNullException.ThrowIfNull(text);
+        AppendPieces(text, pieces, 0);
+    }
+
+    /// <inheritdoc />
+    protected override int TokenizeText(string text, List<Piece> pieces, int firstWord, bool asWord) => AppendPieces(text, pieces, firstWord);
+
+    private int AppendPieces(string text, List<Piece> ids, int firstWord)
+    {
+        var word = new WordBuffer(stackalloc char[256]) { NextWord = firstWord };
         try
         {
             int segmentStart = 0, position = 0;
@@ -250,18 +173,19 @@ public sealed partial class BertTokenizer
                 foreach (var special in _specialTokens)
                     if (text.AsSpan(position).StartsWith(special.Text, StringComparison.Ordinal)) { match = special; break; }
                 if (match is not { } found) { position++; continue; }
-                AppendSegment(text.AsSpan(segmentStart, position - segmentStart), ids, ref word);
-                ids.Add(found.Id);
+                AppendSegment(text.AsSpan(segmentStart, position - segmentStart), segmentStart, ids, ref word);
+                ids.Add(new Piece(found.Id, position, position + found.Text.Length, word.NextWord++));
                 position += found.Text.Length;
                 segmentStart = position;
             }
-            AppendSegment(text.AsSpan(segmentStart), ids, ref word);
+            AppendSegment(text.AsSpan(segmentStart), segmentStart, ids, ref word);
+            return word.NextWord;
         }
         finally { word.Dispose(); }
     }
 
     /// <summary>BertNormalizer, BertPreTokenizer and WordPiece over a text holding no special token, in one pass.</summary>
-    private void AppendSegment(ReadOnlySpan<char> text, List<int> ids, ref WordBuffer word)
+    private void AppendSegment(ReadOnlySpan<char> text, int offset, List<Piece> ids, ref WordBuffer word)
     {
         bool clean = Options.CleanText, chinese = Options.TokenizeChineseChars;
         int i = 0;
@@ -270,6 +194,7 @@ public sealed partial class BertTokenizer
             char c = text[i];
             if (c < 128)
             {
+                word.Source = (offset + i, offset + i + 1);
                 i++;
                 // ASCII: no accents, no CJK; controls other than \t \n \r are dropped by clean-up.
                 if (clean && c < 32 && c != '\t' && c != '\n' && c != '\r' || clean && c == 127) continue;
@@ -281,6 +206,7 @@ public sealed partial class BertTokenizer
             }
             if (Rune.DecodeFromUtf16(text[i..], out Rune rune, out int consumed) != System.Buffers.OperationStatus.Done)
                 rune = Rune.ReplacementChar; // a lone surrogate: Rust strings cannot hold one, HF reads it as U+FFFD
+            word.Source = (offset + i, offset + i + consumed);
             i += consumed;
             if (clean)
             {
@@ -300,7 +226,7 @@ public sealed partial class BertTokenizer
     }
 
     /// <summary>Lowercases one normalized code point and feeds it to the pre-tokenizer.</summary>
-    private void AppendNormalized(Rune rune, List<int> ids, ref WordBuffer word)
+    private void AppendNormalized(Rune rune, List<Piece> ids, ref WordBuffer word)
     {
         if (Options.LowerCase)
         {
@@ -311,7 +237,7 @@ public sealed partial class BertTokenizer
         PreTokenize(rune, ids, ref word);
     }
 
-    private void PreTokenize(Rune rune, List<int> ids, ref WordBuffer word)
+    private void PreTokenize(Rune rune, List<Piece> ids, ref WordBuffer word)
     {
         if (Rune.IsWhiteSpace(rune)) { FlushWord(ref word, ids); return; }
         if (IsPunctuation(rune))
@@ -334,13 +260,17 @@ public sealed partial class BertTokenizer
     });
 
     /// <summary>WordPiece: greedy longest-match-first; a word with an unmatchable rest, or too long, is one unknown token.</summary>
-    private void FlushWord(ref WordBuffer word, List<int> ids)
+    private void FlushWord(ref WordBuffer word, List<Piece> ids)
     {
         if (word.Length == 0) return;
         ReadOnlySpan<char> chars = word.Chars;
         int runes = word.RuneCount;
+        var (wordStart, wordEnd) = (word.Start, word.End);
+        int index = word.NextWord++;
+        // Each piece's own characters when normalization kept the length, else the word's span.
+        bool aligned = wordEnd - wordStart == chars.Length;
         word.Clear();
-        if (runes > Options.MaxInputCharsPerWord) { ids.Add(UnkTokenId); return; }
+        if (runes > Options.MaxInputCharsPerWord) { ids.Add(new Piece(UnkTokenId, wordStart, wordEnd, index)); return; }
         int before = ids.Count;
         int start = 0;
         while (start < chars.Length)
@@ -362,10 +292,10 @@ public sealed partial class BertTokenizer
             if (found < 0)
             {
                 ids.RemoveRange(before, ids.Count - before);
-                ids.Add(UnkTokenId);
+                ids.Add(new Piece(UnkTokenId, wordStart, wordEnd, index));
                 return;
             }
-            ids.Add(found);
+            ids.Add(aligned ? new Piece(found, wordStart + start, wordStart + end, index) : new Piece(found, wordStart, wordEnd, index));
             start = end;
         }
     }
@@ -406,10 +336,24 @@ public sealed partial class BertTokenizer
 
         public int Length { get; private set; }
         public int RuneCount { get; private set; }
+        /// <summary>Offsets in the text of the input character being processed.</summary>
+        public (int Start, int End) Source { get; set; }
+        /// <summary>Offsets in the text of the word's first and after its last input character.</summary>
+        public int Start { get; private set; }
+        public int End { get; private set; }
+        /// <summary>Index the next word gets.</summary>
+        public int NextWord { get; set; }
+
+        private void Track()
+        {
+            if (Length == 0) Start = Source.Start;
+            End = Source.End;
+        }
         public readonly ReadOnlySpan<char> Chars => _chars[..Length];
 
         public void Append(char c)
         {
+            Track();
             if (Length == _chars.Length) Grow();
             _chars[Length++] = c;
             RuneCount++;
@@ -417,6 +361,7 @@ public sealed partial class BertTokenizer
 
         public void Append(Rune rune)
         {
+            Track();
             if (Length + 2 > _chars.Length) Grow();
             Length += rune.EncodeToUtf16(_chars[Length..]);
             RuneCount++;

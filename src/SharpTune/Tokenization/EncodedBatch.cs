@@ -23,6 +23,29 @@ public sealed class EncodedBatch
         SequenceLength = sequenceLength;
     }
 
+    /// <summary>
+    /// Pads encoded rows (ids, token types, untruncated length) into one batch: to the longest row, or to
+    /// <paramref name="width"/> when given; the attention mask is 1 on real tokens. The one padding of SharpTune.
+    /// </summary>
+    public static EncodedBatch Pad(IReadOnlyList<(long[] Ids, long[] Types, int Length)> rows, long padId, int? width = null)
+    {
+        int columns = width ?? rows.Select(r => r.Ids.Length).DefaultIfEmpty(0).Max();
+        var inputIds = new long[rows.Count * columns];
+        var typeIds = new long[rows.Count * columns];
+        var mask = new long[rows.Count * columns];
+        inputIds.AsSpan().Fill(padId);
+        for (int row = 0; row < rows.Count; row++)
+        {
+            var (ids, types, _) = rows[row];
+            if (ids.Length > columns) throw new ArgumentException($"Row {row} has {ids.Length} ids, more than the batch width {columns}.");
+            int offset = row * columns;
+            ids.CopyTo(inputIds, offset);
+            types.CopyTo(typeIds, offset);
+            mask.AsSpan(offset, ids.Length).Fill(1);
+        }
+        return new EncodedBatch(inputIds, typeIds, mask, rows.Select(r => r.Length).ToArray(), rows.Count, columns);
+    }
+
     /// <summary>Token ids, padded with the pad id.</summary>
     public long[] InputIds { get; }
     /// <summary>Segment ids (0 first text, 1 pair, 0 padding).</summary>

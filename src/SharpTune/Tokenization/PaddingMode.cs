@@ -1,6 +1,6 @@
 namespace SharpTune.Tokenization;
 
-/// <summary>How <see cref="BertTokenizer.EncodeBatch"/> pads the rows of a batch.</summary>
+/// <summary>How <see cref="Tokenizer.EncodeBatch"/> pads the rows of a batch.</summary>
 public enum PaddingMode
 {
     /// <summary>Pad every row to the longest row of the batch.</summary>

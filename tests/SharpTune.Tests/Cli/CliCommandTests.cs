@@ -38,7 +38,7 @@ public class CliCommandTests(PackagedMiniLMFixture fixture)
         Assert.Contains("11,918,592", output);  // embeddings
         Assert.Contains("1,774,464", output);   // one layer
         Assert.Contains("147,840", output);     // pooler
-        Assert.Contains("encoder.layer.5", output);
+        Assert.Contains("layer 5", output);
         Assert.Matches(@"num_attention_heads\s+12", output);
         Assert.Matches(@"hidden_act\s+gelu", output);
         Assert.Matches(@"layer_norm_eps\s+1E-12", output);
