@@ -53,16 +53,20 @@ public sealed class TextClassifier : IDisposable
     /// </summary>
     public static TextClassifier Create(string? modelDirectory, string head, LabelSet labels,
         ProblemType problem = ProblemType.SingleLabelClassification, int maxLength = 128, int seed = 42) =>
-        Create(modelDirectory, (hidden, outputs) => HeadRegistry.Create(head, hidden, outputs), labels, problem, maxLength, seed);
+        CreateWith(modelDirectory, (encoder, outputs) => HeadRegistry.Create(head, encoder, outputs), labels, problem, maxLength, seed);
 
     /// <summary>As the other overload, with a custom head built from (hidden size, outputs).</summary>
     public static TextClassifier Create(string? modelDirectory, Func<int, int, Head> head, LabelSet labels,
-        ProblemType problem = ProblemType.SingleLabelClassification, int maxLength = 128, int seed = 42)
+        ProblemType problem = ProblemType.SingleLabelClassification, int maxLength = 128, int seed = 42) =>
+        CreateWith(modelDirectory, (encoder, outputs) => head(encoder.Config.HiddenSize, outputs), labels, problem, maxLength, seed);
+
+    private static TextClassifier CreateWith(string? modelDirectory, Func<Encoder, int, Head> head, LabelSet labels,
+        ProblemType problem, int maxLength, int seed)
     {
         if (labels.Count == 0) throw new SharpTuneException("No labels: the training data has no label values.");
         torch.manual_seed(seed);
         var encoder = PretrainedEncoder.Load(modelDirectory);
-        int maxPositions = encoder.Directory.Config.MaxPositionEmbeddings;
+        int maxPositions = encoder.Directory.Config.MaxInputLength;
         if (maxLength < 2 || maxLength > maxPositions)
         {
             encoder.Dispose();
@@ -70,7 +74,7 @@ public sealed class TextClassifier : IDisposable
         }
         var (bert, tokenizer, hf) = (encoder.Model, encoder.Tokenizer, encoder.Directory);
         int outputs = problem == ProblemType.Regression ? 1 : labels.Count;
-        var model = new SequenceClassifier(bert, head(hf.Config.HiddenSize, outputs));
+        var model = new SequenceClassifier(bert, head(bert, outputs));
         return new TextClassifier(model, tokenizer, labels, problem, maxLength, null);
     }
 

@@ -85,6 +85,9 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
     public override int Execute(CommandContext context, EmbedSettings settings, CancellationToken cancellationToken)
     {
         using var encoder = PretrainedEncoder.Load(settings.ModelDir);
+        // A task checkpoint (XForSequenceClassification) embeds with its encoder; say that its head is left out.
+        if (encoder.UnusedKeys.Count > 0)
+            console.Profile.Out.Writer.WriteLine($"Note: {settings.ModelDir} is a task checkpoint; embedding with its encoder, its head ({string.Join(", ", encoder.UnusedKeys.Take(4))}{(encoder.UnusedKeys.Count > 4 ? ", …" : "")}) is not used.");
         var embedder = new Embedder(encoder, new EmbedderOptions
         {
             Pooling = settings.ParsedPooling,

@@ -16,7 +16,8 @@ internal abstract class FineTuneSettings : DataSettings
 
     [CommandOption("--head <HEAD>")]
     [Description("Head: mean (mean of the token vectors, the default: how sentence-transformers models such as MiniLM were trained), " +
-        "cls (the CLS token vector) or pooled (HF BertForSequenceClassification: the pooler's tanh of the CLS vector; its checkpoints load in transformers).")]
+        "cls (RoBERTa's classification head on the first token), pooled (BERT's pooler, then a linear layer) or hf (the model's own Hugging Face " +
+        "sequence-classification head: pooled on BERT, cls on RoBERTa/XLM-R, gelu cls on ELECTRA, pre_classifier on DistilBERT, ContextPooler on DeBERTa; its run loads in transformers as that class).")]
     [DefaultValue("mean")]
     public string Head { get; set; } = "mean";
 

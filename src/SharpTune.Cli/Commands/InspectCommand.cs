@@ -43,7 +43,7 @@ internal sealed class InspectCommand(IAnsiConsole console) : Command<InspectSett
         // The table of item "say what trains": the strategy applied to encoder + head, nothing trained.
         Strategy strategy = Strategies.Strategy.Parse(settings.Strategy);
         if (settings.Labels < 1) throw new SharpTuneException($"--labels must be positive, got {settings.Labels}.");
-        var head = Heads.HeadRegistry.Create(settings.Head, encoder.Model.Config.HiddenSize, settings.Labels);
+        var head = Heads.HeadRegistry.Create(settings.Head, encoder.Model, settings.Labels);
         var model = new SequenceClassifier(encoder.Model, head); // the encoder is disposed with `encoder`
         TrainingPlan plan = StrategyApplier.Apply(model, strategy, rates: new LearningRates(strategy.DefaultLearningRate));
         console.WriteLine();

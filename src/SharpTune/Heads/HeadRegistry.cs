@@ -24,11 +24,19 @@ public static class HeadRegistry
         ["cls"] = nameof(ClassificationHead), ["pooled"] = nameof(PooledHead), ["mean"] = nameof(MeanPoolingHead),
     };
 
+    /// <summary>The name of "the architecture's own Hugging Face head" (see <see cref="Models.Architecture.SequenceHead"/>).</summary>
+    public const string ArchitectureHead = "hf";
+
     /// <summary>Registers (or replaces) a head type.</summary>
     public static void Register(string typeName, Factory factory)
     {
         lock (Factories) Factories[typeName] = factory;
     }
+
+    /// <summary>Builds a head for <paramref name="encoder"/>: <see cref="ArchitectureHead"/> ("hf") is its architecture's own HF head, any other name as below.</summary>
+    public static Head Create(string typeName, Models.Encoder encoder, int outputs) => typeName == ArchitectureHead
+        ? encoder.Architecture.SequenceHead(encoder.Config, outputs)
+        : Create(typeName, encoder.Config.HiddenSize, outputs);
 
     /// <summary>Builds a head by type name or CLI short name (cls, pooled, mean).</summary>
     public static Head Create(string typeName, int hiddenSize, int outputs, JsonObject? options = null)
@@ -39,7 +47,7 @@ public static class HeadRegistry
         if (factory is null)
         {
             string known;
-            lock (Factories) known = string.Join(", ", ShortNames.Keys.Concat(Factories.Keys));
+            lock (Factories) known = string.Join(", ", ShortNames.Keys.Append(ArchitectureHead).Concat(Factories.Keys));
             throw new SharpTuneException($"Unknown head '{typeName}'; known: {known}. Register a custom head with HeadRegistry.Register.");
         }
         return factory(hiddenSize, outputs, options ?? new JsonObject());
