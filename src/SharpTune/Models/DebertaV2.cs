@@ -1,0 +1,489 @@
+// DeBERTa-v2 and DeBERTa-v3 (one architecture: v3 is v2 with other weights and a different pre-training task).
+// Field names are the Hugging Face DebertaV2Model checkpoint keys, so a state dict loads 1:1:
+// embeddings.word_embeddings.weight, encoder.layer.0.attention.self.query_proj.weight, encoder.rel_embeddings.weight, …
+// The maths follows transformers 4.45.2's modeling_deberta_v2.py: disentangled attention (content→content,
+// content→position, position→content) over log-bucketed relative positions, and XSoftmax masking.
+#pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, self, query_proj), not C# style
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using SharpTune.Heads;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace SharpTune.Models;
+
+/// <summary>
+/// The architecture of a DeBERTa-v2/v3 encoder, read from a Hugging Face <c>config.json</c> (snake_case keys, as
+/// <c>transformers.DebertaV2Config</c>). Defaults are those of <c>microsoft/deberta-v3-base</c>.
+/// </summary>
+public sealed record DebertaV2Config : EncoderConfig
+{
+    /// <summary>The values <see cref="PosAttType"/> may hold.</summary>
+    public static readonly IReadOnlyList<string> PositionAttentionTypes = ["c2p", "p2c"];
+
+    /// <summary>Creates a config with <c>microsoft/deberta-v3-base</c>'s defaults.</summary>
+    public DebertaV2Config()
+    {
+        ModelType = "deberta-v2";
+        VocabSize = 128100;
+        MaxPositionEmbeddings = 512;
+    }
+
+    /// <summary>Width of every hidden state.</summary>
+    [JsonPropertyName("hidden_size")] public override int HiddenSize { get; init; } = 768;
+    /// <summary>Number of transformer layers.</summary>
+    [JsonPropertyName("num_hidden_layers")] public override int NumHiddenLayers { get; init; } = 12;
+    /// <summary>Attention heads per layer; must divide <see cref="HiddenSize"/>.</summary>
+    [JsonPropertyName("num_attention_heads")] public override int NumAttentionHeads { get; init; } = 12;
+    /// <summary>Width of the feed-forward layer.</summary>
+    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; } = 3072;
+    /// <summary>Feed-forward activation (gelu is the exact erf GELU).</summary>
+    [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "gelu";
+    /// <summary>Dropout on embeddings, sublayer outputs and the relative embeddings.</summary>
+    [JsonPropertyName("hidden_dropout_prob")] public double HiddenDropoutProb { get; init; } = 0.1;
+    /// <summary>Dropout on attention probabilities.</summary>
+    [JsonPropertyName("attention_probs_dropout_prob")] public double AttentionProbsDropoutProb { get; init; } = 0.1;
+    /// <summary>Number of token types; 0 (DeBERTa's usual value): no token-type embeddings, token types are ignored.</summary>
+    [JsonPropertyName("type_vocab_size")] public int TypeVocabSize { get; init; }
+    /// <summary>Epsilon of every LayerNorm.</summary>
+    [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; init; } = 1e-7;
+    /// <summary>Whether attention adds the content→position / position→content terms.</summary>
+    [JsonPropertyName("relative_attention")] public bool RelativeAttention { get; init; } = true;
+    /// <summary>Largest relative distance; below 1: <see cref="EncoderConfig.MaxPositionEmbeddings"/>.</summary>
+    [JsonPropertyName("max_relative_positions")] public int MaxRelativePositions { get; init; } = -1;
+    /// <summary>Number of log buckets of relative positions per side (×2 rows of rel_embeddings); 0 or less: no buckets.</summary>
+    [JsonPropertyName("position_buckets")] public int PositionBuckets { get; init; } = 256;
+    /// <summary>The relative terms attention adds: c2p (content→position), p2c (position→content). A string "p2c|c2p" is read too.</summary>
+    [JsonPropertyName("pos_att_type"), JsonConverter(typeof(PosAttTypeConverter))]
+    public IReadOnlyList<string> PosAttType { get; init; } = ["p2c", "c2p"];
+    /// <summary>True: the relative embeddings go through each layer's query_proj/key_proj; false: through pos_query_proj/pos_key_proj.</summary>
+    [JsonPropertyName("share_att_key")] public bool ShareAttKey { get; init; } = true;
+    /// <summary>"layer_norm": encoder.LayerNorm normalises the relative embeddings; "none": they are used as stored.</summary>
+    [JsonPropertyName("norm_rel_ebd")] public string NormRelEbd { get; init; } = "layer_norm";
+    /// <summary>Whether absolute position embeddings are added to the word embeddings (false for DeBERTa-v2/v3).</summary>
+    [JsonPropertyName("position_biased_input")] public bool PositionBiasedInput { get; init; }
+    /// <summary>Width of the word embeddings when it differs from the hidden size (then embed_proj maps it); null: hidden size.</summary>
+    [JsonPropertyName("embedding_size")] public int? EmbeddingSize { get; init; }
+    /// <summary>Width of the sequence head's ContextPooler; null: hidden size (it must equal it).</summary>
+    [JsonPropertyName("pooler_hidden_size")] public int? PoolerHiddenSize { get; init; }
+    /// <summary>Dropout on the [CLS] state before the ContextPooler's dense layer.</summary>
+    [JsonPropertyName("pooler_dropout")] public double PoolerDropout { get; init; }
+    /// <summary>Activation after the ContextPooler's dense layer.</summary>
+    [JsonPropertyName("pooler_hidden_act")] public string PoolerHiddenAct { get; init; } = "gelu";
+    /// <summary>Dropout before the classifier; null: <see cref="HiddenDropoutProb"/>.</summary>
+    [JsonPropertyName("cls_dropout")] public double? ClsDropout { get; init; }
+    /// <summary>DeBERTa-v2-xlarge's convolution after the first layer; any value above 0 is rejected (not supported).</summary>
+    [JsonPropertyName("conv_kernel_size")] public int? ConvKernelSize { get; init; }
+
+    /// <inheritdoc />
+    [JsonIgnore] public override double ClassifierDropout => ClsDropout ?? HiddenDropoutProb;
+    /// <summary>Width of one attention head.</summary>
+    [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
+    /// <summary>The effective max_relative_positions.</summary>
+    [JsonIgnore] public int RelativePositionLimit => MaxRelativePositions < 1 ? MaxPositionEmbeddings : MaxRelativePositions;
+    /// <summary>Relative distances per side that have an embedding row (HF's <c>pos_ebd_size</c>, the attention span).</summary>
+    [JsonIgnore] public int AttentionSpan => PositionBuckets > 0 ? PositionBuckets : RelativePositionLimit;
+    /// <summary>The effective embedding width.</summary>
+    [JsonIgnore] public int EmbeddingWidth => EmbeddingSize ?? HiddenSize;
+    /// <summary>The effective ContextPooler width.</summary>
+    [JsonIgnore] public int PoolerWidth => PoolerHiddenSize ?? HiddenSize;
+    /// <summary>True when encoder.LayerNorm exists and normalises the relative embeddings.</summary>
+    [JsonIgnore] public bool NormalizesRelativeEmbeddings => NormRelEbdParts.Contains("layer_norm");
+    /// <summary>The scores are divided by sqrt(head_dim × this): 1 + the number of relative terms.</summary>
+    [JsonIgnore] public int ScaleFactor => 1 + PosAttType.Count;
+
+    private IEnumerable<string> NormRelEbdParts => NormRelEbd.ToLowerInvariant().Split('|').Select(p => p.Trim());
+
+    /// <inheritdoc />
+    public override EncoderConfig Validate(string source = "config.json")
+    {
+        base.Validate(source);
+        Positive(source, "intermediate_size", IntermediateSize);
+        if (TypeVocabSize < 0) throw new SharpTuneException($"{source}: type_vocab_size must be 0 or more, got {TypeVocabSize}.");
+        Activation(source, "hidden_act", HiddenAct);
+        Activation(source, "pooler_hidden_act", PoolerHiddenAct);
+        Probability(source, "hidden_dropout_prob", HiddenDropoutProb);
+        Probability(source, "attention_probs_dropout_prob", AttentionProbsDropoutProb);
+        Probability(source, "pooler_dropout", PoolerDropout);
+        if (ClsDropout is { } cls) Probability(source, "cls_dropout", cls);
+        if (LayerNormEps <= 0 || double.IsNaN(LayerNormEps))
+            throw new SharpTuneException($"{source}: layer_norm_eps must be positive, got {LayerNormEps}.");
+        if (ConvKernelSize is > 0)
+            throw new SharpTuneException($"{source}: conv_kernel_size {ConvKernelSize} is not supported (DeBERTa-v2's ConvLayer); only models without it (0 or absent, as DeBERTa-v3) load.");
+        foreach (string type in PosAttType)
+            if (!PositionAttentionTypes.Contains(type))
+                throw new SharpTuneException($"{source}: pos_att_type '{type}' is not supported; allowed: {string.Join(", ", PositionAttentionTypes)}.");
+        if (PosAttType.Distinct().Count() != PosAttType.Count)
+            throw new SharpTuneException($"{source}: pos_att_type [{string.Join(", ", PosAttType)}] names a term twice.");
+        foreach (string part in NormRelEbdParts)
+            if (part is not ("layer_norm" or "none"))
+                throw new SharpTuneException($"{source}: norm_rel_ebd '{NormRelEbd}' is not supported; allowed: layer_norm, none.");
+        if (EmbeddingSize is { } width) Positive(source, "embedding_size", width);
+        if (PoolerWidth != HiddenSize)
+            throw new SharpTuneException($"{source}: pooler_hidden_size ({PoolerWidth}) must equal hidden_size ({HiddenSize}); the ContextPooler reads the [CLS] hidden state.");
+        if (RelativeAttention && PositionBuckets > 0 && RelativePositionLimit <= PositionBuckets / 2 + 1)
+            throw new SharpTuneException($"{source}: max_relative_positions ({RelativePositionLimit}) must exceed position_buckets / 2 + 1 ({PositionBuckets / 2 + 1}) for log buckets.");
+        if (Extra is not null && Extra.TryGetValue("attention_head_size", out var headSize) && headSize.ValueKind == JsonValueKind.Number && headSize.GetInt32() != HeadDim)
+            throw new SharpTuneException($"{source}: attention_head_size {headSize.GetInt32()} differs from hidden_size / num_attention_heads ({HeadDim}); not supported.");
+        return this;
+    }
+
+    /// <summary>Reads pos_att_type as a list of strings, or as HF's older "p2c|c2p" string; writes a list.</summary>
+    private sealed class PosAttTypeConverter : JsonConverter<IReadOnlyList<string>>
+    {
+        public override IReadOnlyList<string> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.TokenType switch
+        {
+            JsonTokenType.Null => [],
+            JsonTokenType.String => reader.GetString()!.ToLowerInvariant().Split('|').Select(p => p.Trim()).Where(p => p.Length > 0).ToList(),
+            _ => JsonSerializer.Deserialize<List<string>>(ref reader, options) ?? [],
+        };
+
+        public override void Write(Utf8JsonWriter writer, IReadOnlyList<string> value, JsonSerializerOptions options) =>
+            JsonSerializer.Serialize(writer, value.ToList(), options);
+    }
+}
+
+/// <summary>
+/// The DeBERTa-v2/v3 encoder, whose parameter names equal HF <c>DebertaV2Model</c> keys. It has no pooler: DeBERTa's
+/// ContextPooler belongs to its sequence head (<see cref="ContextPoolerHead"/>). Its Linear layers run in bfloat16
+/// inside an <see cref="Autocast"/> scope; the attention softmax, residual sums and LayerNorm stay float32.
+/// </summary>
+public sealed class DebertaV2Model : Encoder
+{
+    /// <summary>DeBERTa-v2/v3 in the registry: prefix <c>deberta</c>, HF's class names, PEFT's LoRA targets.</summary>
+    public static readonly Architecture Registration = new()
+    {
+        ModelType = "deberta-v2",
+        Prefix = "deberta",
+        ConfigType = typeof(DebertaV2Config),
+        Create = (config, _) => new DebertaV2Model((DebertaV2Config)config),
+        Groups = new KeyGroups(["embeddings.", "encoder.rel_embeddings.", "encoder.LayerNorm."], "encoder.layer.", null),
+        LoraTargets = ["query_proj", "value_proj"],
+        LinearLayers = ["query_proj", "key_proj", "value_proj", "pos_key_proj", "pos_query_proj", "attention.output.dense", "intermediate.dense", "output.dense"],
+        BaseClass = "DebertaV2Model",
+        SequenceClassificationClass = "DebertaV2ForSequenceClassification",
+        TokenClassificationClass = "DebertaV2ForTokenClassification",
+        SequenceHead = (config, outputs) => ContextPoolerHead.For((DebertaV2Config)config, outputs),
+        IgnoredKeys = ["embeddings.position_ids"],
+    };
+
+    private readonly DebertaV2Embeddings embeddings;
+    private readonly DebertaV2Encoder encoder;
+    private readonly DebertaV2Config config;
+
+    /// <summary>Builds a randomly initialised encoder (load weights afterwards).</summary>
+    public DebertaV2Model(DebertaV2Config config) : base("deberta")
+    {
+        this.config = (DebertaV2Config)config.Validate();
+        embeddings = new DebertaV2Embeddings(config);
+        encoder = new DebertaV2Encoder(config);
+        RegisterComponents();
+        InitializeWeights();
+    }
+
+    /// <inheritdoc />
+    public override EncoderConfig Config => config;
+    /// <inheritdoc />
+    public override bool HasPooler => false;
+
+    /// <inheritdoc />
+    public override EncoderOutput forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor? attentionMask)
+    {
+        using var ones = attentionMask is null ? torch.ones_like(inputIds) : null;
+        Tensor mask = attentionMask ?? ones!;
+        Tensor hidden = embeddings.call(inputIds, tokenTypeIds, mask);
+        Tensor lastHiddenState = encoder.call(hidden, mask);
+        return new EncoderOutput(lastHiddenState, null);
+    }
+}
+
+/// <summary>Word (+ optional position and token-type) embeddings → embed_proj → LayerNorm → × mask → dropout.</summary>
+internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tensor>
+{
+    private readonly Embedding word_embeddings;
+    private readonly Embedding? position_embeddings;
+    private readonly Embedding? token_type_embeddings;
+    private readonly Linear? embed_proj;
+    private readonly LayerNorm LayerNorm;
+    private readonly Dropout dropout;
+
+    public DebertaV2Embeddings(DebertaV2Config config) : base("embeddings")
+    {
+        int width = config.EmbeddingWidth;
+        word_embeddings = Embedding(config.VocabSize, width, padding_idx: config.PadTokenId);
+        position_embeddings = config.PositionBiasedInput ? Embedding(config.MaxPositionEmbeddings, width) : null;
+        token_type_embeddings = config.TypeVocabSize > 0 ? Embedding(config.TypeVocabSize, width) : null;
+        embed_proj = width != config.HiddenSize ? Linear(width, config.HiddenSize, hasBias: false) : null;
+        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        dropout = Dropout(config.HiddenDropoutProb);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor mask)
+    {
+        Tensor sum = word_embeddings.call(inputIds);
+        if (position_embeddings is not null)
+        {
+            long sequenceLength = inputIds.shape[1];
+            if (sequenceLength > position_embeddings.weight!.shape[0])
+                throw new SharpTuneException($"Input has {sequenceLength} tokens; the model's max_position_embeddings is {position_embeddings.weight.shape[0]}.");
+            using var positionIds = torch.arange(sequenceLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+            sum = sum + position_embeddings.call(positionIds);
+        }
+        if (token_type_embeddings is not null)
+        {
+            using var zeros = tokenTypeIds is null ? torch.zeros_like(inputIds) : null;
+            sum = sum + token_type_embeddings.call(tokenTypeIds ?? zeros!);
+        }
+        if (embed_proj is not null) sum = Autocast.Linear(embed_proj, sum).to_type(ScalarType.Float32);
+        Tensor normalized = LayerNorm.call(sum);
+        // Padding rows are zeroed before the first layer, as HF multiplies by the mask.
+        Tensor masked = normalized * mask.unsqueeze(2).to_type(normalized.dtype);
+        return dropout.call(masked);
+    }
+}
+
+/// <summary>What every layer's attention needs besides the hidden states; computed once per forward.</summary>
+/// <param name="PairMask">[batch, 1, query, key] bool: mask_i AND mask_j.</param>
+/// <param name="RelativePositions">[query, key] int64 bucketed relative positions, or null without relative attention.</param>
+/// <param name="RelativeEmbeddings">[2 × span, hidden] (layer-normalised when configured), or null without relative attention.</param>
+internal sealed record AttentionContext(Tensor PairMask, Tensor? RelativePositions, Tensor? RelativeEmbeddings);
+
+internal sealed class DebertaV2Encoder : Module<Tensor, Tensor, Tensor>
+{
+    private readonly ModuleList<DebertaV2Layer> layer;
+    private readonly Embedding? rel_embeddings;
+    private readonly LayerNorm? LayerNorm;
+    private readonly int buckets;
+    private readonly int maxRelativePositions;
+
+    public DebertaV2Encoder(DebertaV2Config config) : base("encoder")
+    {
+        layer = new ModuleList<DebertaV2Layer>(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new DebertaV2Layer(config)).ToArray());
+        rel_embeddings = config.RelativeAttention ? Embedding(config.AttentionSpan * 2, config.HiddenSize) : null;
+        LayerNorm = config.NormalizesRelativeEmbeddings ? nn.LayerNorm(config.HiddenSize, config.LayerNormEps) : null;
+        buckets = config.PositionBuckets;
+        maxRelativePositions = config.RelativePositionLimit;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden, Tensor mask)
+    {
+        long sequence = hidden.shape[1];
+        using var tokens = mask.to_type(ScalarType.Bool);
+        using var pairMask = tokens.unsqueeze(1).unsqueeze(2).logical_and(tokens.unsqueeze(1).unsqueeze(3));
+        using var relativePositions = rel_embeddings is null ? null
+            : RelativePositions.Build(sequence, sequence, buckets, maxRelativePositions, hidden.device);
+        Tensor? relative = rel_embeddings?.weight;
+        if (relative is not null && LayerNorm is not null) relative = LayerNorm.call(relative);
+        var context = new AttentionContext(pairMask, relativePositions, relative);
+        foreach (DebertaV2Layer block in layer) hidden = block.call(hidden, context);
+        return hidden;
+    }
+}
+
+/// <summary>HF's <c>build_relative_position</c> and <c>make_log_bucket_position</c>.</summary>
+internal static class RelativePositions
+{
+    /// <summary>[query, key] int64: query index − key index, log-bucketed beyond ±bucketSize/2 when buckets are on.</summary>
+    public static Tensor Build(long querySize, long keySize, int bucketSize, int maxPosition, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor queryIds = torch.arange(querySize, dtype: ScalarType.Int64, device: device);
+        Tensor keyIds = torch.arange(keySize, dtype: ScalarType.Int64, device: device);
+        Tensor relative = queryIds.unsqueeze(1) - keyIds.unsqueeze(0);
+        if (bucketSize > 0 && maxPosition > 0) relative = LogBuckets(relative, bucketSize, maxPosition);
+        return relative.MoveToOuterDisposeScope();
+    }
+
+    // Exact within ±mid; beyond, mid + ceil(log(|d| / mid) / log((max - 1) / mid) × (mid - 1)) with d's sign. In float32,
+    // as torch computes it, so that the ceil rounds the same way.
+    private static Tensor LogBuckets(Tensor relative, int bucketSize, int maxPosition)
+    {
+        long mid = bucketSize / 2;
+        Tensor sign = relative.sign();
+        Tensor near = relative.lt(mid).logical_and(relative.gt(-mid));
+        Tensor absolute = torch.where(near, torch.full_like(relative, mid - 1), relative.abs());
+        Tensor logBase = torch.log(torch.tensor((float)((maxPosition - 1) / (double)mid), device: relative.device));
+        Tensor logPosition = torch.ceil(torch.log(absolute.to_type(ScalarType.Float32) / mid) / logBase * (mid - 1)) + mid;
+        Tensor bucket = torch.where(absolute.le(mid), relative.to_type(ScalarType.Float32), logPosition * sign);
+        return bucket.to_type(ScalarType.Int64);
+    }
+}
+
+internal sealed class DebertaV2Layer : Module<Tensor, AttentionContext, Tensor>
+{
+    private readonly DebertaV2Attention attention;
+    private readonly DebertaV2Intermediate intermediate;
+    private readonly DebertaV2Output output;
+
+    public DebertaV2Layer(DebertaV2Config config) : base("layer")
+    {
+        attention = new DebertaV2Attention(config);
+        intermediate = new DebertaV2Intermediate(config);
+        output = new DebertaV2Output(config, config.IntermediateSize);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden, AttentionContext context)
+    {
+        Tensor attended = attention.call(hidden, context);
+        Tensor expanded = intermediate.call(attended);
+        return output.call(expanded, attended);
+    }
+}
+
+internal sealed class DebertaV2Attention : Module<Tensor, AttentionContext, Tensor>
+{
+    private readonly DisentangledSelfAttention self;
+    private readonly DebertaV2Output output;
+
+    public DebertaV2Attention(DebertaV2Config config) : base("attention")
+    {
+        self = new DisentangledSelfAttention(config);
+        output = new DebertaV2Output(config, config.HiddenSize);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden, AttentionContext context) => output.call(self.call(hidden, context), hidden);
+}
+
+/// <summary>
+/// softmax((Q·Kᵀ + c2p + p2c) / sqrt(head_dim × scale_factor)) · V, where c2p[i, j] = Q_i · K_r[δ(i, j)] and
+/// p2c[i, j] = K_j · Q_r[δ(j, i)], with K_r, Q_r the projected relative embeddings and δ the bucketed distance.
+/// </summary>
+internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContext, Tensor>
+{
+    private Module<Tensor, Tensor> query_proj;
+    private Module<Tensor, Tensor> key_proj;
+    private Module<Tensor, Tensor> value_proj;
+    private Module<Tensor, Tensor>? pos_key_proj;
+    private Module<Tensor, Tensor>? pos_query_proj;
+    private readonly Dropout pos_dropout;
+    private readonly Dropout dropout;
+    private readonly int heads;
+    private readonly int headDim;
+    private readonly int span;
+    private readonly float scale;
+    private readonly bool relativeAttention;
+    private readonly bool shareAttKey;
+    private readonly bool contentToPosition;
+    private readonly bool positionToContent;
+
+    public DisentangledSelfAttention(DebertaV2Config config) : base("self")
+    {
+        heads = config.NumAttentionHeads;
+        headDim = config.HeadDim;
+        query_proj = Linear(config.HiddenSize, config.HiddenSize);
+        key_proj = Linear(config.HiddenSize, config.HiddenSize);
+        value_proj = Linear(config.HiddenSize, config.HiddenSize);
+        relativeAttention = config.RelativeAttention;
+        shareAttKey = config.ShareAttKey;
+        contentToPosition = config.PosAttType.Contains("c2p");
+        positionToContent = config.PosAttType.Contains("p2c");
+        if (relativeAttention && !shareAttKey)
+        {
+            if (contentToPosition) pos_key_proj = Linear(config.HiddenSize, config.HiddenSize);
+            if (positionToContent) pos_query_proj = Linear(config.HiddenSize, config.HiddenSize);
+        }
+        span = config.AttentionSpan;
+        // HF: sqrt(float32(head_dim) × scale_factor), computed in float32.
+        scale = MathF.Sqrt(headDim * (float)config.ScaleFactor);
+        pos_dropout = Dropout(config.HiddenDropoutProb);
+        dropout = Dropout(config.AttentionProbsDropoutProb);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden, AttentionContext context)
+    {
+        long batch = hidden.shape[0], sequence = hidden.shape[1];
+        Tensor q = SplitHeads(Autocast.Linear(query_proj, hidden));
+        Tensor k = SplitHeads(Autocast.Linear(key_proj, hidden));
+        Tensor v = SplitHeads(Autocast.Linear(value_proj, hidden));
+        Tensor scores = torch.matmul(q, k.transpose(-1, -2)) / scale;
+        if (relativeAttention)
+        {
+            Tensor relative = pos_dropout.call(context.RelativeEmbeddings!);
+            scores = scores + RelativeScores(q, k, context.RelativePositions!, relative);
+        }
+        Tensor probabilities = dropout.call(MaskedSoftmax(scores, context.PairMask));
+        Tensor attended = torch.matmul(probabilities.to_type(v.dtype), v);
+        return attended.transpose(1, 2).reshape(batch, sequence, heads * headDim);
+    }
+
+    // [batch, sequence, hidden] → [batch, heads, sequence, head_dim]; a 2-D [rows, hidden] becomes [1, heads, rows, head_dim].
+    private Tensor SplitHeads(Tensor x) => x.dim() == 2
+        ? x.view(1, x.shape[0], heads, headDim).transpose(1, 2)
+        : x.view(x.shape[0], x.shape[1], heads, headDim).transpose(1, 2);
+
+    private Tensor RelativeScores(Tensor q, Tensor k, Tensor relativePositions, Tensor relativeEmbeddings)
+    {
+        long batch = q.shape[0], queries = q.shape[2], keys = k.shape[2];
+        long[] scoreShape = [batch, heads, queries, keys];
+        Tensor rows = relativeEmbeddings.narrow(0, 0, span * 2);
+        Tensor? score = null;
+        if (contentToPosition)
+        {
+            // content→position: query i against the relative embedding of its distance to key j.
+            Tensor positionKeys = SplitHeads(Autocast.Linear(shareAttKey ? key_proj : pos_key_proj!, rows));
+            Tensor all = torch.matmul(q, positionKeys.transpose(-1, -2));
+            Tensor index = (relativePositions + span).clamp(0, span * 2 - 1).expand(scoreShape);
+            score = all.gather(-1, index) / scale;
+        }
+        if (positionToContent)
+        {
+            // position→content: key j against the relative embedding of the query's distance to it (the transposed gather).
+            Tensor positionQueries = SplitHeads(Autocast.Linear(shareAttKey ? query_proj : pos_query_proj!, rows));
+            Tensor all = torch.matmul(k, positionQueries.transpose(-1, -2));
+            Tensor index = (span - relativePositions).clamp(0, span * 2 - 1).expand(batch, heads, keys, keys);
+            Tensor term = all.gather(-1, index).transpose(-1, -2) / scale;
+            score = score is null ? term : score + term;
+        }
+        return score ?? torch.zeros(scoreShape, dtype: q.dtype, device: q.device);
+    }
+
+    // HF's XSoftmax: blocked scores get float32's minimum, and blocked entries (so whole padded query rows) are zero
+    // afterwards. In float32 also under bf16 autocast, as torch.autocast runs softmax.
+    private static Tensor MaskedSoftmax(Tensor scores, Tensor pairMask)
+    {
+        Tensor blocked = pairMask.logical_not();
+        Tensor filled = scores.to_type(ScalarType.Float32).masked_fill(blocked, float.MinValue);
+        return torch.softmax(filled, -1).masked_fill(blocked, 0);
+    }
+}
+
+internal sealed class DebertaV2Intermediate : Module<Tensor, Tensor>
+{
+    private Module<Tensor, Tensor> dense;
+    private readonly string activation;
+
+    public DebertaV2Intermediate(DebertaV2Config config) : base("intermediate")
+    {
+        dense = Linear(config.HiddenSize, config.IntermediateSize);
+        activation = config.HiddenAct;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
+}
+
+// dense → dropout → residual add → LayerNorm: HF's DebertaV2SelfOutput (after attention) and DebertaV2Output (after the
+// feed-forward layer), which differ only in the input width.
+internal sealed class DebertaV2Output : Module<Tensor, Tensor, Tensor>
+{
+    private Module<Tensor, Tensor> dense;
+    private readonly LayerNorm LayerNorm;
+    private readonly Dropout dropout;
+
+    public DebertaV2Output(DebertaV2Config config, int inputSize) : base("output")
+    {
+        dense = Linear(inputSize, config.HiddenSize);
+        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        dropout = Dropout(config.HiddenDropoutProb);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, input)) + residual);
+}
