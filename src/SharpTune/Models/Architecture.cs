@@ -61,6 +61,7 @@ public static class Architectures
         BertModel.Registration,
         RobertaModel.Registration,
         RobertaModel.XlmRobertaRegistration,
+        ElectraModel.Registration,
     }.ToDictionary(a => a.ModelType, StringComparer.Ordinal);
 
     /// <summary>Every supported architecture.</summary>
