@@ -16,6 +16,7 @@ public static class HeadRegistry
         [nameof(ClassificationHead)] = (h, o, opt) => new ClassificationHead(h, o, Dropout(opt), opt["activation"]?.GetValue<string>() ?? "tanh"),
         [nameof(PooledHead)] = (h, o, opt) => new PooledHead(h, o, Dropout(opt)),
         [nameof(MeanPoolingHead)] = (h, o, opt) => new MeanPoolingHead(h, o, Dropout(opt)),
+        [nameof(PreClassifierHead)] = (h, o, opt) => new PreClassifierHead(h, o, Dropout(opt)),
     };
 
     /// <summary>The CLI's short names: cls, pooled, mean.</summary>

@@ -61,6 +61,7 @@ public static class Architectures
         BertModel.Registration,
         RobertaModel.Registration,
         RobertaModel.XlmRobertaRegistration,
+        DistilBertModel.Registration,
         ElectraModel.Registration,
     }.ToDictionary(a => a.ModelType, StringComparer.Ordinal);
 
