@@ -43,6 +43,12 @@ public record BertConfig : EncoderConfig
     /// <inheritdoc />
     public override EncoderConfig Validate(string source = "config.json")
     {
+        // BERT's own key names first, so that messages name the field of its config.json.
+        Positive(source, "hidden_size", HiddenSize);
+        Positive(source, "num_hidden_layers", NumHiddenLayers);
+        Positive(source, "num_attention_heads", NumAttentionHeads);
+        if (HiddenSize % NumAttentionHeads != 0)
+            throw new SharpTuneException($"{source}: hidden_size ({HiddenSize}) must be a multiple of num_attention_heads ({NumAttentionHeads}).");
         base.Validate(source);
         Positive(source, "intermediate_size", IntermediateSize);
         Positive(source, "type_vocab_size", TypeVocabSize);

@@ -48,6 +48,14 @@ public class ElectraTests(ITestOutputHelper output) : HfParityTests("electra", o
     }
 
     [Fact]
+    public void Config_validation_names_num_attention_heads_when_it_does_not_divide_hidden_size()
+    {
+        var error = Assert.Throws<SharpTuneException>(() => (Tiny() with { NumAttentionHeads = 5 }).Validate("electra/config.json"));
+        Assert.Contains("hidden_size (32) must be a multiple of num_attention_heads (5)", error.Message);
+        Assert.Contains("electra/config.json", error.Message);
+    }
+
+    [Fact]
     public void Parameter_names_are_HF_ElectraModel_keys_and_the_projection_exists_only_when_widths_differ()
     {
         torch.manual_seed(0);
