@@ -62,6 +62,8 @@ public static class Architectures
         RobertaModel.Registration,
         RobertaModel.XlmRobertaRegistration,
         DebertaV2Model.Registration,
+        DistilBertModel.Registration,
+        ElectraModel.Registration,
     }.ToDictionary(a => a.ModelType, StringComparer.Ordinal);
 
     /// <summary>Every supported architecture.</summary>
