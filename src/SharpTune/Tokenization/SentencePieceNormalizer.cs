@@ -216,23 +216,4 @@ internal abstract class NormalizerStep
             return builder.Build();
         }
     }
-
-    /// <summary>
-    /// SentencePiece's <c>remove_extra_whitespaces</c>: drops leading and trailing spaces and keeps one space of
-    /// every run (after the charsmap has turned tabs, newlines and other blanks into spaces).
-    /// </summary>
-    public sealed class RemoveExtraSpaces : NormalizerStep
-    {
-        public override AlignedText Apply(AlignedText text)
-        {
-            string s = text.Text;
-            var builder = new AlignedTextBuilder(s.Length);
-            for (int i = 0; i < s.Length; i++)
-            {
-                if (s[i] == ' ' && (builder.Length == 0 || i + 1 == s.Length || s[i + 1] == ' ')) continue;
-                builder.Copy(text, i, i + 1);
-            }
-            return builder.Build();
-        }
-    }
 }

@@ -11,7 +11,8 @@ namespace SharpTune.Tokenization;
 /// </summary>
 /// <remarks>
 /// Pipeline (what HF's converters build from a .model file): the precompiled charsmap (nmt_nfkc) applied per
-/// grapheme as HF's <c>Precompiled</c> normalizer does; surplus whitespace removed; spaces become <c>▁</c> with a
+/// grapheme as HF's <c>Precompiled</c> normalizer does; trailing (DeBERTa: also leading) whitespace stripped and
+/// runs of spaces collapsed, as the converters configure it; spaces become <c>▁</c> with a
 /// <c>▁</c> prepended; the text is split into words before each <c>▁</c>; each word is segmented by Viterbi over
 /// the pieces' log-probabilities. A character no piece covers is unknown (score: lowest piece score − 10) and a
 /// run of unknown characters becomes one unknown token (HF's <c>fuse_unk</c>). User-defined pieces are taken
@@ -127,12 +128,20 @@ public sealed class SentencePieceUnigram
             if (piece.Type == SentencePieceType.Unknown) unkId = id;
         }
 
-        var normalizers = new List<NormalizerStep>();
-        if (model.PrecompiledCharsMap.Length > 0)
-            normalizers.Add(new NormalizerStep.Precompiled(PrecompiledCharsMap.Parse(model.PrecompiledCharsMap, $"{spmModelPath} (normalizer_spec.precompiled_charsmap)")));
-        if (model.RemoveExtraWhitespaces) normalizers.Add(new NormalizerStep.RemoveExtraSpaces());
+        // The normalizers HF's converters write for these models (convert_slow_tokenizer.py), so that the ids are those of
+        // the Rust tokenizer: XLMRobertaConverter keeps SpmConverter's [Precompiled, Strip(right), Replace(" {2,}" → "▁")],
+        // DebertaV2Converter uses [Strip, Precompiled, Replace(" {2,}" → " ")]. They stand in for sentencepiece's
+        // remove_extra_whitespaces and differ from it only on blanks the charsmap keeps (U+0085 at the end: Rust strips it,
+        // sentencepiece gives an unknown piece).
+        NormalizerStep? charsMap = model.PrecompiledCharsMap.Length == 0 ? null
+            : new NormalizerStep.Precompiled(PrecompiledCharsMap.Parse(model.PrecompiledCharsMap, $"{spmModelPath} (normalizer_spec.precompiled_charsmap)"));
+        var spaceRuns = new Regex(" {2,}", RegexOptions.CultureInvariant);
+        NormalizerStep?[] steps = fairseqIds
+            ? [charsMap, new NormalizerStep.Strip(left: false, right: true), new NormalizerStep.Replace(spaceRuns, "▁")]
+            : [new NormalizerStep.Strip(left: true, right: true), charsMap, new NormalizerStep.Replace(spaceRuns, " ")];
+        NormalizerStep[] normalizers = [.. steps.OfType<NormalizerStep>()];
 
-        return new SentencePieceUnigram(tokens, scores, matchable, userDefined, unkId, model.ByteFallback, [.. normalizers],
+        return new SentencePieceUnigram(tokens, scores, matchable, userDefined, unkId, model.ByteFallback, normalizers,
             prependMetaspace: model.AddDummyPrefix, splitWords: true, bytes, spmModelPath);
     }
 
