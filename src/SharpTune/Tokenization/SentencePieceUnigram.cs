@@ -160,7 +160,7 @@ public sealed class SentencePieceUnigram
         {
             return ReadTokenizerJson(root, source);
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or NullReferenceException or OverflowException)
+        catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or OverflowException)
         {
             throw new SharpTuneException($"{source}: unexpected value in tokenizer.json: {e.Message}", e);
         }
@@ -179,10 +179,11 @@ public sealed class SentencePieceUnigram
         var scores = new double[vocab.Count];
         for (int id = 0; id < vocab.Count; id++)
         {
-            if (vocab[id] is not JsonArray { Count: 2 } entry)
+            if (vocab[id] is not JsonArray { Count: 2 } entry || entry[0] is not JsonValue piece || !piece.TryGetValue(out string? text)
+                || entry[1] is not JsonValue score || !score.TryGetValue(out double value))
                 throw new SharpTuneException($"{source}: model.vocab[{id}] is not a [piece, score] pair.");
-            tokens[id] = entry[0]!.GetValue<string>();
-            scores[id] = entry[1]!.GetValue<double>();
+            tokens[id] = text;
+            scores[id] = value;
         }
         if (model["unk_id"] is not JsonValue unkValue)
             throw new SharpTuneException($"{source}: model.unk_id is missing; unknown characters need an id.");
