@@ -76,7 +76,9 @@ public sealed class SentencePieceUnigram
     /// <summary>
     /// Reads a SentencePiece Unigram model: <c>sentencepiece.bpe.model</c> of XLM-RoBERTa (<paramref name="fairseqIds"/>
     /// true: <c>&lt;s&gt;</c>=0, <c>&lt;pad&gt;</c>=1, <c>&lt;/s&gt;</c>=2, <c>&lt;unk&gt;</c>=3 and piece p ≥ 3 → p + 1, as the
-    /// fairseq dictionary) or <c>spm.model</c> of DeBERTa-v3 (false: ids are the piece ids).
+    /// fairseq dictionary) or <c>spm.model</c> of DeBERTa-v3 (false: ids are the piece ids). The flag also picks the
+    /// normalizers HF's converter writes for that architecture (XLMRobertaConverter or DebertaV2Converter), so the ids
+    /// equal those of the Rust tokenizer built from the same file.
     /// </summary>
     /// <exception cref="SharpTuneException">The file is missing, not a SentencePiece model, not Unigram, or its charsmap is corrupt.</exception>
     public static SentencePieceUnigram FromModelFile(string spmModelPath, bool fairseqIds)
@@ -141,7 +143,9 @@ public sealed class SentencePieceUnigram
             : [new NormalizerStep.Strip(left: true, right: true), charsMap, new NormalizerStep.Replace(spaceRuns, " ")];
         NormalizerStep[] normalizers = [.. steps.OfType<NormalizerStep>()];
 
-        return new SentencePieceUnigram(tokens, scores, matchable, userDefined, unkId, model.ByteFallback, normalizers,
+        // byte_fallback is ignored as HF does (SpmConverter.handle_byte_fallback is false for these models): the Rust
+        // tokenizer gives unknown characters the unk id even when the .model would fall back to byte pieces.
+        return new SentencePieceUnigram(tokens, scores, matchable, userDefined, unkId, byteFallback: false, normalizers,
             prependMetaspace: model.AddDummyPrefix, splitWords: true, bytes, spmModelPath);
     }
 
