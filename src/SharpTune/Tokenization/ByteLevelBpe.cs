@@ -74,7 +74,8 @@ public sealed class ByteLevelBpe
 
     /// <summary>
     /// Whether a space is put before a text that does not start with one (the ByteLevel pre-tokenizer's <c>add_prefix_space</c>),
-    /// so that its first word is tokenized like a word inside a sentence. RoBERTa and GPT-2: false.
+    /// so that its first word is tokenized like a word inside a sentence. RoBERTa and GPT-2: false. Set through the
+    /// factories' <c>addPrefixSpace</c> argument.
     /// </summary>
     public bool AddPrefixSpace { get; init; }
 
@@ -88,8 +89,11 @@ public sealed class ByteLevelBpe
     public string? IdToToken(int id) => _idToToken.TryGetValue(id, out string? token) ? token : null;
 
     /// <summary>Loads HF's <c>vocab.json</c> (token → id) and <c>merges.txt</c> (one "left right" merge a line, rank = order, optional <c>#version</c> first line).</summary>
+    /// <param name="vocabJsonPath">vocab.json.</param>
+    /// <param name="mergesTxtPath">merges.txt.</param>
+    /// <param name="addPrefixSpace"><see cref="AddPrefixSpace"/> (tokenizer_config.json's <c>add_prefix_space</c>; RoBERTa: false).</param>
     /// <exception cref="SharpTuneException">A file is missing or malformed, or a merge names a token that is not in the vocabulary; the message names the file and line or key.</exception>
-    public static ByteLevelBpe FromFiles(string vocabJsonPath, string mergesTxtPath)
+    public static ByteLevelBpe FromFiles(string vocabJsonPath, string mergesTxtPath, bool addPrefixSpace = false)
     {
         JsonObject vocabJson = ReadJsonObject(vocabJsonPath);
         Dictionary<string, int> vocab = ReadVocab(vocabJson, vocabJsonPath, "");
@@ -108,7 +112,10 @@ public sealed class ByteLevelBpe
             merges.Add((parts[0], parts[1]));
             lineNumbers.Add(i + 1);
         }
-        return new ByteLevelBpe(vocab, merges, rank => $"{mergesTxtPath}:{lineNumbers[rank]}", vocabJsonPath, ignoreMerges: false);
+        return new ByteLevelBpe(vocab, merges, rank => $"{mergesTxtPath}:{lineNumbers[rank]}", vocabJsonPath, ignoreMerges: false)
+        {
+            AddPrefixSpace = addPrefixSpace,
+        };
     }
 
     /// <summary>
@@ -118,13 +125,14 @@ public sealed class ByteLevelBpe
     /// </summary>
     /// <param name="model">The <c>model</c> object.</param>
     /// <param name="source">The file it came from, for error messages.</param>
+    /// <param name="addPrefixSpace"><see cref="AddPrefixSpace"/>: the ByteLevel pre_tokenizer's <c>add_prefix_space</c> (it is not part of the model object).</param>
     /// <exception cref="SharpTuneException">A key is missing, malformed or unsupported; the message names <paramref name="source"/> and the key.</exception>
-    public static ByteLevelBpe FromTokenizerJson(JsonObject model, string source)
+    public static ByteLevelBpe FromTokenizerJson(JsonObject model, string source, bool addPrefixSpace = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         string? type = StringOrNull(model, "type", source);
         if (type is not null and not "BPE") throw new SharpTuneException($"{source}: model.type is \"{type}\", expected \"BPE\".");
-        if (model["dropout"] is JsonValue dropout && (!dropout.TryGetValue(out double p) || p != 0))
+        if (model["dropout"] is JsonValue dropout && (dropout.GetValueKind() != JsonValueKind.Number || dropout.ToJsonString() is not ("0" or "0.0")))
             throw new SharpTuneException($"{source}: model.dropout is {dropout.ToJsonString()}; BPE dropout is a training-time option and is not supported (use null).");
         foreach (string key in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
         {
@@ -151,7 +159,7 @@ public sealed class ByteLevelBpe
                 throw new SharpTuneException($"{source}: model.merges[{i}] is {item?.ToJsonString() ?? "null"}; expected \"left right\" or [\"left\", \"right\"].");
             merges.Add((left, right));
         }
-        return new ByteLevelBpe(vocab, merges, rank => $"{source}: model.merges[{rank}]", source, ignoreMerges);
+        return new ByteLevelBpe(vocab, merges, rank => $"{source}: model.merges[{rank}]", source, ignoreMerges) { AddPrefixSpace = addPrefixSpace };
     }
 
     /// <summary>
@@ -441,9 +449,11 @@ public sealed class ByteLevelBpe
         var vocab = new Dictionary<string, int>(json.Count, StringComparer.Ordinal);
         foreach (var (token, value) in json)
         {
-            if (value is not JsonValue v || !v.TryGetValue(out long id) || id < 0 || id > int.MaxValue)
+            // A parsed file holds JsonElement values, a built object CLR numbers: read the number from its JSON text.
+            if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.Number
+                || !int.TryParse(v.ToJsonString(), NumberStyles.None, CultureInfo.InvariantCulture, out int id))
                 throw new SharpTuneException($"{source}: {(prefix.Length > 0 ? prefix + "." : "")}\"{token}\" is {value?.ToJsonString() ?? "null"}; expected a non-negative integer id.");
-            vocab[token] = (int)id;
+            vocab[token] = id;
         }
         return vocab;
     }
