@@ -191,6 +191,26 @@ public class ByteLevelBpeTests(ITestOutputHelper output)
             (mismatches.Count > 0 ? texts[mismatches[0]][..Math.Min(200, texts[mismatches[0]].Length)] : ""));
     }
 
+    private static readonly Lazy<ByteLevelBpe> LazyAllBytePairs = new(() =>
+        ByteLevelBpe.FromTokenizerJson(RobertaOracle.AllBytePairsTokenizerJson()["model"]!.AsObject(), "all-byte-pairs/tokenizer.json"));
+
+    [Theory]
+    [MemberData(nameof(HardStrings))]
+    public void Splits_match_huggingface_rust_tokenizers_where_every_byte_pair_merges(string text)
+    {
+        Assert.Equal(RobertaOracle.EncodeAllBytePairs(text), Ids(LazyAllBytePairs.Value, text));
+    }
+
+    [Fact]
+    public void Splits_match_huggingface_rust_tokenizers_on_the_spam_sample_emails_where_every_byte_pair_merges()
+    {
+        List<string> emails = RobertaOracle.SpamSampleTexts();
+        var mismatches = Enumerable.Range(0, emails.Count)
+            .Where(i => !RobertaOracle.EncodeAllBytePairs(emails[i]).AsSpan().SequenceEqual(Ids(LazyAllBytePairs.Value, emails[i]))).ToList();
+        Assert.True(mismatches.Count == 0, $"{mismatches.Count} of {emails.Count} e-mails differ from HF, first: #{mismatches.FirstOrDefault()}: " +
+            (mismatches.Count > 0 ? emails[mismatches[0]][..Math.Min(200, emails[mismatches[0]].Length)] : ""));
+    }
+
     [Fact]
     public void The_model_of_a_tokenizer_json_gives_the_same_ids_with_string_or_array_merges()
     {
