@@ -13,15 +13,27 @@ internal static class TokenizerFiles
         string json = Path("tokenizer.json");
         if (File.Exists(json))
         {
-            string? type = ReadObject(json)["model"]?["type"]?.GetValue<string>();
+            JsonObject root = ReadObject(json);
+            string? type = root["model"]?["type"]?.GetValue<string>();
             switch (type)
             {
                 case "WordPiece": return BertTokenizer.FromDirectory(directory);
+                case "BPE":
+                    bool prefixSpace = root["pre_tokenizer"]?["add_prefix_space"]?.GetValue<bool>() ?? false;
+                    return SubwordTokenizer.Create(new ByteLevelBpeModel(ByteLevelBpe.FromTokenizerJson(root["model"]!.AsObject(), json, prefixSpace)), directory, "RobertaTokenizer");
+                case "Unigram":
+                    return SubwordTokenizer.Create(new SentencePieceModel(SentencePieceUnigram.FromTokenizerJson(root, json)), directory, "XLMRobertaTokenizer");
                 default:
                     throw new SharpTuneException($"{json}: model.type '{type ?? "missing"}' is not supported; supported: WordPiece, BPE, Unigram.");
             }
         }
         if (File.Exists(Path("vocab.txt"))) return BertTokenizer.FromDirectory(directory);
+        if (File.Exists(Path("vocab.json")) && File.Exists(Path("merges.txt")))
+            return SubwordTokenizer.Create(new ByteLevelBpeModel(ByteLevelBpe.FromFiles(Path("vocab.json"), Path("merges.txt"))), directory, "RobertaTokenizer");
+        if (File.Exists(Path("sentencepiece.bpe.model")))
+            return SubwordTokenizer.Create(new SentencePieceModel(SentencePieceUnigram.FromModelFile(Path("sentencepiece.bpe.model"), fairseqIds: true)), directory, "XLMRobertaTokenizer");
+        if (File.Exists(Path("spm.model")))
+            return SubwordTokenizer.Create(new SentencePieceModel(SentencePieceUnigram.FromModelFile(Path("spm.model"), fairseqIds: false)), directory, "DebertaV2Tokenizer");
         throw new SharpTuneException($"{directory}: no tokenizer files; expected tokenizer.json, vocab.txt (WordPiece), vocab.json + merges.txt (byte-level BPE), " +
             "sentencepiece.bpe.model or spm.model (SentencePiece).");
     }
