@@ -43,8 +43,9 @@ public static class Program
 
         StrategyRun Train(string strategyName)
         {
-            // A fresh model for each strategy: the packaged encoder (null = all-MiniLM-L6-v2) + our head.
-            using var classifier = TextClassifier.Create(null,
+            // A fresh model for each strategy: the encoder (--model DIR, e.g. a RoBERTa; null = the packaged
+            // all-MiniLM-L6-v2) + our head.
+            using var classifier = TextClassifier.Create(options.Model,
                 (hidden, numLabels) => new RobertaClassificationHead(hidden, numLabels), labels, maxLength: options.MaxLength);
             var strategy = Strategy.Parse(strategyName);
             var settings = new TrainingOptions

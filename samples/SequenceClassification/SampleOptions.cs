@@ -8,14 +8,15 @@ namespace Samples.SequenceClassification;
 /// <param name="Quick">Tiny subset (32 train, 32 dev) for CI.</param>
 /// <param name="Epochs">Passes over the training data (default 3; quick 1).</param>
 /// <param name="MaxLength">Tokens per text (default 128; quick 64).</param>
-public sealed record SampleOptions(string DataDirectory, bool Quick = false, int Epochs = 3, int MaxLength = 128)
+/// <param name="Model">A Hugging Face model directory (e.g. a RoBERTa); null: the packaged all-MiniLM-L6-v2.</param>
+public sealed record SampleOptions(string DataDirectory, bool Quick = false, int Epochs = 3, int MaxLength = 128, string? Model = null)
 {
-    /// <summary>Reads --quick, --epochs N, --max-length N, --data DIR.</summary>
+    /// <summary>Reads --quick, --epochs N, --max-length N, --data DIR, --model DIR.</summary>
     public static SampleOptions Parse(string[] args)
     {
         bool quick = args.Contains("--quick");
         int? epochs = null, maxLength = null;
-        string? data = null;
+        string? data = null, model = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -24,10 +25,11 @@ public sealed record SampleOptions(string DataDirectory, bool Quick = false, int
                 case "--epochs": epochs = Number(args, ++i); break;
                 case "--max-length": maxLength = Number(args, ++i); break;
                 case "--data": data = Value(args, ++i); break;
-                default: throw new SharpTuneException($"Unknown option '{args[i]}'; known: --quick, --epochs N, --max-length N, --data DIR.");
+                case "--model": model = Value(args, ++i); break;
+                default: throw new SharpTuneException($"Unknown option '{args[i]}'; known: --quick, --epochs N, --max-length N, --data DIR, --model DIR.");
             }
         }
-        return new SampleOptions(data ?? FindSpamSample(), quick, epochs ?? (quick ? 1 : 3), maxLength ?? (quick ? 64 : 128));
+        return new SampleOptions(data ?? FindSpamSample(), quick, epochs ?? (quick ? 1 : 3), maxLength ?? (quick ? 64 : 128), model);
     }
 
     /// <summary>data/spam-sample of the repository, found by walking up from the program's folder.</summary>

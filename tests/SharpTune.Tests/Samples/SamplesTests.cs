@@ -8,6 +8,21 @@ namespace SharpTune.Tests.Samples;
 public class SamplesTests
 {
     [Fact]
+    public void SequenceClassification_sample_runs_its_RoBERTa_head_on_a_RoBERTa()
+    {
+        var output = new StringWriter();
+        string roberta = SharpTune.Tests.Fixtures.HfFixtures.Directory("roberta"); // tiny random RoBERTa saved by transformers
+        var result = Sequence.Program.Run(Sequence.SampleOptions.Parse(["--quick", "--model", roberta]), output);
+
+        Assert.True(result.Frozen.Audit.Passed, result.Frozen.Audit.Summary);
+        Assert.Equal(0, result.Frozen.Audit.BackboneChanged);
+        Assert.True(result.Full.Audit.Passed, result.Full.Audit.Summary);
+        Assert.All(result.Full.Audit.Entries, e => Assert.StartsWith(e.Group == ParameterGroups.Head ? "classifier." : "roberta.", e.Key));
+        // dense (hidden × hidden + hidden) + out_proj (hidden × 2 + 2), hidden = 32.
+        Assert.Equal(32 * 32 + 32 + 32 * 2 + 2, HeadParameters(result.Frozen.Plan));
+    }
+
+    [Fact]
     public void SequenceClassification_sample_trains_only_the_head_when_frozen_and_everything_but_the_pooler_when_full()
     {
         var output = new StringWriter();
