@@ -313,18 +313,22 @@ public sealed partial class BertTokenizer : Tokenizer
             or UnicodeCategory.FinalQuotePunctuation or UnicodeCategory.OtherPunctuation;
     }
 
-    /// <summary>Category C* (control, format, private use, surrogate, unassigned) except tab, newline and carriage return.</summary>
+    /// <summary>Category C* (control, format, private use, surrogate; not unassigned) except tab, newline and carriage return.</summary>
     internal static bool IsOther(Rune rune)
     {
         if (rune.Value is '\t' or '\n' or '\r') return false;
+        // Not OtherNotAssigned: HF's Rust tokenizers keep unassigned code points (the word becomes [UNK]); Python drops them.
         return Rune.GetUnicodeCategory(rune) is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.PrivateUse
-            or UnicodeCategory.Surrogate or UnicodeCategory.OtherNotAssigned;
+            or UnicodeCategory.Surrogate;
     }
 
-    /// <summary>The CJK Unified Ideographs blocks of BERT's original code (not Hangul, Hiragana or Katakana).</summary>
+    /// <summary>
+    /// The CJK Unified Ideographs blocks as HF's Rust tokenizers list them (not Hangul, Hiragana or Katakana); Extension E
+    /// starts at U+2B920 there (Python's table: U+2B820), and SharpTune follows Rust.
+    /// </summary>
     internal static bool IsChineseChar(int cp) =>
         cp is (>= 0x4E00 and <= 0x9FFF) or (>= 0x3400 and <= 0x4DBF) or (>= 0x20000 and <= 0x2A6DF) or (>= 0x2A700 and <= 0x2B73F)
-            or (>= 0x2B740 and <= 0x2B81F) or (>= 0x2B820 and <= 0x2CEAF) or (>= 0xF900 and <= 0xFAFF) or (>= 0x2F800 and <= 0x2FA1F);
+            or (>= 0x2B740 and <= 0x2B81F) or (>= 0x2B920 and <= 0x2CEAF) or (>= 0xF900 and <= 0xFAFF) or (>= 0x2F800 and <= 0x2FA1F);
 
     /// <summary>The characters of the word being built, with their code-point count; grows from a stack buffer into a pooled array.</summary>
     private ref struct WordBuffer

@@ -32,6 +32,21 @@ public class HuggingFaceParityTests(ITestOutputHelper output)
         Assert.Equal(expected, actual);
     }
 
+    // Where HF's Rust tokenizers (AutoTokenizer's) and its Python BertTokenizer disagree, SharpTune follows Rust.
+    [Theory]
+    [InlineData("a\u0378b", "an unassigned code point stays in the word, so the word becomes [UNK] (Python drops it)")]
+    [InlineData("x\U0002B920y \U0002B81Fz", "CJK Extension E starts at U+2B920 in Rust's table: it is split off as a word")]
+    [InlineData("\U0002CEAF \U0002B91F", "the edges around Extension E")]
+    [InlineData("a\U0002B820b", "U+2B820 is not CJK for Rust: the word stays whole and becomes [UNK]")]
+    public void WordPiece_follows_the_Rust_tokenizer_where_it_differs_from_Python(string escaped, string why)
+    {
+        string text = System.Text.RegularExpressions.Regex.Unescape(escaped);
+        long[] expected = HuggingFaceOracle.Encode(text);
+        long[] actual = MiniLMVocab.Tokenizer.Encode(text, maxLength: int.MaxValue).InputIds;
+        Assert.True(expected.SequenceEqual(actual), $"{why}: [{string.Join(",", actual)}] vs Rust [{string.Join(",", expected)}]");
+        if (text.Contains('\u0378')) Assert.Contains(MiniLMVocab.Tokenizer.UnkTokenId, actual.Select(id => (int)id));
+    }
+
     [Fact]
     public void Ids_match_huggingface_on_every_spamassassin_training_text()
     {
