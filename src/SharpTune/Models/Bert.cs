@@ -67,7 +67,8 @@ public class BertModel : Encoder
     }
 }
 
-internal sealed class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
+// Word + position + token-type embeddings, LayerNorm, dropout. RoBERTa's embeddings differ only in PositionIds.
+internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
 {
     private readonly Embedding word_embeddings;
     private readonly Embedding position_embeddings;
@@ -87,12 +88,16 @@ internal sealed class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>BERT's positions: 0 … L-1 for every row, [1, L].</summary>
+    protected virtual Tensor PositionIds(Tensor inputIds) =>
+        torch.arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+
     public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
     {
-        long sequenceLength = inputIds.shape[1];
-        if (sequenceLength > position_embeddings.weight!.shape[0])
-            throw new SharpTuneException($"Input has {sequenceLength} tokens; the model's max_position_embeddings is {position_embeddings.weight.shape[0]}.");
-        using var positionIds = torch.arange(sequenceLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        using var positionIds = PositionIds(inputIds);
+        long table = position_embeddings.weight!.shape[0];
+        if (positionIds.max().item<long>() >= table)
+            throw new SharpTuneException($"Input has {inputIds.shape[1]} tokens, more than the model's max_position_embeddings ({table}) allow.");
         using var zeros = tokenTypeIds is null ? torch.zeros_like(inputIds) : null;
         Tensor words = word_embeddings.call(inputIds);
         Tensor positions = position_embeddings.call(positionIds);

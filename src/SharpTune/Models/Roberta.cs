@@ -1,11 +1,8 @@
 // RoBERTa and XLM-RoBERTa: BERT's layers and pooler (Bert.cs) under embeddings whose positions start after the
 // padding id, as fairseq numbered them. Field names are the HF RobertaModel keys.
-#pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm), not C# style
 using System.Text.Json.Serialization;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
-using static TorchSharp.torch.nn;
 
 namespace SharpTune.Models;
 
@@ -57,38 +54,13 @@ public sealed class RobertaModel : BertModel
 }
 
 /// <summary>BERT's embeddings with fairseq's positions: real tokens get pad+1, pad+2, …; padding gets the pad id.</summary>
-internal sealed class RobertaEmbeddings : Module<Tensor, Tensor?, Tensor>
+internal sealed class RobertaEmbeddings(BertConfig config) : BertEmbeddings(config)
 {
-    private readonly Embedding word_embeddings;
-    private readonly Embedding position_embeddings;
-    private readonly Embedding token_type_embeddings;
-    private readonly LayerNorm LayerNorm;
-    private readonly Dropout dropout;
-    private readonly long paddingIndex;
+    private readonly long paddingIndex = config.PadTokenId;
 
-    public RobertaEmbeddings(BertConfig config) : base("embeddings")
+    protected override Tensor PositionIds(Tensor inputIds)
     {
-        word_embeddings = Embedding(config.VocabSize, config.HiddenSize);
-        position_embeddings = Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
-        token_type_embeddings = Embedding(config.TypeVocabSize, config.HiddenSize);
-        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
-        dropout = Dropout(config.HiddenDropoutProb);
-        paddingIndex = config.PadTokenId;
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
-    {
-        long last = inputIds.shape[1] + paddingIndex;
-        if (last >= position_embeddings.weight!.shape[0])
-            throw new SharpTuneException($"Input has {inputIds.shape[1]} tokens; positions start at {paddingIndex + 1} and the model's max_position_embeddings is {position_embeddings.weight.shape[0]}.");
         using var isToken = inputIds.ne(paddingIndex).to_type(ScalarType.Int64);
-        using var positionIds = torch.cumsum(isToken, 1).mul_(isToken).add_(paddingIndex);
-        using var zeros = tokenTypeIds is null ? torch.zeros_like(inputIds) : null;
-        Tensor words = word_embeddings.call(inputIds);
-        Tensor positions = position_embeddings.call(positionIds);
-        Tensor types = token_type_embeddings.call(tokenTypeIds ?? zeros!);
-        Tensor sum = words + positions + types;
-        return dropout.call(LayerNorm.call(sum));
+        return torch.cumsum(isToken, 1).mul_(isToken).add_(paddingIndex);
     }
 }
