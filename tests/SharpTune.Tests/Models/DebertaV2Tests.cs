@@ -38,33 +38,6 @@ public class DebertaV2Tests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Every_text_case_matches_transformers_hidden_states_pooler_output_and_logits()
-    {
-        var (model, labels, _) = ClassifierCheckpoint.Load(HfFixtures.Directory(Architecture));
-        using var _model = model;
-        Assert.Equal(["neg", "neu", "pos"], labels.Names);
-        var head = Assert.IsType<ContextPoolerHead>(model.Head);
-        double worstHidden = 0, worstPooler = 0, worstLogits = 0;
-        var cases = HfFixtures.Cases(Architecture).Where(c => c["kind"]!.GetValue<string>() is "single" or "pair" or "words").ToList();
-        Assert.Equal(19, cases.Count);
-        using var noGrad = torch.no_grad();
-        foreach (var testCase in cases)
-        {
-            using var scope = torch.NewDisposeScope();
-            string name = testCase["name"]!.GetValue<string>();
-            var (ids, types, mask) = Inputs(testCase);
-            EncoderOutput encoded = model.Encoder.call(ids, types, mask);
-            Tensor logits = model.call(ids, types, mask);
-            Tensor pooled = head.Pool(encoded.LastHiddenState.select(1, 0));
-
-            worstHidden = Math.Max(worstHidden, AssertClose(testCase["last_hidden_state"], encoded.LastHiddenState.squeeze(0), Tolerance, $"{name} last_hidden_state"));
-            worstPooler = Math.Max(worstPooler, AssertClose(testCase["pooler_output"], pooled.squeeze(0), Tolerance, $"{name} pooler_output"));
-            worstLogits = Math.Max(worstLogits, AssertClose(testCase["sequence_logits"], logits.squeeze(0), Tolerance, $"{name} sequence_logits"));
-        }
-        output.WriteLine($"{cases.Count} cases: max |diff| hidden {worstHidden:E2}, pooler {worstPooler:E2}, logits {worstLogits:E2}");
-    }
-
-    [Fact]
     public void Bare_encoder_loads_from_the_task_checkpoint_and_matches_transformers()
     {
         var config = Architectures.LoadConfig(ConfigPath);
@@ -95,78 +68,6 @@ public class DebertaV2Tests(ITestOutputHelper output)
         {
             foreach (var t in tensors.Values) t.Dispose();
         }
-    }
-
-    [Fact]
-    public void Padded_batch_matches_transformers_at_real_positions_and_in_the_logits()
-    {
-        var (model, _, _) = ClassifierCheckpoint.Load(HfFixtures.Directory(Architecture));
-        using var _model = model;
-        var testCase = HfFixtures.Case(Architecture, "padded_batch");
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        var (ids, types, mask) = Inputs(testCase);
-        EncoderOutput encoded = model.Encoder.call(ids, types, mask);
-        Tensor logits = model.call(ids, types, mask);
-
-        Tensor expected = Expected(testCase["last_hidden_state"], encoded.LastHiddenState.shape);
-        Tensor real = mask.to_type(ScalarType.Bool).unsqueeze(-1);
-        double hidden = (encoded.LastHiddenState - expected).abs().masked_fill(real.logical_not(), 0).max().item<float>();
-        Assert.True(hidden <= Tolerance, $"padded_batch last_hidden_state at real positions: max |diff| {hidden:E2}");
-        double logitsDiff = AssertClose(testCase["sequence_logits"], logits, Tolerance, "padded_batch sequence_logits");
-        double pooler = AssertClose(testCase["pooler_output"], ((ContextPoolerHead)model.Head).Pool(encoded.LastHiddenState.select(1, 0)), Tolerance, "padded_batch pooler_output");
-        output.WriteLine($"padded_batch: max |diff| real-position hidden {hidden:E2}, pooler {pooler:E2}, logits {logitsDiff:E2}");
-    }
-
-    [Fact]
-    public void Train_step_loss_and_every_gradient_match_transformers_with_dropout_off()
-    {
-        var config = (DebertaV2Config)Architectures.LoadConfig(ConfigPath) with
-        {
-            HiddenDropoutProb = 0, AttentionProbsDropoutProb = 0, PoolerDropout = 0, ClsDropout = 0,
-        };
-        var testCase = HfFixtures.Case(Architecture, "train_step_sequence");
-        using var model = new SequenceClassifier(new DebertaV2Model(config), DebertaV2Model.Registration.SequenceHead(config, 3));
-        string weights = Path.Combine(HfFixtures.Directory(Architecture), "model.safetensors");
-        var tensors = SafeTensors.Load(weights);
-        try
-        {
-            StateDict.LoadStrict(model, tensors, weights, ignore: ["deberta.embeddings.position_ids"]);
-        }
-        finally
-        {
-            foreach (var t in tensors.Values) t.Dispose();
-        }
-        model.train();
-
-        using var scope = torch.NewDisposeScope();
-        var (ids, types, mask) = Inputs(testCase);
-        Tensor labels = torch.tensor(HfFixtures.Longs(testCase["labels"]));
-        Tensor logits = model.call(ids, types, mask);
-        Tensor loss = nn.functional.cross_entropy(logits, labels);
-        double lossDiff = Math.Abs(loss.item<float>() - testCase["loss"]!.GetValue<float>());
-        Assert.True(lossDiff <= 1e-5, $"loss {loss.item<float>()} vs {testCase["loss"]}");
-        double logitsDiff = AssertClose(testCase["logits"], logits, Tolerance, "train_step logits");
-        loss.backward();
-
-        var expectedNorms = testCase["grad_norms"]!.AsObject();
-        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        Assert.Equal(expectedNorms.Select(e => e.Key).Order(), parameters.Keys.Order());
-        double worstRelative = 0;
-        foreach (var (name, node) in expectedNorms)
-        {
-            Tensor? grad = parameters[name].grad;
-            if (node is null) { Assert.True(grad is null || grad.abs().max().item<float>() == 0, $"{name}: HF has no gradient"); continue; }
-            Assert.NotNull(grad);
-            double expected = node.GetValue<float>(), actual = grad.norm().item<float>();
-            double relative = Math.Abs(actual - expected) / Math.Max(expected, 1e-12);
-            Assert.True(relative <= Tolerance, $"{name}: grad norm {actual} vs {expected} (relative {relative:E2})");
-            worstRelative = Math.Max(worstRelative, relative);
-        }
-        double worstHead = 0;
-        foreach (var (name, node) in testCase["head_grads"]!.AsObject())
-            worstHead = Math.Max(worstHead, AssertClose(node, parameters[name].grad!, Tolerance, $"{name} gradient"));
-        output.WriteLine($"train step: |loss diff| {lossDiff:E2}, logits {logitsDiff:E2}, grad norms max relative {worstRelative:E2} over {expectedNorms.Count}, head grads max |diff| {worstHead:E2}");
     }
 
     [Fact]

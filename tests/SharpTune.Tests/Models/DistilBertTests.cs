@@ -8,15 +8,8 @@ using Xunit.Abstractions;
 namespace SharpTune.Tests.Models;
 
 /// <summary>DistilBERT against transformers' DistilBertForSequenceClassification, plus what is DistilBERT's own.</summary>
-public class DistilBertTests(ITestOutputHelper output) : HfParityTests("distilbert", output)
+public class DistilBertTests() : HfParityTests("distilbert")
 {
-    /// <inheritdoc />
-    protected override EncoderConfig DropoutFree(EncoderConfig config) =>
-        (DistilBertConfig)config with { Dropout = 0, AttentionDropout = 0, SeqClassifDropout = 0, QaDropout = 0 };
-
-    /// <inheritdoc />
-    protected override bool IsKeyBias(string key) => key.EndsWith(".attention.k_lin.bias", StringComparison.Ordinal);
-
     private static DistilBertConfig Tiny() => new()
     {
         VocabSize = 99, Dim = 32, NLayers = 2, NHeads = 4, HiddenDim = 37, MaxPositionEmbeddings = 64,

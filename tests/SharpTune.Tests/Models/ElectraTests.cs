@@ -9,15 +9,8 @@ using Xunit.Abstractions;
 namespace SharpTune.Tests.Models;
 
 /// <summary>ELECTRA (discriminator) against transformers' ElectraForSequenceClassification, plus what is ELECTRA's own.</summary>
-public class ElectraTests(ITestOutputHelper output) : HfParityTests("electra", output)
+public class ElectraTests() : HfParityTests("electra")
 {
-    /// <inheritdoc />
-    protected override EncoderConfig DropoutFree(EncoderConfig config) =>
-        (ElectraConfig)config with { HiddenDropoutProb = 0, AttentionProbsDropoutProb = 0, ClassifierDropoutProb = 0 };
-
-    /// <inheritdoc />
-    protected override bool IsKeyBias(string key) => key.EndsWith(".attention.self.key.bias", StringComparison.Ordinal);
-
     private static ElectraConfig Tiny(int embeddingSize = 16) => new()
     {
         VocabSize = 99, EmbeddingSize = embeddingSize, HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 4,
