@@ -19,16 +19,8 @@ public sealed class ArchitectureParityTests(Xunit.Abstractions.ITestOutputHelper
     private static bool Supported(string architecture) =>
         SharpTune.Models.Architectures.All.Any(a => a.ModelType == architecture);
 
-    private static (long[] Shape, Tensor Ids, Tensor? Types, Tensor Mask) Inputs(JsonObject c)
-    {
-        long[] ids = HfFixtures.Longs(c["input_ids"] is JsonArray { Count: > 0 } a && a[0] is JsonArray ? Flatten(a) : c["input_ids"]);
-        long rows = c["input_ids"]![0] is JsonArray ? c["input_ids"]!.AsArray().Count : 1;
-        long[] shape = [rows, ids.Length / rows];
-        Tensor Make(JsonNode? node) => tensor(HfFixtures.Longs(node is JsonArray { Count: > 0 } n && n[0] is JsonArray ? Flatten(n) : node), shape);
-        return (shape, Make(c["input_ids"]), c["token_type_ids"] is null ? null : Make(c["token_type_ids"]), Make(c["attention_mask"]));
-    }
-
-    private static JsonArray Flatten(JsonArray rows) => new(rows.SelectMany(r => r!.AsArray()).Select(v => (JsonNode?)JsonValue.Create(v!.GetValue<long>())).ToArray());
+    private static (Tensor Ids, Tensor? Types, Tensor Mask) Inputs(JsonObject c) =>
+        (HfParity.Ints(c, "input_ids")!, HfParity.Ints(c, "token_type_ids"), HfParity.Ints(c, "attention_mask")!);
 
     private static float MaxDiff(Tensor actual, float[] expected) =>
         (actual.detach().flatten() - tensor(expected)).abs().max().item<float>();
@@ -56,7 +48,7 @@ public sealed class ArchitectureParityTests(Xunit.Abstractions.ITestOutputHelper
         foreach (var c in HfFixtures.Cases(architecture).Where(c => c["kind"]!.GetValue<string>() is "single" or "pair" or "words"))
         {
             using var scope = NewDisposeScope();
-            var (_, ids, types, mask) = Inputs(c);
+            var (ids, types, mask) = Inputs(c);
             var encoded = model.Encoder.call(ids, types, mask);
             float hidden = MaxDiff(encoded.LastHiddenState, HfFixtures.Floats(c["last_hidden_state"]));
             float logits = MaxDiff(model.call(ids, types, mask), HfFixtures.Floats(c["sequence_logits"]));
@@ -77,14 +69,14 @@ public sealed class ArchitectureParityTests(Xunit.Abstractions.ITestOutputHelper
         using var _ = model;
         using var noGrad = no_grad();
         var c = HfFixtures.Case(architecture, "padded_batch");
-        var (shape, ids, types, mask) = Inputs(c);
+        var (ids, types, mask) = Inputs(c);
         var hidden = model.Encoder.call(ids, types, mask).LastHiddenState;
         var expected = tensor(HfFixtures.Floats(c["last_hidden_state"])).reshape(hidden.shape);
         var real = mask.to_type(ScalarType.Bool).unsqueeze(-1);
         float diff = (hidden - expected).abs().masked_fill(real.logical_not(), 0).max().item<float>();
         Assert.True(diff < 1e-4, $"{architecture}: padded batch differs on real tokens by {diff}");
         Assert.True(MaxDiff(model.call(ids, types, mask), HfFixtures.Floats(c["sequence_logits"])) < 1e-4, $"{architecture}: padded batch logits differ");
-        Assert.Equal(3, shape[0]);
+        Assert.Equal(3, ids.shape[0]);
     }
 
     [Theory]
@@ -94,7 +86,7 @@ public sealed class ArchitectureParityTests(Xunit.Abstractions.ITestOutputHelper
         var (model, _, _) = ClassifierCheckpoint.Load(HfFixtures.Directory(architecture));
         using var _ = model;
         var c = HfFixtures.Case(architecture, "train_step_sequence");
-        var (_, ids, types, mask) = Inputs(c);
+        var (ids, types, mask) = Inputs(c);
         // transformers ran train() with every dropout at 0: numerically eval mode with gradients on.
         model.eval();
         var logits = model.call(ids, types, mask);
@@ -116,5 +108,110 @@ public sealed class ArchitectureParityTests(Xunit.Abstractions.ITestOutputHelper
         }
         foreach (var (key, node) in c["head_grads"]!.AsObject())
             Assert.True(MaxDiff(parameters[key].grad!, HfFixtures.Floats(node)) < 1e-4, $"{architecture}: gradient of {key} differs");
+    }
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void Bare_encoder_loads_from_the_task_checkpoint_and_leaves_only_the_head_unused(string architecture)
+    {
+        var directory = HfModelDirectory.Open(HfFixtures.Directory(architecture));
+        var tensors = directory.LoadWeights();
+        Encoder encoder;
+        IReadOnlyList<string> unused;
+        try
+        {
+            (encoder, unused) = PretrainedEncoder.LoadEncoder(directory.Config, tensors, directory.WeightsPath);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        using var _ = encoder;
+        encoder.eval();
+        Assert.NotEmpty(unused);
+        Assert.All(unused, k => Assert.False(k.StartsWith(encoder.Architecture.KeyPrefix, StringComparison.Ordinal), k));
+
+        using var noGrad = no_grad();
+        var c = HfFixtures.Case(architecture, "plain_english");
+        var (ids, types, mask) = Inputs(c);
+        var encoded = encoder.call(ids, types, mask);
+        Assert.True(MaxDiff(encoded.LastHiddenState, HfFixtures.Floats(c["last_hidden_state"])) < 1e-4, $"{architecture}: bare encoder differs");
+    }
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void Bf16_forward_and_backward_run_and_keep_float32_outputs_and_gradients(string architecture)
+    {
+        var (model, _, _) = ClassifierCheckpoint.Load(HfFixtures.Directory(architecture));
+        using var _ = model;
+        model.train();
+        var c = HfFixtures.Case(architecture, "train_step_sequence");
+        var (ids, types, mask) = Inputs(c);
+        Tensor logits;
+        using (SharpTune.Models.Autocast.Enter(Precision.Bf16))
+        {
+            logits = model.call(ids, types, mask);
+            SharpTune.Training.Losses.Compute(ProblemType.SingleLabelClassification, logits, tensor(HfFixtures.Longs(c["labels"]))).backward();
+        }
+        Assert.Equal(ScalarType.Float32, logits.dtype);
+        Assert.True(logits.isfinite().all().item<bool>(), $"{architecture}: bf16 logits are not finite");
+        Assert.All(model.parameters(), p =>
+        {
+            Assert.Equal(ScalarType.Float32, p.dtype);
+            if (p.grad is { } grad) Assert.True(grad.isfinite().all().item<bool>());
+        });
+    }
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void Saved_run_has_the_python_layout_and_loads_back_with_the_same_logits(string architecture)
+    {
+        using var files = new SharpTune.Tests.Data.TempFiles();
+        string directory = files.PathOf("run");
+        var (model, labels, settings) = ClassifierCheckpoint.Load(HfFixtures.Directory(architecture));
+        using var _ = model;
+        ClassifierCheckpoint.Save(directory, model, SharpTune.Tokenization.Tokenizer.FromDirectory(HfFixtures.Directory(architecture)), labels, settings);
+        var (reloaded, reloadedLabels, _) = ClassifierCheckpoint.Load(directory);
+        using var __ = reloaded;
+
+        // What transformers' from_pretrained reads: the class, the model type, the labels and exactly its keys and shapes.
+        var saved = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "config.json")))!;
+        Assert.Equal(model.Encoder.Architecture.SequenceClassificationClass, saved["architectures"]![0]!.GetValue<string>());
+        Assert.Equal(architecture, saved["model_type"]!.GetValue<string>());
+        Assert.Equal(labels.Names, reloadedLabels.Names);
+        var python = SafeTensors.Load(Path.Combine(HfFixtures.Directory(architecture), "model.safetensors"));
+        var ours = SafeTensors.Load(Path.Combine(directory, "model.safetensors"));
+        try
+        {
+            Assert.Equal(python.Keys.Where(k => !k.EndsWith("position_ids", StringComparison.Ordinal)).Order(), ours.Keys.Order());
+            Assert.All(ours, t => Assert.Equal(python[t.Key].shape, t.Value.shape));
+        }
+        finally
+        {
+            foreach (var t in python.Values.Concat(ours.Values)) t.Dispose();
+        }
+
+        using var noGrad = no_grad();
+        var (ids, types, mask) = Inputs(HfFixtures.Case(architecture, "padded_batch"));
+        Assert.True(model.call(ids, types, mask).eq(reloaded.call(ids, types, mask)).all().item<bool>(), $"{architecture}: logits changed across save and load");
+    }
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void Default_lora_targets_wrap_two_layers_per_block_and_groups_cover_every_key(string architecture)
+    {
+        var (model, _, _) = ClassifierCheckpoint.Load(HfFixtures.Directory(architecture));
+        using var _ = model;
+        int layers = model.Encoder.Config.NumHiddenLayers;
+        var entries = SharpTune.Strategies.ParameterGroups.Of(model);
+        Assert.All(entries, e => Assert.Contains(e.Group, SharpTune.Strategies.ParameterGroups.Order(layers)));
+        Assert.All(entries.Where(e => !e.Key.StartsWith(model.EncoderPrefix, StringComparison.Ordinal)), e => Assert.Equal(SharpTune.Strategies.ParameterGroups.Head, e.Group));
+        Assert.Equal(layers, entries.Where(e => e.Layer is not null).Select(e => e.Layer).Distinct().Count());
+
+        var wrapped = SharpTune.Lora.LoraInjector.Inject(model.Encoder, new SharpTune.Lora.LoraOptions(Rank: 2, Alpha: 4, Dropout: 0));
+        Assert.Equal(2 * layers, wrapped.Count);
+        using var noGrad = no_grad();
+        var c = HfFixtures.Case(architecture, "plain_english");
+        var (ids, types, mask) = Inputs(c);
+        Assert.True(MaxDiff(model.call(ids, types, mask), HfFixtures.Floats(c["sequence_logits"])) < 1e-4, $"{architecture}: fresh adapters (B = 0) must not change the logits");
     }
 }
