@@ -59,13 +59,10 @@ public static class ClassifierCheckpoint
         config["num_labels"] = labels.Count;
         config["problem_type"] = ProblemTypeName(settings.Problem);
         config.Remove("sharptune_source");
-        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString(EncoderConfig.JsonOptions));
-
         var tensors = StateDict.ToDictionary(model);
         try
         {
-            SafeTensors.Save(Path.Combine(directory, HfModelDirectory.WeightsFileName), tensors,
-                new Dictionary<string, string> { ["format"] = "pt" });
+            HfModelDirectory.Save(directory, config, tensors);
         }
         finally
         {

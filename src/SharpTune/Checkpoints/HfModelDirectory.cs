@@ -72,17 +72,27 @@ public sealed record HfModelDirectory(string Path, EncoderConfig Config, string 
     /// Tokenizer files are not written here. Returns the directory, opened.
     /// </summary>
     public static HfModelDirectory Save(string path, EncoderConfig config, IReadOnlyDictionary<string, Tensor> tensors,
-        long maxShardBytes = 5L * 1024 * 1024 * 1024)
+        long maxShardBytes = 5L * 1024 * 1024 * 1024) =>
+        Save(path, config.ToJson(), tensors, maxShardBytes);
+
+    /// <summary>
+    /// The one writer of a model directory: <paramref name="config"/> (an architecture's config.json, plus what a task
+    /// checkpoint adds: architectures, id2label…) is validated by reading it back as its architecture's record, then
+    /// written with the weights as in the other overload. <paramref name="metadata"/> goes into the safetensors header.
+    /// </summary>
+    public static HfModelDirectory Save(string path, System.Text.Json.Nodes.JsonObject config, IReadOnlyDictionary<string, Tensor> tensors,
+        long maxShardBytes = 5L * 1024 * 1024 * 1024, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        config.Validate("config");
         Directory.CreateDirectory(path);
+        string configPath = System.IO.Path.Combine(path, "config.json");
         // Remove the other layout, so that Open cannot pick up stale weights.
         foreach (var stale in Directory.EnumerateFiles(path, "model-*-of-*.safetensors")
                      .Append(System.IO.Path.Combine(path, SafeTensorsIndex.FileName))
                      .Append(System.IO.Path.Combine(path, WeightsFileName)))
             if (File.Exists(stale)) File.Delete(stale);
-        SafeTensorsIndex.Save(path, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
-        config.Save(System.IO.Path.Combine(path, "config.json"));
+        File.WriteAllText(configPath, config.ToJsonString(EncoderConfig.JsonOptions));
+        Architectures.LoadConfig(configPath);
+        SafeTensorsIndex.Save(path, tensors, maxShardBytes, metadata ?? new Dictionary<string, string> { ["format"] = "pt" });
         return Open(path);
     }
 }

@@ -117,8 +117,7 @@ public static class OnnxImporter
 
         WriteAtomically(outDir, temp =>
         {
-            config.Save(Path.Combine(temp, "config.json"));
-            WriteWeights(Path.Combine(temp, "model.safetensors"), graph, mappings, expected, poolerInitialized, config, Path.GetFileName(onnxPath));
+            WriteWeights(temp, graph, mappings, expected, poolerInitialized, config, Path.GetFileName(onnxPath));
             File.WriteAllText(Path.Combine(temp, "vocab.txt"), string.Join('\n', vocab) + "\n", new UTF8Encoding(false));
             WriteTokenizerFiles(temp, vocab, config);
         });
@@ -203,7 +202,7 @@ public static class OnnxImporter
         return lines;
     }
 
-    private static void WriteWeights(string path, OnnxGraph graph, List<OnnxKeyMapping> mappings, IReadOnlyDictionary<string, long[]> expected,
+    private static void WriteWeights(string directory, OnnxGraph graph, List<OnnxKeyMapping> mappings, IReadOnlyDictionary<string, long[]> expected,
         bool initializePooler, BertConfig config, string source)
     {
         TorchRuntime.EnsureLoaded();
@@ -222,7 +221,7 @@ public static class OnnxImporter
             tensors["pooler.dense.weight"] = torch.randn(expected["pooler.dense.weight"], generator: generator) * config.InitializerRange;
             tensors["pooler.dense.bias"] = torch.zeros(expected["pooler.dense.bias"]);
         }
-        SafeTensors.Save(path, tensors, new Dictionary<string, string> { ["format"] = "pt", ["source"] = "onnx:" + source });
+        HfModelDirectory.Save(directory, config.ToJson(), tensors, metadata: new Dictionary<string, string> { ["format"] = "pt", ["source"] = "onnx:" + source });
     }
 
     private static void WriteTokenizerFiles(string directory, string[] vocab, BertConfig config)

@@ -127,7 +127,7 @@ public sealed class FeatureCache : IDisposable
             hash.AppendData([0]);
         }
         Text(Format);
-        Text(JsonSerializer.Serialize(model.Encoder.Config));
+        Text(model.Encoder.Config.ToJson().ToJsonString()); // the runtime type: every key of the architecture
         Text(model.Head.Input.ToString());
         Text(precision.ToString());
         using (no_grad())
