@@ -56,4 +56,67 @@ public sealed class PythonCheckpointCliTests
         Assert.Contains("is not used", output);
         Assert.Contains("classifier.", output);
     }
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void Train_with_the_hf_head_saves_a_run_that_predict_loads(string architecture)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "sharptune-pytrain-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string data = Path.Combine(dir, "train.csv");
+            File.WriteAllText(data, "text,label\n" + string.Concat(Enumerable.Range(0, 12).Select(i =>
+                i % 2 == 0 ? $"A good and happy day number {i},pos\n" : $"A sad and bad day number {i},neg\n")));
+            string run = Path.Combine(dir, "run");
+            var (exit, output) = TrainCliHarness.Run("train", "--model", HfFixtures.Directory(architecture), "--train", data,
+                "--head", "hf", "--strategy", "lora", "--epochs", "1", "--batch-size", "4", "--max-length", "32", "--out", run);
+            Assert.True(exit == 0, output);
+            var config = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
+            Assert.Equal(architecture, config["model_type"]!.GetValue<string>());
+            Assert.EndsWith("ForSequenceClassification", config["architectures"]![0]!.GetValue<string>());
+
+            var (predictExit, prediction) = TrainCliHarness.Run("predict", "--model", run, "--text", "A good day", "--format", "json");
+            Assert.True(predictExit == 0, prediction);
+            Assert.Contains("\"neg\"", prediction);
+            Assert.Contains("\"pos\"", prediction);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void An_unknown_model_type_is_one_line_naming_the_file_and_the_supported_types()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "sharptune-unknown-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "config.json"), """{"model_type": "gpt2", "n_embd": 32}""");
+            File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), []);
+            var (exit, output) = TrainCliHarness.Run("inspect", "--model", dir);
+            Assert.Equal(1, exit);
+            Assert.Contains(Path.Combine(dir, "config.json"), output);
+            Assert.Contains("model_type 'gpt2' is not supported; supported: bert, roberta, xlm-roberta, deberta-v2, distilbert, electra", output);
+            Assert.DoesNotContain("   at ", output); // no stack trace
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Inspect_shows_an_architecture_in_its_own_config_keys_and_groups()
+    {
+        var (exit, output) = TrainCliHarness.Run("inspect", "--model", HfFixtures.Directory("distilbert"), "--strategy", "top:1", "--head", "hf");
+        Assert.True(exit == 0, output);
+        Assert.Contains("DistilBertModel", output);
+        Assert.Matches(@"\bdim\s+32", output);
+        Assert.Matches(@"n_layers\s+2", output);
+        Assert.Contains("layer 1", output);
+        Assert.Contains("pre_classifier", output); // the unused head of the task checkpoint, named
+    }
 }
