@@ -173,19 +173,6 @@ public sealed class Embedder
         return summed / counts;
     }
 
-    private EncodedBatch Pad(EncodedText[] rows)
-    {
-        int width = rows.Max(r => r.InputIds.Length);
-        var ids = new long[rows.Length * width];
-        var types = new long[rows.Length * width];
-        var mask = new long[rows.Length * width];
-        ids.AsSpan().Fill(tokenizer.PadTokenId);
-        for (int r = 0; r < rows.Length; r++)
-        {
-            rows[r].InputIds.CopyTo(ids, r * width);
-            rows[r].TokenTypeIds.CopyTo(types, r * width);
-            mask.AsSpan(r * width, rows[r].InputIds.Length).Fill(1);
-        }
-        return new EncodedBatch(ids, types, mask, rows.Select(r => r.Length).ToArray(), rows.Length, width);
-    }
+    private EncodedBatch Pad(EncodedText[] rows) =>
+        EncodedBatch.Pad(rows.Select(r => (r.InputIds, r.TokenTypeIds, r.Length)).ToList(), tokenizer.PadTokenId);
 }

@@ -26,13 +26,15 @@ public sealed class SubwordTokenizer : Tokenizer
     private readonly ISubwordModel _model;
     private readonly Dictionary<int, string> _added;
     private readonly JsonObject _config;
+    private readonly JsonObject? _tokenizerJson;
 
     private SubwordTokenizer(ISubwordModel model, TemplateProcessor template, IEnumerable<(string, int)> specials, Dictionary<int, string> added,
-        int modelMaxLength, JsonObject config) : base(template, specials, modelMaxLength)
+        int modelMaxLength, JsonObject config, JsonObject? tokenizerJson) : base(template, specials, modelMaxLength)
     {
         _model = model;
         _added = added;
         _config = config;
+        _tokenizerJson = tokenizerJson;
     }
 
     /// <inheritdoc />
@@ -55,11 +57,15 @@ public sealed class SubwordTokenizer : Tokenizer
         return next;
     }
 
-    /// <summary>Writes the model's files, tokenizer_config.json and special_tokens_map.json, which Python's <c>AutoTokenizer</c> loads.</summary>
+    /// <summary>
+    /// Writes what it was read from — tokenizer.json, or the model's own files (vocab.json + merges.txt, the .model
+    /// file) — with tokenizer_config.json and special_tokens_map.json, which Python's <c>AutoTokenizer</c> loads.
+    /// </summary>
     public override void Save(string directory)
     {
         Directory.CreateDirectory(directory);
-        _model.Save(directory);
+        if (_tokenizerJson is not null) File.WriteAllText(Path.Combine(directory, "tokenizer.json"), _tokenizerJson.ToJsonString());
+        else _model.Save(directory);
         var indented = new JsonSerializerOptions { WriteIndented = true };
         File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), _config.ToJsonString(indented) + "\n");
         var map = new JsonObject();
@@ -69,7 +75,7 @@ public sealed class SubwordTokenizer : Tokenizer
     }
 
     /// <summary>Builds the tokenizer of <paramref name="directory"/> around <paramref name="model"/>, reading its special tokens.</summary>
-    internal static SubwordTokenizer Create(ISubwordModel model, string directory, string defaultClass)
+    internal static SubwordTokenizer Create(ISubwordModel model, string directory, string defaultClass, JsonObject? tokenizerJson = null)
     {
         string configPath = Path.Combine(directory, "tokenizer_config.json");
         JsonObject config = File.Exists(configPath) ? TokenizerFiles.ReadObject(configPath) : new JsonObject { ["tokenizer_class"] = defaultClass };
@@ -109,7 +115,7 @@ public sealed class SubwordTokenizer : Tokenizer
             ? TemplateProcessor.Roberta(Id("cls_token", cls), Id("sep_token", sep), Id("pad_token", pad))
             : TemplateProcessor.Bert(Id("cls_token", cls), Id("sep_token", sep), Id("pad_token", pad));
         int maxLength = config["model_max_length"] is JsonValue m && m.TryGetValue(out double length) && length is > 0 and < int.MaxValue ? (int)length : 512;
-        return new SubwordTokenizer(model, template, specials, added, maxLength, config);
+        return new SubwordTokenizer(model, template, specials, added, maxLength, config, tokenizerJson);
     }
 
     private static string? Content(JsonNode? node) => node switch

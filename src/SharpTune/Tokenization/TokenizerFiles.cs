@@ -20,9 +20,9 @@ internal static class TokenizerFiles
                 case "WordPiece": return BertTokenizer.FromDirectory(directory);
                 case "BPE":
                     bool prefixSpace = root["pre_tokenizer"]?["add_prefix_space"]?.GetValue<bool>() ?? false;
-                    return SubwordTokenizer.Create(new ByteLevelBpeModel(ByteLevelBpe.FromTokenizerJson(root["model"]!.AsObject(), json, prefixSpace)), directory, "RobertaTokenizer");
+                    return SubwordTokenizer.Create(new ByteLevelBpeModel(ByteLevelBpe.FromTokenizerJson(root["model"]!.AsObject(), json, prefixSpace)), directory, "RobertaTokenizer", root);
                 case "Unigram":
-                    return SubwordTokenizer.Create(new SentencePieceModel(SentencePieceUnigram.FromTokenizerJson(root, json)), directory, "XLMRobertaTokenizer");
+                    return SubwordTokenizer.Create(new SentencePieceModel(SentencePieceUnigram.FromTokenizerJson(root, json)), directory, "XLMRobertaTokenizer", root);
                 default:
                     throw new SharpTuneException($"{json}: model.type '{type ?? "missing"}' is not supported; supported: WordPiece, BPE, Unigram.");
             }

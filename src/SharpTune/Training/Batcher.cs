@@ -1,3 +1,4 @@
+using SharpTune.Tokenization;
 using static TorchSharp.torch;
 
 namespace SharpTune.Training;
@@ -73,18 +74,7 @@ public sealed class Batcher(TaskDataset data, int batchSize, bool bucketing = tr
     /// <summary>Builds the tensors of one batch on the CPU.</summary>
     public Batch Make(int[] indices)
     {
-        int longest = indices.Max(data.Length);
-        var ids = new long[indices.Length * longest];
-        var types = new long[indices.Length * longest];
-        var mask = new long[indices.Length * longest];
-        if (padTokenId != 0) Array.Fill(ids, padTokenId);
-        for (int row = 0; row < indices.Length; row++)
-        {
-            long[] exampleIds = data.InputIds[indices[row]];
-            exampleIds.CopyTo(ids, row * longest);
-            data.TokenTypeIds[indices[row]].CopyTo(types, row * longest);
-            Array.Fill(mask, 1L, row * longest, exampleIds.Length);
-        }
+        var padded = EncodedBatch.Pad(indices.Select(i => (data.InputIds[i], data.TokenTypeIds[i], data.Length(i))).ToList(), padTokenId);
         Tensor targets;
         if (data.Labels is { } labels)
             targets = tensor(indices.Select(i => labels[i]).ToArray());
@@ -93,8 +83,8 @@ public sealed class Batcher(TaskDataset data, int batchSize, bool bucketing = tr
             int width = data.Targets![indices[0]].Length;
             targets = tensor(indices.SelectMany(i => data.Targets[i]).ToArray(), indices.Length, width);
         }
-        return new Batch(tensor(ids, indices.Length, longest), tensor(types, indices.Length, longest),
-            tensor(mask, indices.Length, longest), targets, indices);
+        var (ids, types, mask) = padded.ToTensors();
+        return new Batch(ids, types, mask, targets, indices);
     }
 
     private static Span<int[]> CollectionsMarshalSpan(List<int[]> list) => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list);

@@ -101,3 +101,35 @@ public sealed class TokenizerFixtureTests
         }
     }
 }
+
+/// <summary>A directory with only tokenizer.json (as hub repositories ship) gives the same ids as the legacy files, and saves it back.</summary>
+public sealed class TokenizerJsonDirectoryTests
+{
+    [Theory]
+    [InlineData("roberta")]
+    [InlineData("xlm-roberta")]
+    [InlineData("deberta-v2")]
+    public void Tokenizer_json_gives_the_ids_of_the_legacy_files(string architecture)
+    {
+        using var dir = new SharpTune.Tests.Checkpoints.TempDir();
+        var json = architecture == "roberta" ? RobertaOracle.TokenizerJson(mergesAsArrays: false) : SentencePieceOracle.TokenizerJson(architecture);
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer.json"), json.ToJsonString());
+        foreach (string name in new[] { "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json" })
+            if (File.Exists(Path.Combine(HfFixtures.Directory(architecture), name)))
+                File.Copy(Path.Combine(HfFixtures.Directory(architecture), name), Path.Combine(dir.Path, name));
+
+        var legacy = Tokenizer.FromDirectory(HfFixtures.Directory(architecture));
+        var fromJson = Tokenizer.FromDirectory(dir.Path);
+        using var saved = new SharpTune.Tests.Checkpoints.TempDir();
+        fromJson.Save(saved.Path);
+        Assert.True(File.Exists(Path.Combine(saved.Path, "tokenizer.json")));
+        var reloaded = Tokenizer.FromDirectory(saved.Path);
+        foreach (var c in HfFixtures.TextCases(architecture))
+        {
+            string text = c["text"]!.GetValue<string>(), pair = c["pair"]?.GetValue<string>() ?? "<mask> and a pair";
+            long[] expected = legacy.Encode(text, pair, 64).InputIds;
+            Assert.Equal(expected, fromJson.Encode(text, pair, 64).InputIds);
+            Assert.Equal(expected, reloaded.Encode(text, pair, 64).InputIds);
+        }
+    }
+}
