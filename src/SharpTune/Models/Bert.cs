@@ -137,8 +137,8 @@ internal sealed class BertLayer : Module<Tensor, Tensor?, Tensor>
     public BertLayer(BertConfig config) : base("layer")
     {
         attention = new BertAttention(config);
-        intermediate = new BertIntermediate(config);
-        output = new BertOutput(config, config.IntermediateSize);
+        intermediate = new BertIntermediate(config.HiddenSize, config.IntermediateSize, config.HiddenAct);
+        output = new BertOutput(config.IntermediateSize, config.HiddenSize, config.LayerNormEps, config.HiddenDropoutProb);
         RegisterComponents();
     }
 
@@ -158,7 +158,7 @@ internal sealed class BertAttention : Module<Tensor, Tensor?, Tensor>
     public BertAttention(BertConfig config) : base("attention")
     {
         self = new BertSelfAttention(config);
-        output = new BertOutput(config, config.HiddenSize);
+        output = new BertOutput(config.HiddenSize, config.HiddenSize, config.LayerNormEps, config.HiddenDropoutProb);
         RegisterComponents();
     }
 
@@ -185,7 +185,6 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
-
     public override Tensor forward(Tensor hidden, Tensor? keyMask)
     {
         long batch = hidden.shape[0], sequence = hidden.shape[1];
@@ -203,33 +202,32 @@ internal sealed class BertIntermediate : Module<Tensor, Tensor>
     private Module<Tensor, Tensor> dense;
     private readonly string activation;
 
-    public BertIntermediate(BertConfig config) : base("intermediate")
+    public BertIntermediate(int hiddenSize, int intermediateSize, string activation) : base("intermediate")
     {
-        dense = Linear(config.HiddenSize, config.IntermediateSize);
-        activation = config.HiddenAct;
+        dense = Linear(hiddenSize, intermediateSize);
+        this.activation = activation;
         RegisterComponents();
     }
-
 
     public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
 }
 
 // dense → dropout → residual add → LayerNorm. HF has two copies of this class (BertSelfOutput after attention,
-// BertOutput after the feed-forward layer) that differ only in the input width; here it is one class used twice.
+// BertOutput after the feed-forward layer) that differ only in the input width; here it is one class used twice,
+// by BERT and by DeBERTa (whose layers have the same sublayers around another attention).
 internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
 {
     private Module<Tensor, Tensor> dense;
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
 
-    public BertOutput(BertConfig config, int inputSize) : base("output")
+    public BertOutput(int inputSize, int hiddenSize, double layerNormEps, double dropoutProbability) : base("output")
     {
-        dense = Linear(inputSize, config.HiddenSize);
-        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
-        dropout = Dropout(config.HiddenDropoutProb);
+        dense = Linear(inputSize, hiddenSize);
+        LayerNorm = nn.LayerNorm(hiddenSize, layerNormEps);
+        dropout = Dropout(dropoutProbability);
         RegisterComponents();
     }
-
 
     public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, input)) + residual);
 }
@@ -243,7 +241,6 @@ internal sealed class BertPooler : Module<Tensor, Tensor>
         dense = Linear(config.HiddenSize, config.HiddenSize);
         RegisterComponents();
     }
-
 
     public override Tensor forward(Tensor lastHiddenState)
     {

@@ -316,14 +316,14 @@ internal static class RelativePositions
 internal sealed class DebertaV2Layer : Module<Tensor, AttentionContext, Tensor>
 {
     private readonly DebertaV2Attention attention;
-    private readonly DebertaV2Intermediate intermediate;
-    private readonly DebertaV2Output output;
+    private readonly BertIntermediate intermediate;
+    private readonly BertOutput output;
 
     public DebertaV2Layer(DebertaV2Config config) : base("layer")
     {
         attention = new DebertaV2Attention(config);
-        intermediate = new DebertaV2Intermediate(config);
-        output = new DebertaV2Output(config, config.IntermediateSize);
+        intermediate = new BertIntermediate(config.HiddenSize, config.IntermediateSize, config.HiddenAct);
+        output = new BertOutput(config.IntermediateSize, config.HiddenSize, config.LayerNormEps, config.HiddenDropoutProb);
         RegisterComponents();
     }
 
@@ -338,12 +338,12 @@ internal sealed class DebertaV2Layer : Module<Tensor, AttentionContext, Tensor>
 internal sealed class DebertaV2Attention : Module<Tensor, AttentionContext, Tensor>
 {
     private readonly DisentangledSelfAttention self;
-    private readonly DebertaV2Output output;
+    private readonly BertOutput output;
 
     public DebertaV2Attention(DebertaV2Config config) : base("attention")
     {
         self = new DisentangledSelfAttention(config);
-        output = new DebertaV2Output(config, config.HiddenSize);
+        output = new BertOutput(config.HiddenSize, config.HiddenSize, config.LayerNormEps, config.HiddenDropoutProb);
         RegisterComponents();
     }
 
@@ -452,38 +452,4 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
         Tensor filled = scores.to_type(ScalarType.Float32).masked_fill(blocked, float.MinValue);
         return torch.softmax(filled, -1).masked_fill(blocked, 0);
     }
-}
-
-internal sealed class DebertaV2Intermediate : Module<Tensor, Tensor>
-{
-    private Module<Tensor, Tensor> dense;
-    private readonly string activation;
-
-    public DebertaV2Intermediate(DebertaV2Config config) : base("intermediate")
-    {
-        dense = Linear(config.HiddenSize, config.IntermediateSize);
-        activation = config.HiddenAct;
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
-}
-
-// dense → dropout → residual add → LayerNorm: HF's DebertaV2SelfOutput (after attention) and DebertaV2Output (after the
-// feed-forward layer), which differ only in the input width.
-internal sealed class DebertaV2Output : Module<Tensor, Tensor, Tensor>
-{
-    private Module<Tensor, Tensor> dense;
-    private readonly LayerNorm LayerNorm;
-    private readonly Dropout dropout;
-
-    public DebertaV2Output(DebertaV2Config config, int inputSize) : base("output")
-    {
-        dense = Linear(inputSize, config.HiddenSize);
-        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
-        dropout = Dropout(config.HiddenDropoutProb);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, input)) + residual);
 }
