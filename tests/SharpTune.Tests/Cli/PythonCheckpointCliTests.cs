@@ -119,4 +119,32 @@ public sealed class PythonCheckpointCliTests
         Assert.Contains("layer 1", output);
         Assert.Contains("pre_classifier", output); // the unused head of the task checkpoint, named
     }
+
+    [Theory]
+    [InlineData("roberta")]
+    [InlineData("deberta-v2")]
+    public void Compare_runs_its_strategies_on_another_architecture(string architecture)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "sharptune-pycompare-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string data = Path.Combine(dir, "data.csv");
+            File.WriteAllText(data, "text,label\n" + string.Concat(Enumerable.Range(0, 16).Select(i =>
+                i % 2 == 0 ? $"A good and happy day number {i},pos\n" : $"A sad and bad day number {i},neg\n")));
+            string output = Path.Combine(dir, "compare");
+            var (exit, text) = TrainCliHarness.Run("compare", "--model", HfFixtures.Directory(architecture), "--train", data, "--eval", data,
+                "--strategies", "frozen,lora,full", "--head", "hf", "--epochs", "1", "--batch-size", "4", "--max-length", "32", "--out", output);
+            Assert.True(exit == 0, text);
+            var rows = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "compare.json")))!["rows"]!.AsArray();
+            Assert.Equal(3, rows.Count);
+            var runs = Directory.GetDirectories(output).Where(d => File.Exists(Path.Combine(d, "config.json"))).ToList();
+            Assert.Equal(3, runs.Count);
+            Assert.All(runs, run => Assert.Equal(architecture, JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!["model_type"]!.GetValue<string>()));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
