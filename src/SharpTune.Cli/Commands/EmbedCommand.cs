@@ -85,9 +85,6 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
     public override int Execute(CommandContext context, EmbedSettings settings, CancellationToken cancellationToken)
     {
         using var encoder = PretrainedEncoder.Load(settings.ModelDir);
-        // A task checkpoint (XForSequenceClassification) embeds with its encoder; say that its head is left out.
-        if (encoder.UnusedKeys.Count > 0)
-            console.Profile.Out.Writer.WriteLine($"Note: {settings.ModelDir} is a task checkpoint; embedding with its encoder, its head ({string.Join(", ", encoder.UnusedKeys.Take(4))}{(encoder.UnusedKeys.Count > 4 ? ", …" : "")}) is not used.");
         var embedder = new Embedder(encoder, new EmbedderOptions
         {
             Pooling = settings.ParsedPooling,
@@ -98,14 +95,23 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
         TextEmbedding result = embedder.Embed(settings.Text!, settings.TextPair);
         // Vectors go to the raw writer: the console would wrap long lines at its width.
         TextWriter writer = console.Profile.Out.Writer;
-        if (settings.Format.Equals("json", StringComparison.OrdinalIgnoreCase)) writer.WriteLine(Json(result, settings.Normalize));
-        else WriteText(writer, result, encoder, settings.Normalize);
+        if (settings.Format.Equals("json", StringComparison.OrdinalIgnoreCase)) writer.WriteLine(Json(result, settings.Normalize, encoder.UnusedKeys));
+        else
+        {
+            // A task checkpoint (XForSequenceClassification) embeds with its encoder; say that its head is left out.
+            if (encoder.UnusedKeys.Count > 0)
+                writer.WriteLine($"Note: {settings.ModelDir} is a task checkpoint; embedding with its encoder, its head ({string.Join(", ", encoder.UnusedKeys.Take(4))}{(encoder.UnusedKeys.Count > 4 ? ", …" : "")}) is not used.");
+            WriteText(writer, result, encoder, settings.Normalize);
+        }
         writer.Flush();
         return 0;
     }
 
-    /// <summary>{"tokens": [ids], "pooling": "mean", "normalized": b, "embedding": [...]} or, for none, "last_hidden_state": [[...], ...].</summary>
-    internal static string Json(TextEmbedding result, bool normalized)
+    /// <summary>
+    /// {"tokens": [ids], "pooling": "mean", "normalized": b, "embedding": [...]} or, for none, "last_hidden_state": [[...], ...];
+    /// with "unused_keys": [...] (the head of a task checkpoint, not used) when there are any.
+    /// </summary>
+    internal static string Json(TextEmbedding result, bool normalized, IReadOnlyList<string>? unusedKeys = null)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
@@ -126,6 +132,12 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
             {
                 json.WritePropertyName("embedding");
                 WriteArray(json, result.Vector);
+            }
+            if (unusedKeys is { Count: > 0 })
+            {
+                json.WriteStartArray("unused_keys");
+                foreach (string key in unusedKeys) json.WriteStringValue(key);
+                json.WriteEndArray();
             }
             json.WriteEndObject();
         }

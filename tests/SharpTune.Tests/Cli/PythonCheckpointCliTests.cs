@@ -51,10 +51,14 @@ public sealed class PythonCheckpointCliTests
     [MemberData(nameof(Architectures))]
     public void Embed_uses_the_encoder_of_a_task_checkpoint_and_says_the_head_is_not_used(string architecture)
     {
-        var (exit, output) = TrainCliHarness.Run("embed", "--model", HfFixtures.Directory(architecture), "--text", "Hello world", "--format", "json");
+        var (exit, output) = TrainCliHarness.Run("embed", "--model", HfFixtures.Directory(architecture), "--text", "Hello world");
         Assert.True(exit == 0, output);
         Assert.Contains("is not used", output);
         Assert.Contains("classifier.", output);
+        // JSON output stays one JSON document; it lists the unused keys.
+        var (_, json) = TrainCliHarness.Run("embed", "--model", HfFixtures.Directory(architecture), "--text", "Hello world", "--format", "json");
+        var unused = JsonNode.Parse(json)!["unused_keys"]!.AsArray().Select(k => k!.GetValue<string>()).ToList();
+        Assert.Contains(unused, k => k.StartsWith("classifier.", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -145,6 +149,41 @@ public sealed class PythonCheckpointCliTests
         finally
         {
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void A_bare_encoder_directory_embeds_as_the_task_checkpoint_does_and_trains(string architecture)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "sharptune-bare-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            // The encoder alone (RobertaModel keys, no prefix) with its config and tokenizer, as AutoModel.save_pretrained writes it.
+            using (var task = SharpTune.Models.PretrainedEncoder.Load(HfFixtures.Directory(architecture)))
+            {
+                var tensors = SharpTune.Checkpoints.StateDict.ToDictionary(task.Model);
+                var config = task.Model.Config.ToJson();
+                config["architectures"] = new JsonArray(task.Model.Architecture.BaseClass);
+                SharpTune.Checkpoints.HfModelDirectory.Save(dir, config, tensors);
+                foreach (var t in tensors.Values) t.Dispose();
+                task.Tokenizer.Save(dir);
+            }
+            var (bareExit, bare) = TrainCliHarness.Run("embed", "--model", dir, "--text", "Hello world", "--format", "json");
+            var (taskExit, task2) = TrainCliHarness.Run("embed", "--model", HfFixtures.Directory(architecture), "--text", "Hello world", "--format", "json");
+            Assert.True(bareExit == 0 && taskExit == 0, bare + task2);
+            Assert.Null(JsonNode.Parse(bare)!["unused_keys"]);
+            Assert.Equal(JsonNode.Parse(bare)!["embedding"]!.ToJsonString(), JsonNode.Parse(task2)!["embedding"]!.ToJsonString());
+
+            string data = Path.Combine(dir, "train.csv");
+            File.WriteAllText(data, "text,label\nA good day,pos\nA bad day,neg\nA fine day,pos\nA sad day,neg\n");
+            var (trainExit, train) = TrainCliHarness.Run("train", "--model", dir, "--train", data, "--head", "hf", "--strategy", "top:1",
+                "--epochs", "1", "--batch-size", "2", "--max-length", "16", "--out", Path.Combine(dir, "run"));
+            Assert.True(trainExit == 0, train);
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         }
     }
 }
