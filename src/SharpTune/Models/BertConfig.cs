@@ -46,7 +46,7 @@ public record BertConfig : EncoderConfig
         base.Validate(source);
         Positive(source, "intermediate_size", IntermediateSize);
         Positive(source, "type_vocab_size", TypeVocabSize);
-        Activation(source, "hidden_act", HiddenAct);
+        CheckActivation(source, "hidden_act", HiddenAct);
         Probability(source, "hidden_dropout_prob", HiddenDropoutProb);
         Probability(source, "attention_probs_dropout_prob", AttentionProbsDropoutProb);
         if (ClassifierDropoutProb is { } dropout) Probability(source, "classifier_dropout", dropout);

@@ -102,8 +102,8 @@ public sealed record DebertaV2Config : EncoderConfig
         base.Validate(source);
         Positive(source, "intermediate_size", IntermediateSize);
         if (TypeVocabSize < 0) throw new SharpTuneException($"{source}: type_vocab_size must be 0 or more, got {TypeVocabSize}.");
-        Activation(source, "hidden_act", HiddenAct);
-        Activation(source, "pooler_hidden_act", PoolerHiddenAct);
+        CheckActivation(source, "hidden_act", HiddenAct);
+        CheckActivation(source, "pooler_hidden_act", PoolerHiddenAct);
         Probability(source, "hidden_dropout_prob", HiddenDropoutProb);
         Probability(source, "attention_probs_dropout_prob", AttentionProbsDropoutProb);
         Probability(source, "pooler_dropout", PoolerDropout);

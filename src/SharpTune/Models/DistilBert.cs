@@ -32,8 +32,7 @@ public sealed record DistilBertConfig : EncoderConfig
     /// <summary>Dropout on attention probabilities.</summary>
     [JsonPropertyName("attention_dropout")] public double AttentionDropout { get; init; } = 0.1;
     /// <summary>Feed-forward activation (gelu or relu in HF's checkpoints).</summary>
-    // `new`: the name hides the base record's Activation(…) check, which Validate calls as EncoderConfig.Activation.
-    [JsonPropertyName("activation")] public new string Activation { get; init; } = "gelu";
+    [JsonPropertyName("activation")] public string Activation { get; init; } = "gelu";
     /// <summary>Fixed sinusoidal position embeddings instead of learned ones; not supported (no released checkpoint uses them).</summary>
     [JsonPropertyName("sinusoidal_pos_embds")] public bool SinusoidalPosEmbds { get; init; }
     /// <summary>Dropout of HF's question-answering head (kept for round trips; SharpTune has no QA head).</summary>
@@ -54,17 +53,14 @@ public sealed record DistilBertConfig : EncoderConfig
     [JsonIgnore] public int HeadDim => Dim / NHeads;
 
     /// <inheritdoc />
+    [JsonIgnore] protected override (string Hidden, string Layers, string Heads) SizeKeys => ("dim", "n_layers", "n_heads");
+
+    /// <inheritdoc />
     public override EncoderConfig Validate(string source = "config.json")
     {
-        // DistilBERT's own key names first, so that messages name the field of its config.json.
-        Positive(source, "dim", Dim);
-        Positive(source, "n_layers", NLayers);
-        Positive(source, "n_heads", NHeads);
-        if (Dim % NHeads != 0)
-            throw new SharpTuneException($"{source}: n_heads ({NHeads}) must divide dim ({Dim}).");
         base.Validate(source);
         Positive(source, "hidden_dim", HiddenDim);
-        EncoderConfig.Activation(source, "activation", Activation);
+        CheckActivation(source, "activation", Activation);
         Probability(source, "dropout", Dropout);
         Probability(source, "attention_dropout", AttentionDropout);
         Probability(source, "qa_dropout", QaDropout);

@@ -71,7 +71,7 @@ public abstract record EncoderConfig
     }
 
     /// <summary>Throws unless <paramref name="name"/> is an activation <see cref="Activations"/> knows.</summary>
-    protected static void Activation(string source, string field, string name)
+    protected static void CheckActivation(string source, string field, string name)
     {
         if (!Activations.Names.Contains(name))
             throw new SharpTuneException($"{source}: {field} '{name}' is not supported; allowed: {string.Join(", ", Activations.Names)}.");
