@@ -26,6 +26,13 @@ public sealed class TextClassifier : IDisposable
 {
     private TextClassifier(SequenceClassifier model, Tokenizer tokenizer, LabelSet labels, ProblemType problem, int maxLength, string? strategy)
     {
+        // One label per token is a different task (targets, loss, metrics): not a text classifier.
+        if (model.Head is TokenClassificationHead)
+        {
+            model.Dispose();
+            throw new SharpTuneException($"This is a token-classification model ({model.Encoder.Architecture.TokenClassificationClass}); " +
+                "train, evaluate and predict classify whole texts, and tagging tokens is not supported by them yet. Its encoder is a --model for train or embed.");
+        }
         Model = model;
         Tokenizer = tokenizer;
         Labels = labels;

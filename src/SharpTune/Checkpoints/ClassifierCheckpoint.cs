@@ -53,7 +53,7 @@ public static class ClassifierCheckpoint
 
         JsonObject config = model.Encoder.Config.ToJson();
         Architecture architecture = model.Encoder.Architecture;
-        config["architectures"] = new JsonArray(IsHuggingFaceHead(model) ? architecture.SequenceClassificationClass : architecture.BaseClass);
+        config["architectures"] = new JsonArray(HuggingFaceClass(model) ?? architecture.BaseClass);
         config["id2label"] = JsonSerializer.SerializeToNode(labels.ToId2Label());
         config["label2id"] = JsonSerializer.SerializeToNode(labels.ToLabel2Id());
         config["num_labels"] = labels.Count;
@@ -87,27 +87,36 @@ public static class ClassifierCheckpoint
         File.WriteAllText(Path.Combine(directory, SettingsFile), json.ToJsonString(EncoderConfig.JsonOptions));
     }
 
+    /// <summary>True when <see cref="HuggingFaceClass"/> names a class.</summary>
+    public static bool IsHuggingFaceHead(SequenceClassifier model) => HuggingFaceClass(model) is not null;
+
     /// <summary>
-    /// True when the model's head is the one of its architecture's HF sequence-classification class (same type and
-    /// options but dropout), so that Python's <c>transformers</c> rebuilds exactly this computation from the files.
+    /// The HF task class whose head the model has — its architecture's XForSequenceClassification or
+    /// XForTokenClassification (same head type and options but dropout) — so that Python's <c>transformers</c>
+    /// rebuilds exactly this computation from the files; null for any other head.
     /// </summary>
-    public static bool IsHuggingFaceHead(SequenceClassifier model)
+    public static string? HuggingFaceClass(SequenceClassifier model)
     {
-        using Head reference = model.Encoder.Architecture.SequenceHead(model.Encoder.Config, model.Head.Outputs);
-        if (reference.GetType() != model.Head.GetType()) return false;
+        Architecture architecture = model.Encoder.Architecture;
         JsonObject Shape(Head head)
         {
             var options = head.Options();
             options.Remove("dropout");
             return options;
         }
-        return JsonNode.DeepEquals(Shape(reference), Shape(model.Head));
+        bool Same(Head reference)
+        {
+            using (reference) return reference.GetType() == model.Head.GetType() && JsonNode.DeepEquals(Shape(reference), Shape(model.Head));
+        }
+        if (Same(architecture.SequenceHead(model.Encoder.Config, model.Head.Outputs))) return architecture.SequenceClassificationClass;
+        if (Same(architecture.TokenHead(model.Encoder.Config, model.Head.Outputs))) return architecture.TokenClassificationClass;
+        return null;
     }
 
     /// <summary>
     /// Loads a checkpoint written by <see cref="Save"/>, or a task checkpoint saved by Python's <c>transformers</c>
-    /// (no sharptune.json; <c>architectures</c> names the XForSequenceClassification class of a supported
-    /// architecture, whose head is rebuilt with num_labels outputs and labels from id2label).
+    /// (no sharptune.json; <c>architectures</c> names the XForSequenceClassification or XForTokenClassification class
+    /// of a supported architecture, whose head is rebuilt with num_labels outputs and labels from id2label).
     /// </summary>
     public static (SequenceClassifier Model, LabelSet Labels, ClassifierSettings Settings) Load(string directory)
     {
@@ -149,13 +158,14 @@ public static class ClassifierCheckpoint
         if (!File.Exists(path))
         {
             string? className = (config["architectures"] as JsonArray)?.FirstOrDefault()?.GetValue<string>();
-            if (className != architecture.SequenceClassificationClass)
+            bool token = className == architecture.TokenClassificationClass;
+            if (className != architecture.SequenceClassificationClass && !token)
                 throw new SharpTuneException($"{directory}: no {SettingsFile} and config.json architectures is '{className ?? "missing"}'; " +
-                    $"expected a SharpTune run directory or a {architecture.SequenceClassificationClass} checkpoint. " +
+                    $"expected a SharpTune run directory, a {architecture.SequenceClassificationClass} or a {architecture.TokenClassificationClass} checkpoint. " +
                     "A bare encoder is a --model for train or embed, not for evaluate or predict.");
-            var problem = ParseProblemType(config["problem_type"]?.GetValue<string>(), hf.ConfigPath);
+            var problem = token ? ProblemType.SingleLabelClassification : ParseProblemType(config["problem_type"]?.GetValue<string>(), hf.ConfigPath);
             int outputs = problem == ProblemType.Regression ? 1 : labels.Count;
-            using Head head = architecture.SequenceHead(hf.Config, outputs);
+            using Head head = token ? architecture.TokenHead(hf.Config, outputs) : architecture.SequenceHead(hf.Config, outputs);
             return new ClassifierSettings(head.GetType().Name, head.Options(), outputs, problem, Math.Min(512, hf.Config.MaxInputLength), null);
         }
         JsonObject json = ReadObject(path);

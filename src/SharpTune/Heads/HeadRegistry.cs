@@ -16,6 +16,7 @@ public static class HeadRegistry
         [nameof(ClassificationHead)] = (h, o, opt) => new ClassificationHead(h, o, Dropout(opt), opt["activation"]?.GetValue<string>() ?? "tanh"),
         [nameof(PooledHead)] = (h, o, opt) => new PooledHead(h, o, Dropout(opt)),
         [nameof(MeanPoolingHead)] = (h, o, opt) => new MeanPoolingHead(h, o, Dropout(opt)),
+        [nameof(TokenClassificationHead)] = (h, o, opt) => new TokenClassificationHead(h, o, Dropout(opt)),
         [nameof(ContextPoolerHead)] = (h, o, opt) => new ContextPoolerHead(h, o, Dropout(opt), opt["pooler_dropout"]?.GetValue<double>() ?? 0, opt["pooler_hidden_act"]?.GetValue<string>() ?? "gelu", opt["pooler_hidden_size"]?.GetValue<int>()),
         [nameof(PreClassifierHead)] = (h, o, opt) => new PreClassifierHead(h, o, Dropout(opt)),
     };

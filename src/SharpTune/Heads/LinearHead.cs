@@ -54,3 +54,14 @@ public sealed class MeanPoolingHead(int hiddenSize, int outputs, double dropoutP
     /// <inheritdoc />
     public override HeadInput Input => HeadInput.MeanPooled;
 }
+
+/// <summary>
+/// Dropout → linear on every token's hidden state: logits [batch, sequence, outputs], HF's
+/// <c>XForTokenClassification</c> head (<c>classifier.weight</c>, <c>classifier.bias</c>) for every supported architecture.
+/// </summary>
+public sealed class TokenClassificationHead(int hiddenSize, int outputs, double dropoutProbability = 0.1)
+    : LinearHead(hiddenSize, outputs, dropoutProbability)
+{
+    /// <inheritdoc />
+    public override HeadInput Input => HeadInput.Sequence;
+}

@@ -41,6 +41,8 @@ public sealed record Architecture
     public required string TokenClassificationClass { get; init; }
     /// <summary>The head of <see cref="SequenceClassificationClass"/> for (config, outputs): what a Python-saved task checkpoint loads into.</summary>
     public required Func<EncoderConfig, int, Head> SequenceHead { get; init; }
+    /// <summary>The head of <see cref="TokenClassificationClass"/> for (config, outputs): dropout → classifier on every token, the same layout in every supported architecture.</summary>
+    public Func<EncoderConfig, int, Head> TokenHead { get; init; } = (config, outputs) => new TokenClassificationHead(config.HiddenSize, outputs, config.ClassifierDropout);
     /// <summary>Checkpoint keys of the bare encoder that are constants, not parameters (e.g. <c>embeddings.position_ids</c>): never missing, never unexpected.</summary>
     public IReadOnlyList<string> IgnoredKeys { get; init; } = ["embeddings.position_ids"];
     /// <summary>Old key endings and their current names (TF-era <c>LayerNorm.gamma</c>).</summary>
