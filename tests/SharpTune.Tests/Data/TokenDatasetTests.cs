@@ -238,6 +238,14 @@ public sealed class TokenDatasetTests : IDisposable
     }
 
     [Fact]
+    public void Options_reject_a_negative_token_column_and_a_tag_column_equal_to_it()
+    {
+        string path = _files.Write("t.conll", "EU\tB-ORG\n");
+        Assert.Contains("TokenColumn is -1", Assert.Throws<SharpTuneException>(() => TokenDataset.Load(path, new TokenDataOptions { TokenColumn = -1 })).Message);
+        Assert.Contains("both 0", Assert.Throws<SharpTuneException>(() => TokenDataset.Load(path, new TokenDataOptions { TagColumn = 0 })).Message);
+    }
+
+    [Fact]
     public void Tag_set_is_sorted_ordinally_with_O_first()
     {
         LabelSet tags = TokenDataset.TagSet([
