@@ -51,6 +51,14 @@ public sealed class LabelSet
     public static LabelSet FromTraining(IEnumerable<TextExample> examples) =>
         new(examples.SelectMany(e => e.Labels).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray());
 
+    /// <summary>
+    /// Every distinct tag of token-classification data, sorted ordinally, with the outside tag <c>O</c> first
+    /// when present (id 0, as in CoNLL/BIO tag sets).
+    /// </summary>
+    /// <exception cref="SharpTuneException">A tag is empty.</exception>
+    public static LabelSet FromTags(IEnumerable<string> tags) =>
+        new(tags.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).OrderBy(t => t != "O").ToArray());
+
     /// <summary>The HF <c>id2label</c> dictionary: id as a decimal string → name.</summary>
     public Dictionary<string, string> ToId2Label() =>
         _names.Select((name, id) => (name, id)).ToDictionary(p => p.id.ToString(CultureInfo.InvariantCulture), p => p.name);

@@ -59,7 +59,8 @@ public static class TextDataset
             $"{path}: unknown data file extension '{other}'; use .csv, .tsv or .jsonl, or set DataOptions.Format."),
     };
 
-    private static string ReadUtf8(string path)
+    /// <summary>The file's text: strict UTF-8, BOM dropped; invalid bytes throw naming file:line.</summary>
+    internal static string ReadUtf8(string path)
     {
         byte[] bytes = File.ReadAllBytes(path);
         int start = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
