@@ -94,7 +94,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             {
                 if (cancellation.IsCancellationRequested) { stopped = "cancelled"; break; }
                 using (Batch batch = prefetcher.Next())
-                    lossSum += ForwardBackward(batch, cache, train.Problem, 1.0 / options.GradientAccumulationSteps);
+                    lossSum += ForwardBackward(batch, cache, train.Problem, AccumulationScale(b, batches.Count, options.GradientAccumulationSteps));
                 lossCount++;
                 samples += batches[b].Length;
 
@@ -165,6 +165,17 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         Tensor loss = Losses.Compute(problem, logits, targets);
         (loss * scale).backward();
         return loss.item<float>();
+    }
+
+    /// <summary>
+    /// The loss scale of batch <paramref name="batch"/> of <paramref name="batches"/> when gradients accumulate over
+    /// <paramref name="accumulation"/> batches: one over the size of its group, so that the last, shorter group of an
+    /// epoch averages its own batches instead of being divided by the full count.
+    /// </summary>
+    internal static double AccumulationScale(int batch, int batches, int accumulation)
+    {
+        int groupStart = batch / accumulation * accumulation;
+        return 1.0 / Math.Min(accumulation, batches - groupStart);
     }
 
     /// <summary>Evaluates, records the event, keeps a copy of the trainable weights when best; true when patience ran out.</summary>

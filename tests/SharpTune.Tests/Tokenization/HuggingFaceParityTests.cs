@@ -47,16 +47,10 @@ public class HuggingFaceParityTests(ITestOutputHelper output)
         if (text.Contains('\u0378')) Assert.Contains(MiniLMVocab.Tokenizer.UnkTokenId, actual.Select(id => (int)id));
     }
 
-    [Fact]
+    [SpamAssassinFact]
     public void Ids_match_huggingface_on_every_spamassassin_training_text()
     {
-        string? path = Csv.SpamAssassinTrain();
-        if (path is null)
-        {
-            output.WriteLine("SKIPPED: ../shared/data/spamassassin/train.csv not found beside the repository.");
-            Console.WriteLine("SKIPPED Ids_match_huggingface_on_every_spamassassin_training_text: spamassassin train.csv not found.");
-            return;
-        }
+        string path = Csv.SpamAssassinTrain()!;
         List<string> texts = Csv.ReadRecords(path).Skip(1).Select(r => r[0]).ToList();
         Assert.True(texts.Count > 1000, $"{path}: expected thousands of texts, read {texts.Count}.");
         BertTokenizer tokenizer = MiniLMVocab.Tokenizer;

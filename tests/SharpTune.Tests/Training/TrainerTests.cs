@@ -73,6 +73,15 @@ public class TrainerTests
             Assert.True(gradient.allclose(accumulated[name], rtol: 0, atol: 1e-5), $"{name}: max diff {(gradient - accumulated[name]).abs().max().item<float>()}");
     }
 
+    [Theory]
+    [InlineData(0, 5, 4, 0.25)]
+    [InlineData(3, 5, 4, 0.25)]
+    [InlineData(4, 5, 4, 1.0)]   // the last group holds one batch: its gradient is that batch's, not a quarter of it
+    [InlineData(8, 10, 4, 0.5)]  // 10 batches in groups 4, 4, 2
+    [InlineData(2, 3, 1, 1.0)]
+    public void Gradient_accumulation_averages_each_group_over_its_own_size(int batch, int batches, int accumulation, double scale) =>
+        Assert.Equal(scale, Trainer.AccumulationScale(batch, batches, accumulation));
+
     [Fact]
     public void Frozen_cached_training_gives_the_same_head_weights_as_uncached_training()
     {
