@@ -44,8 +44,10 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         options.Validate();
         long outFeatures = baseLayer.weight!.shape[0], inFeatures = baseLayer.weight.shape[1];
         base_layer = baseLayer;
-        lora_A = Linear(inFeatures, options.Rank, hasBias: false);
-        lora_B = Linear(options.Rank, outFeatures, hasBias: false);
+        // On the base layer's device and dtype: adapters are added after the model may have moved to a GPU.
+        var device = baseLayer.weight.device;
+        lora_A = Linear(inFeatures, options.Rank, hasBias: false, device: device, dtype: baseLayer.weight.dtype);
+        lora_B = Linear(options.Rank, outFeatures, hasBias: false, device: device, dtype: baseLayer.weight.dtype);
         using (torch.no_grad()) lora_B.weight!.zero_();
         lora_dropout = Dropout(options.Dropout);
         Scaling = options.Alpha / options.Rank;

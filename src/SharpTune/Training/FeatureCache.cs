@@ -100,7 +100,7 @@ public sealed class FeatureCache : IDisposable
     {
         if (vectors is not null)
         {
-            using var index = tensor(indices.Select(i => (long)i).ToArray());
+            using var index = tensor(indices.Select(i => (long)i).ToArray(), device: vectors.device); // index where the features are
             return (vectors.index_select(0, index).to(device), null);
         }
         var rows = indices.Select(i => sequences![i]).ToList();

@@ -66,3 +66,20 @@ public sealed class ArchitectureStrategyTests
         }
     }
 }
+
+/// <summary>LoRA adapters are created where the wrapped layer lives (a model moved to a GPU before LoRA is injected).</summary>
+public sealed class LoraPlacementTests
+{
+    [Fact]
+    public void Adapters_are_created_on_the_device_and_dtype_of_the_wrapped_layer()
+    {
+        // The meta device stands in for a GPU: tensors there have a device but no storage.
+        using var layer = TorchSharp.torch.nn.Linear(8, 4, device: TorchSharp.torch.device("meta"), dtype: TorchSharp.torch.ScalarType.Float64);
+        using var lora = new SharpTune.Lora.LoraLinear(layer, new SharpTune.Lora.LoraOptions(Rank: 2));
+        Assert.All(lora.parameters(), p =>
+        {
+            Assert.Equal(TorchSharp.DeviceType.META, p.device_type);
+            Assert.Equal(TorchSharp.torch.ScalarType.Float64, p.dtype);
+        });
+    }
+}
