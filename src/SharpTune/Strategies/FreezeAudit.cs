@@ -39,6 +39,15 @@ public sealed class FreezeAudit : IDisposable
         return new FreezeAudit(copies);
     }
 
+    /// <summary>Puts the snapshot's values back into the parameters named in <paramref name="keys"/>.</summary>
+    public void Restore(SequenceClassifier model, IEnumerable<string> keys)
+    {
+        var wanted = keys.ToHashSet(StringComparer.Ordinal);
+        using (no_grad())
+            foreach (var (key, parameter) in model.named_parameters())
+                if (wanted.Contains(key)) parameter.copy_(start[key]);
+    }
+
     /// <summary>Compares the model with the snapshot; <paramref name="trainableKeys"/> are the keys that trained at any epoch.</summary>
     public AuditReport Compare(SequenceClassifier model, IReadOnlySet<string> trainableKeys)
     {

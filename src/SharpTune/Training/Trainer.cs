@@ -123,10 +123,15 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         clock.Stop();
         double trainSeconds = clock.Elapsed.TotalSeconds - evaluationSeconds;
 
-        // 3. Keep the best evaluation's weights.
-        if (bestWeights is not null && best is not null && !ReferenceEquals(best, evaluations[^1]))
+        // 3. Keep the best evaluation's weights whenever optimizer steps came after it (a later, worse evaluation,
+        //    Ctrl-C, or an --eval-steps that does not divide the steps). Tensors that were still frozen then (gradual
+        //    unfreezing opened them later) go back to their start, which they kept until they opened: the kept model is
+        //    exactly the one that was evaluated, and the audit judges what had trained by then.
+        if (bestWeights is not null && best is not null && best.Step != step)
         {
             RestoreWeights(bestWeights);
+            audit.Restore(model, everTrainable.Except(bestWeights.Keys));
+            everTrainable = bestWeights.Keys.ToHashSet(StringComparer.Ordinal);
             if (stopped == "early stopping") progress?.Report(new EarlyStoppingEvent(best.Epoch, best.Step, best.Metrics[options.MetricForBest], options.MetricForBest));
         }
         if (bestWeights is not null) foreach (var t in bestWeights.Values) t.Dispose();

@@ -49,6 +49,37 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Gradual_unfreezing_with_early_stopping_keeps_exactly_the_evaluated_model()
+    {
+        // Eval labels inverted: training makes eval worse, so the best evaluation comes before epoch 2 opens layer 0
+        // (gradual on 2 layers: epoch 0 the head, 1 layer 1, 2 layer 0). The kept model must be the evaluated one: layer 0
+        // back at its start, and the audit judging what had trained by then.
+        using var model = TinyModels.Classifier("cls", dropout: 0);
+        var options = new TrainingOptions { Epochs = 3, BatchSize = 16, LearningRates = new(2e-3), EarlyStoppingPatience = 2, MetricForBest = "loss" };
+        var eval = TinyModels.ToyTask(48, seed: 6, flipLabels: true);
+        var result = new Trainer(model, Strategy.Parse("gradual"), options).Fit(TinyModels.ToyTask(96, seed: 5), eval);
+        Assert.True(result.BestEvaluation!.Epoch < 2, $"best epoch {result.BestEvaluation.Epoch}");
+        Assert.Equal(3, result.Evaluations.Count);
+        Assert.True(result.Audit.Passed, result.Audit.Summary);
+        Assert.All(result.Audit.Entries.Where(e => e.Group == "layer 0"), e => Assert.False(e.Changed, e.Key));
+        Assert.Equal(result.BestEvaluation.Metrics["loss"], Evaluator.Run(model, eval, 16, CPU).Loss, 5);
+    }
+
+    [Fact]
+    public void Steps_after_the_last_and_best_evaluation_are_undone()
+    {
+        // 6 steps, evaluations at steps 4 only (--eval-steps 4): steps 5 and 6 train after the best evaluation.
+        using var model = TinyModels.Classifier("cls", dropout: 0);
+        var data = TinyModels.ToyTask(48, seed: 5);
+        var options = new TrainingOptions { Epochs = 1, BatchSize = 8, LearningRates = new(2e-3), EvalEverySteps = 4, MetricForBest = "loss" };
+        var result = new Trainer(model, new FullStrategy(), options).Fit(data, data);
+        var only = Assert.Single(result.Evaluations);
+        Assert.Equal(4, only.Step);
+        Assert.Equal(only.Metrics["loss"], Evaluator.Run(model, data, 8, CPU).Loss, 6);
+        Assert.True(result.Audit.Passed, result.Audit.Summary);
+    }
+
+    [Fact]
     public void Gradient_accumulation_of_4x8_equals_one_batch_of_32()
     {
         var data = TinyModels.ToyTask(32, seed: 7);
