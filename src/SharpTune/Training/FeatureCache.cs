@@ -161,9 +161,10 @@ public sealed class FeatureCache : IDisposable
         {
             SafeTensors.Save(path, new Dictionary<string, Tensor> { [FeaturesKey] = features }, metadata);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SharpTuneException)
         {
-            // A cache that cannot be written only costs the next run a forward pass.
+            // A cache that cannot be written (full disk, read-only folder) only costs the next run a forward pass;
+            // it must never fail the training that computed the features.
         }
     }
 

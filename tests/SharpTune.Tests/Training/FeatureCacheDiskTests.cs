@@ -49,6 +49,19 @@ public sealed class FeatureCacheDiskTests : IDisposable
     }
 
     [Fact]
+    public void A_cache_file_that_cannot_be_written_does_not_fail_training()
+    {
+        var first = Train();
+        string file = Assert.Single(Directory.GetFiles(cacheDir, "*.safetensors"));
+        File.Delete(file);
+        Directory.CreateDirectory(file + ".tmp"); // the writer's temporary file cannot be created: as a full or read-only disk
+        var second = Train();
+        Assert.Equal("computed", second.Source);
+        foreach (var (name, weight) in first.Head) Assert.Equal(weight, second.Head[name]);
+        Assert.Empty(Directory.GetFiles(cacheDir, "*.safetensors"));
+    }
+
+    [Fact]
     public void A_second_run_on_the_same_inputs_reads_the_features_from_disk_and_trains_the_same_head()
     {
         var computed = Train();
