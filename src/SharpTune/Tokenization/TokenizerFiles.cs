@@ -42,7 +42,7 @@ internal static class TokenizerFiles
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
+            return StrictJson.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
         }
         catch (JsonException error)
         {
