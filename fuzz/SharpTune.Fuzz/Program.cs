@@ -36,7 +36,9 @@ foreach (string k in kind is null ? FuzzEngine.Kinds : [kind])
     foreach (var failure in report.Failures)
     {
         failed++;
-        Console.WriteLine($"FAIL {k} case {failure.Case} [{failure.Mutations}] saved to {failure.SavedTo}:\n  {failure.Problem}");
+        // The first lines of the stack are enough to find the parser; the input is kept in SavedTo.
+        string problem = string.Join("\n  ", failure.Problem.Split('\n').Take(6));
+        Console.WriteLine($"FAIL {k} case {failure.Case} [{failure.Mutations}] saved to {failure.SavedTo}:\n  {problem}");
     }
 }
 return failed == 0 ? 0 : 1;
