@@ -113,8 +113,20 @@ public sealed class FuzzEngine
     /// </summary>
     public static (bool Loaded, string? Problem) Check(string kind, string caseDir)
     {
-        long before = GC.GetTotalAllocatedBytes(precise: false);
-        var task = Task.Run(() => Load(kind, caseDir));
+        // Counted on the loader's own thread, so that tests running in parallel do not count.
+        long allocated = 0;
+        var task = Task.Run(() =>
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            try
+            {
+                Load(kind, caseDir);
+            }
+            finally
+            {
+                Interlocked.Exchange(ref allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+            }
+        });
         bool finished;
         try
         {
@@ -125,8 +137,7 @@ public sealed class FuzzEngine
             finished = true;
         }
         if (!finished) return (false, $"hang: no result after {CaseTimeout.TotalSeconds} s");
-        long allocated = GC.GetTotalAllocatedBytes(precise: false) - before;
-        if (allocated > MaxCaseAllocation) return (false, $"huge allocation: {allocated >> 20} MB");
+        if (Interlocked.Read(ref allocated) > MaxCaseAllocation) return (false, $"huge allocation: {allocated >> 20} MB");
         if (task.IsCompletedSuccessfully) return (true, null);
         var error = task.Exception!.InnerException!;
         if (error is not SharpTuneException)
