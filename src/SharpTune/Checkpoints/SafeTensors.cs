@@ -224,6 +224,7 @@ public static class SafeTensors
         JsonDocument document;
         try
         {
+            StrictJson.CheckEscapes(headerBytes);
             document = JsonDocument.Parse(headerBytes);
         }
         catch (JsonException e)

@@ -26,7 +26,7 @@ public sealed record SafeTensorsIndex(string Path, long? TotalSize, IReadOnlyDic
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
+            root = StrictJson.Parse(File.ReadAllText(path));
         }
         catch (JsonException e)
         {

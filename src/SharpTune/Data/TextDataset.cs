@@ -129,7 +129,7 @@ public static class TextDataset
             if (string.IsNullOrWhiteSpace(text)) continue;
 
             JsonDocument document;
-            try { document = JsonDocument.Parse(text); }
+            try { StrictJson.CheckEscapes(text); document = JsonDocument.Parse(text); }
             catch (JsonException e) { rows.Bad(line, $"bad JSON: {e.Message}"); continue; }
             using (document)
             {

@@ -245,7 +245,7 @@ public static class TokenDataset
             if (string.IsNullOrWhiteSpace(text)) continue;
 
             JsonDocument document;
-            try { document = JsonDocument.Parse(text); }
+            try { StrictJson.CheckEscapes(text); document = JsonDocument.Parse(text); }
             catch (JsonException e) { sentences.Bad(line, $"bad JSON: {e.Message}"); continue; }
             using (document)
             {

@@ -93,6 +93,7 @@ public static class Architectures
         string text = File.ReadAllText(path);
         try
         {
+            StrictJson.CheckEscapes(text);
             using var document = JsonDocument.Parse(text);
             if (document.RootElement.ValueKind != JsonValueKind.Object) throw new SharpTuneException($"{path}: expected a JSON object.");
             string modelType = document.RootElement.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String

@@ -117,6 +117,9 @@ public sealed record DebertaV2Config : EncoderConfig
                 throw new SharpTuneException($"{source}: pos_att_type '{type}' is not supported; allowed: {string.Join(", ", PositionAttentionTypes)}.");
         if (PosAttType.Distinct().Count() != PosAttType.Count)
             throw new SharpTuneException($"{source}: pos_att_type [{string.Join(", ", PosAttType)}] names a term twice.");
+        // JSON null reaches this non-nullable property; HF would fail on it too, here it is named.
+        if (NormRelEbd is null)
+            throw new SharpTuneException($"{source}: norm_rel_ebd must be a string (layer_norm or none), got null.");
         foreach (string part in NormRelEbdParts)
             if (part is not ("layer_norm" or "none"))
                 throw new SharpTuneException($"{source}: norm_rel_ebd '{NormRelEbd}' is not supported; allowed: layer_norm, none.");

@@ -105,7 +105,7 @@ public sealed partial class BertTokenizer
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
+            return StrictJson.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
         }
         catch (JsonException error)
         {

@@ -436,7 +436,7 @@ public sealed class ByteLevelBpe
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: vocabulary file not found.");
         try
         {
-            return JsonNode.Parse(File.ReadAllText(path, Encoding.UTF8)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object (token → id).");
+            return StrictJson.Parse(File.ReadAllText(path, Encoding.UTF8)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object (token → id).");
         }
         catch (JsonException error)
         {

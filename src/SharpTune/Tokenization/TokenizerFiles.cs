@@ -14,12 +14,23 @@ internal static class TokenizerFiles
         if (File.Exists(json))
         {
             JsonObject root = ReadObject(json);
-            string? type = root["model"]?["type"]?.GetValue<string>();
+            // Indexing or GetValue on a node of another JSON type throws InvalidOperationException, so types are checked.
+            string? type = root["model"] is JsonObject model && model["type"] is JsonValue typeValue && typeValue.TryGetValue(out string? name) ? name : null;
             switch (type)
             {
                 case "WordPiece": return BertTokenizer.FromDirectory(directory);
                 case "BPE":
-                    bool prefixSpace = root["pre_tokenizer"]?["add_prefix_space"]?.GetValue<bool>() ?? false;
+                    bool prefixSpace = root["pre_tokenizer"] switch
+                    {
+                        null => false,
+                        JsonObject pre => pre["add_prefix_space"] switch
+                        {
+                            null => false,
+                            JsonValue flag when flag.TryGetValue(out bool value) => value,
+                            var other => throw new SharpTuneException($"{json}: pre_tokenizer.add_prefix_space must be true or false, got {other.ToJsonString()}."),
+                        },
+                        var other => throw new SharpTuneException($"{json}: pre_tokenizer must be an object or null, got {other.ToJsonString()}."),
+                    };
                     return SubwordTokenizer.Create(new ByteLevelBpeModel(ByteLevelBpe.FromTokenizerJson(root["model"]!.AsObject(), json, prefixSpace)), directory, "RobertaTokenizer", root);
                 case "Unigram":
                     return SubwordTokenizer.Create(new SentencePieceModel(SentencePieceUnigram.FromTokenizerJson(root, json)), directory, "XLMRobertaTokenizer", root);
@@ -42,7 +53,7 @@ internal static class TokenizerFiles
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
+            return StrictJson.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
         }
         catch (JsonException error)
         {
