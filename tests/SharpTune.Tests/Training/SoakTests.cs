@@ -123,9 +123,10 @@ public sealed class SoakTests(ITestOutputHelper log) : IDisposable
         // add 6 MB (2 %) over 1,500 steps, a leak of a batch a step far more.
         Assert.True(rssMax <= rssAt500 * 1.10, $"RSS grew from {rssAt500} kB at step 500 to {rssMax} kB");
         // Live tensors: everything a step makes is disposed by the step, so the count at a step's report only varies with
-        // the batches waiting in the prefetcher (at most 3 + 1 being made, 4 tensors each). A tensor a step left to the GC
-        // (TorchSharp's zero_grad left 41) exceeds this within a few steps; finalizers would only bring the count back later.
-        Assert.True(tensorsMax - tensorsAt500 <= 16, $"live tensors grew from {tensorsAt500} at step 500 to {tensorsMax}");
+        // the batches the prefetcher holds (3 queued, 1 being made, 1 taken: 5 batches of 4 tensors; measured range 16).
+        // A tensor a step left to the GC (TorchSharp's zero_grad left 41) exceeds this within a step or a few; finalizers
+        // would only bring the count back later.
+        Assert.True(tensorsMax - tensorsAt500 <= 20, $"live tensors grew from {tensorsAt500} at step 500 to {tensorsMax}");
         Assert.True(cpuLate <= 1.5 * cpuEarly, $"median step CPU time drifted from {cpuEarly * 1e3:F2} ms (steps 200–400) to {cpuLate * 1e3:F2} ms (last 200)");
     }
 
