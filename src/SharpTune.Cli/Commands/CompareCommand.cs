@@ -66,8 +66,8 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         if (settings.TrainLimit is <= 0) throw new SharpTuneException($"--train-limit must be positive, got {settings.TrainLimit}.");
         if (settings.EvalLimit is <= 0) throw new SharpTuneException($"--eval-limit must be positive, got {settings.EvalLimit}.");
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
-        if (!File.Exists(settings.Train)) throw new SharpTuneException($"{settings.Train}: --train file not found.");
-        if (!File.Exists(settings.Eval)) throw new SharpTuneException($"{settings.Eval}: --eval file not found.");
+        CommandSupport.RequireFile(settings.Train, "--train");
+        CommandSupport.RequireFile(settings.Eval, "--eval");
         CheckDirectory(settings.Out, settings.Force);
         var training = new TrainingOptions
         {

@@ -95,8 +95,17 @@ internal static class CommandSupport
 
     public static JsonNode? Number(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
 
+    /// <summary>A data file that exists; a directory in its place is named as such, not as "not found".</summary>
+    public static void RequireFile(string path, string option)
+    {
+        if (Directory.Exists(path)) throw new SharpTuneException($"{path}: {option} is a directory; give a data file (.csv, .tsv or .jsonl).");
+        if (!File.Exists(path)) throw new SharpTuneException($"{path}: {option} file not found.");
+    }
+
+    /// <summary>A model or run directory that exists; a file in its place is named as such.</summary>
     public static void RequireDirectory(string path, string option)
     {
+        if (File.Exists(path)) throw new SharpTuneException($"{path}: {option} is a file; give a model or run directory.");
         if (!Directory.Exists(path)) throw new SharpTuneException($"{path}: {option} directory not found.");
     }
 }

@@ -43,7 +43,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         bool json = CommandSupport.IsJson(settings.Format);
         if (settings.BatchSize <= 0) throw new SharpTuneException($"--batch-size must be positive, got {settings.BatchSize}.");
         CommandSupport.RequireDirectory(settings.Model, "--model");
-        if (!File.Exists(settings.Data)) throw new SharpTuneException($"{settings.Data}: --data file not found.");
+        CommandSupport.RequireFile(settings.Data, "--data");
 
         using var classifier = TextClassifier.Load(settings.Model);
         TaskKind task = CommandSupport.TaskOf(classifier.Problem);

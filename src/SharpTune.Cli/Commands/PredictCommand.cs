@@ -75,7 +75,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
     {
         bool json = CommandSupport.IsJson(settings.Format);
         CommandSupport.RequireDirectory(settings.Model, "--model");
-        if (settings.Data is not null && !File.Exists(settings.Data)) throw new SharpTuneException($"{settings.Data}: --data file not found.");
+        if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
         using var classifier = TextClassifier.Load(settings.Model);
         if (settings.Text is not null)

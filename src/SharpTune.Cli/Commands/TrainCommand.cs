@@ -101,8 +101,8 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         TrainingOptions options = Options(settings, strategy).Validate();
         MetricNames.HigherIsBetter(settings.Metric);
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
-        if (!File.Exists(settings.Train)) throw new SharpTuneException($"{settings.Train}: --train file not found.");
-        if (settings.Eval is not null && !File.Exists(settings.Eval)) throw new SharpTuneException($"{settings.Eval}: --eval file not found.");
+        CommandSupport.RequireFile(settings.Train, "--train");
+        if (settings.Eval is not null) CommandSupport.RequireFile(settings.Eval, "--eval");
         bool replacing = CheckRunDirectory(settings.Out, settings.Force);
 
         LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);

@@ -284,7 +284,14 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
 
     public void Step() => optimizer?.step();
 
-    public void ZeroGrad() => optimizer?.zero_grad();
+    public void ZeroGrad()
+    {
+        // TorchSharp's zero_grad reads every parameter's .grad, which makes a new wrapper each time, and leaves those
+        // wrappers to the GC (41 a step on the tiny model): their native handles then pile up until finalizers run
+        // on the GC's thread. The scope disposes them here; the gradients themselves stay.
+        using var scope = NewDisposeScope();
+        optimizer?.zero_grad();
+    }
 
     public void Dispose() => optimizer?.Dispose();
 }
