@@ -114,23 +114,11 @@ public static class TextDataset
 
     private static LoadedData LoadJsonLines(string content, string path, DataOptions options, Rows rows)
     {
-        if (content.AsSpan().TrimStart().StartsWith("["))
-            throw new SharpTuneException($"{path}:1: this is a JSON array, not JSON lines; write one object per line.");
         DataColumns? columns = null;
         TaskKind? task = options.Task;
-        int line = 0;
-        for (int start = 0; start < content.Length; )
+        foreach (var (line, parsed, error) in JsonLines.Read(content, path))
         {
-            int newline = content.IndexOf('\n', start);
-            int end = newline < 0 ? content.Length : newline;
-            string text = content[start..end].TrimEnd('\r');
-            start = end + 1;
-            line++;
-            if (string.IsNullOrWhiteSpace(text)) continue;
-
-            JsonDocument document;
-            try { StrictJson.CheckEscapes(text); document = JsonDocument.Parse(text); }
-            catch (JsonException e) { rows.Bad(line, $"bad JSON: {e.Message}"); continue; }
+            if (parsed is not { } document) { rows.Bad(line, error!); continue; }
             using (document)
             {
                 JsonElement row = document.RootElement;
@@ -258,5 +246,38 @@ public static class TextDataset
         }
 
         public LoadedData Result(TaskKind task, DataColumns columns) => new(_examples, Skipped, _reasons, path, task, columns);
+    }
+}
+
+/// <summary>The one reader of JSON-lines text, for sentence and token data alike.</summary>
+internal static class JsonLines
+{
+    /// <summary>
+    /// Each non-blank line (LF or CRLF) with its 1-based number: the parsed document (the caller disposes it), or why it
+    /// is not JSON. A file that is one JSON array is an error naming it.
+    /// </summary>
+    public static IEnumerable<(int Line, JsonDocument? Document, string? Error)> Read(string content, string path)
+    {
+        if (content.AsSpan().TrimStart().StartsWith("["))
+            throw new SharpTuneException($"{path}:1: this is a JSON array, not JSON lines; write one object per line.");
+        int line = 0;
+        for (int start = 0; start < content.Length; )
+        {
+            int newline = content.IndexOf('\n', start);
+            int end = newline < 0 ? content.Length : newline;
+            string text = content[start..end].TrimEnd('\r');
+            start = end + 1;
+            line++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            JsonDocument? document = null;
+            string? error = null;
+            try
+            {
+                StrictJson.CheckEscapes(text);
+                document = JsonDocument.Parse(text);
+            }
+            catch (JsonException e) { error = $"bad JSON: {e.Message}"; }
+            yield return (line, document, error);
+        }
     }
 }

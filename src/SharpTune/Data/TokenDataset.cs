@@ -232,21 +232,9 @@ public static class TokenDataset
 
     private static void LoadJsonLines(string content, string path, TokenDataOptions options, Sentences sentences)
     {
-        if (content.AsSpan().TrimStart().StartsWith("["))
-            throw new SharpTuneException($"{path}:1: this is a JSON array, not JSON lines; write one object per line.");
-        int line = 0;
-        for (int start = 0; start < content.Length; )
+        foreach (var (line, parsed, error) in JsonLines.Read(content, path))
         {
-            int newline = content.IndexOf('\n', start);
-            int end = newline < 0 ? content.Length : newline;
-            string text = content[start..end].TrimEnd('\r');
-            start = end + 1;
-            line++;
-            if (string.IsNullOrWhiteSpace(text)) continue;
-
-            JsonDocument document;
-            try { StrictJson.CheckEscapes(text); document = JsonDocument.Parse(text); }
-            catch (JsonException e) { sentences.Bad(line, $"bad JSON: {e.Message}"); continue; }
+            if (parsed is not { } document) { sentences.Bad(line, error!); continue; }
             using (document)
             {
                 try { sentences.Add(JsonSentence(document.RootElement, line, options.RequireTags)); }
