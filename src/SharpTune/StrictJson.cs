@@ -21,6 +21,22 @@ internal static class StrictJson
         return JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
     }
 
+    /// <summary>
+    /// Reads a JSON file that must hold one object (a config, a tokenizer file, sharptune.json); malformed JSON is a
+    /// <see cref="SharpTuneException"/> naming the file and the line, any other root names what was expected.
+    /// </summary>
+    public static JsonObject ReadObject(string path, string expected = "a JSON object")
+    {
+        try
+        {
+            return Parse(File.ReadAllText(path, Encoding.UTF8)) as JsonObject ?? throw new SharpTuneException($"{path}: expected {expected}.");
+        }
+        catch (JsonException error)
+        {
+            throw new SharpTuneException($"{path}: invalid JSON at line {error.LineNumber + 1}: {error.Message}", error);
+        }
+    }
+
     /// <summary>Reads every escaped string and key once, so that an invalid UTF-16 escape is a <see cref="JsonException"/>.</summary>
     public static void CheckEscapes(string text) => CheckEscapes(Encoding.UTF8.GetBytes(text));
 

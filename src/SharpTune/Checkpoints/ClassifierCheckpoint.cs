@@ -122,7 +122,7 @@ public static class ClassifierCheckpoint
     {
         HfModelDirectory hf = HfModelDirectory.Open(directory);
         Architecture architecture = Architectures.Of(hf.Config);
-        JsonObject config = ReadObject(hf.ConfigPath);
+        JsonObject config = StrictJson.ReadObject(hf.ConfigPath);
         LabelSet labels = ReadLabels(config, hf.ConfigPath);
         var weights = hf.LoadWeights();
         try
@@ -168,7 +168,7 @@ public static class ClassifierCheckpoint
             using Head head = token ? architecture.TokenHead(hf.Config, outputs) : architecture.SequenceHead(hf.Config, outputs);
             return new ClassifierSettings(head.GetType().Name, head.Options(), outputs, problem, Math.Min(512, hf.Config.MaxInputLength), null);
         }
-        JsonObject json = ReadObject(path);
+        JsonObject json = StrictJson.ReadObject(path);
         try
         {
             var head = json["head"]!.AsObject();
@@ -198,18 +198,6 @@ public static class ClassifierCheckpoint
         catch (JsonException e)
         {
             throw new SharpTuneException($"{configPath}: id2label/label2id are malformed: {e.Message}", e);
-        }
-    }
-
-    private static JsonObject ReadObject(string path)
-    {
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new SharpTuneException($"{path}: expected a JSON object.");
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
-        {
-            throw new SharpTuneException($"{path}: malformed JSON: {e.Message}", e);
         }
     }
 }

@@ -25,7 +25,7 @@ public sealed partial class BertTokenizer
         string vocabSource = vocabPath;
         if (File.Exists(jsonPath))
         {
-            JsonObject json = ReadJsonObject(jsonPath);
+            JsonObject json = StrictJson.ReadObject(jsonPath);
             options = ApplyTokenizerJson(options, json, jsonPath, out vocab);
             vocabSource = jsonPath;
         }
@@ -36,8 +36,8 @@ public sealed partial class BertTokenizer
         }
         if (vocab is null)
             throw new SharpTuneException($"{vocabPath}: missing, and the directory has no tokenizer.json with a model.vocab either.");
-        if (File.Exists(configPath)) options = ApplyConfig(options, ReadJsonObject(configPath), configPath, onlyMissingTokens: false);
-        if (File.Exists(mapPath)) options = ApplyConfig(options, ReadJsonObject(mapPath), mapPath, onlyMissingTokens: true, tokenizerConfig: File.Exists(configPath) ? ReadJsonObject(configPath) : null);
+        if (File.Exists(configPath)) options = ApplyConfig(options, StrictJson.ReadObject(configPath), configPath, onlyMissingTokens: false);
+        if (File.Exists(mapPath)) options = ApplyConfig(options, StrictJson.ReadObject(mapPath), mapPath, onlyMissingTokens: true, tokenizerConfig: File.Exists(configPath) ? StrictJson.ReadObject(configPath) : null);
         return new BertTokenizer(vocab, options, vocabSource);
     }
 
@@ -99,18 +99,6 @@ public sealed partial class BertTokenizer
         int count = lines[^1].Length == 0 ? lines.Length - 1 : lines.Length;
         for (int i = 0; i < count; i++) vocab[lines[i].TrimEnd('\r')] = i;
         return vocab;
-    }
-
-    private static JsonObject ReadJsonObject(string path)
-    {
-        try
-        {
-            return StrictJson.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
-        }
-        catch (JsonException error)
-        {
-            throw new SharpTuneException($"{path}: invalid JSON at line {error.LineNumber + 1}: {error.Message}", error);
-        }
     }
 
     private static BertTokenizerOptions ApplyTokenizerJson(BertTokenizerOptions options, JsonObject json, string path, out Dictionary<string, int>? vocab)

@@ -431,18 +431,8 @@ public sealed class ByteLevelBpe
         return map;
     }
 
-    private static JsonObject ReadJsonObject(string path)
-    {
-        if (!File.Exists(path)) throw new SharpTuneException($"{path}: vocabulary file not found.");
-        try
-        {
-            return StrictJson.Parse(File.ReadAllText(path, Encoding.UTF8)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object (token → id).");
-        }
-        catch (JsonException error)
-        {
-            throw new SharpTuneException($"{path}: invalid JSON at line {error.LineNumber + 1}: {error.Message}", error);
-        }
-    }
+    private static JsonObject ReadJsonObject(string path) =>
+        File.Exists(path) ? StrictJson.ReadObject(path, "a JSON object (token → id)") : throw new SharpTuneException($"{path}: vocabulary file not found.");
 
     private static Dictionary<string, int> ReadVocab(JsonObject json, string source, string prefix)
     {

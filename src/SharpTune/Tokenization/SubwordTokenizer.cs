@@ -78,9 +78,9 @@ public sealed class SubwordTokenizer : Tokenizer
     internal static SubwordTokenizer Create(ISubwordModel model, string directory, string defaultClass, JsonObject? tokenizerJson = null)
     {
         string configPath = Path.Combine(directory, "tokenizer_config.json");
-        JsonObject config = File.Exists(configPath) ? TokenizerFiles.ReadObject(configPath) : new JsonObject { ["tokenizer_class"] = defaultClass };
+        JsonObject config = File.Exists(configPath) ? StrictJson.ReadObject(configPath) : new JsonObject { ["tokenizer_class"] = defaultClass };
         string mapPath = Path.Combine(directory, "special_tokens_map.json");
-        JsonObject map = File.Exists(mapPath) ? TokenizerFiles.ReadObject(mapPath) : new JsonObject();
+        JsonObject map = File.Exists(mapPath) ? StrictJson.ReadObject(mapPath) : new JsonObject();
         bool fairseq = (config["tokenizer_class"]?.GetValue<string>() ?? defaultClass).Contains("Roberta", StringComparison.Ordinal);
 
         // Added tokens beyond the model's vocabulary (XLM-R's <mask> after the pieces, DeBERTa's [MASK]).
@@ -90,7 +90,7 @@ public sealed class SubwordTokenizer : Tokenizer
                 if (int.TryParse(id, out int value) && Content(entry) is { } content && model.TokenToId(content) is null) added[value] = content;
         string addedPath = Path.Combine(directory, "added_tokens.json");
         if (File.Exists(addedPath))
-            foreach (var (content, id) in TokenizerFiles.ReadObject(addedPath))
+            foreach (var (content, id) in StrictJson.ReadObject(addedPath))
                 if (id is JsonValue v && v.TryGetValue(out int value) && model.TokenToId(content) is null) added[value] = content;
 
         string Token(string key, string fallback) => Content(config[key]) ?? Content(map[key]) ?? fallback;

@@ -13,7 +13,7 @@ internal static class TokenizerFiles
         string json = Path("tokenizer.json");
         if (File.Exists(json))
         {
-            JsonObject root = ReadObject(json);
+            JsonObject root = StrictJson.ReadObject(json);
             // Indexing or GetValue on a node of another JSON type throws InvalidOperationException, so types are checked.
             string? type = root["model"] is JsonObject model && model["type"] is JsonValue typeValue && typeValue.TryGetValue(out string? name) ? name : null;
             switch (type)
@@ -47,17 +47,5 @@ internal static class TokenizerFiles
             return SubwordTokenizer.Create(new SentencePieceModel(SentencePieceUnigram.FromModelFile(Path("spm.model"), fairseqIds: false)), directory, "DebertaV2Tokenizer");
         throw new SharpTuneException($"{directory}: no tokenizer files; expected tokenizer.json, vocab.txt (WordPiece), vocab.json + merges.txt (byte-level BPE), " +
             "sentencepiece.bpe.model or spm.model (SentencePiece).");
-    }
-
-    public static JsonObject ReadObject(string path)
-    {
-        try
-        {
-            return StrictJson.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object.");
-        }
-        catch (JsonException error)
-        {
-            throw new SharpTuneException($"{path}: invalid JSON at line {error.LineNumber + 1}: {error.Message}", error);
-        }
     }
 }
