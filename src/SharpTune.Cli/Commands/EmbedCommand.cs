@@ -100,7 +100,7 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
         {
             // A task checkpoint (XForSequenceClassification) embeds with its encoder; say that its head is left out.
             if (encoder.UnusedKeys.Count > 0)
-                writer.WriteLine($"Note: {settings.ModelDir} is a task checkpoint; embedding with its encoder, its head ({string.Join(", ", encoder.UnusedKeys.Take(4))}{(encoder.UnusedKeys.Count > 4 ? ", …" : "")}) is not used.");
+                writer.WriteLine($"Note: {settings.ModelDir} is a task checkpoint; embedding with its encoder, its head ({encoder.UnusedKeysSummary}) is not used.");
             WriteText(writer, result, encoder, settings.Normalize);
         }
         writer.Flush();

@@ -64,7 +64,7 @@ internal sealed class InspectCommand(IAnsiConsole console) : Command<InspectSett
                 Row(key, scalar.TryGetValue(out string? text) ? text : scalar.ToJsonString());
         Row("tokenizer", $"{encoder.Tokenizer.VocabSize} tokens");
         if (encoder.UnusedKeys.Count > 0)
-            Row("not used", $"{encoder.UnusedKeys.Count} head tensor(s) of the checkpoint ({string.Join(", ", encoder.UnusedKeys.Take(4))}{(encoder.UnusedKeys.Count > 4 ? ", …" : "")})");
+            Row("not used", $"{encoder.UnusedKeys.Count} head tensor(s) of the checkpoint ({encoder.UnusedKeysSummary})");
         console.Write(grid);
     }
 

@@ -128,9 +128,7 @@ public static class ClassifierCheckpoint
         try
         {
             ClassifierSettings settings = ReadSettings(directory, config, labels, hf, architecture);
-            bool pooler = architecture.Groups.Pooler is { } poolerPrefix
-                && weights.Keys.Any(k => k.StartsWith(architecture.KeyPrefix + poolerPrefix, StringComparison.Ordinal));
-            Encoder encoder = architecture.Create(hf.Config, pooler);
+            Encoder encoder = architecture.Create(hf.Config, architecture.HasPoolerIn(weights.Keys, architecture.KeyPrefix));
             Head head = HeadRegistry.Create(settings.HeadType, hf.Config.HiddenSize, settings.Outputs, settings.HeadOptions);
             var model = new SequenceClassifier(encoder, head);
             try

@@ -249,6 +249,23 @@ public static class TextDataset
     }
 }
 
+/// <summary>The lines of a text file's content, for the line-based formats (JSON lines, CoNLL).</summary>
+internal static class TextLines
+{
+    /// <summary>Every line (LF or CRLF ends, the CR removed) with its 1-based number; a final line without an end counts.</summary>
+    public static IEnumerable<(int Line, string Text)> Of(string content)
+    {
+        int line = 0;
+        for (int start = 0; start < content.Length; )
+        {
+            int newline = content.IndexOf('\n', start);
+            int end = newline < 0 ? content.Length : newline;
+            yield return (++line, content[start..end].TrimEnd('\r'));
+            start = end + 1;
+        }
+    }
+}
+
 /// <summary>The one reader of JSON-lines text, for sentence and token data alike.</summary>
 internal static class JsonLines
 {
@@ -260,14 +277,8 @@ internal static class JsonLines
     {
         if (content.AsSpan().TrimStart().StartsWith("["))
             throw new SharpTuneException($"{path}:1: this is a JSON array, not JSON lines; write one object per line.");
-        int line = 0;
-        for (int start = 0; start < content.Length; )
+        foreach (var (line, text) in TextLines.Of(content))
         {
-            int newline = content.IndexOf('\n', start);
-            int end = newline < 0 ? content.Length : newline;
-            string text = content[start..end].TrimEnd('\r');
-            start = end + 1;
-            line++;
             if (string.IsNullOrWhiteSpace(text)) continue;
             JsonDocument? document = null;
             string? error = null;

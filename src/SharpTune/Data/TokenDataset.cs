@@ -177,14 +177,8 @@ public static class TokenDataset
             problem = null;
         }
 
-        int line = 0;
-        for (int start = 0; start < content.Length; )
+        foreach (var (line, text) in TextLines.Of(content))
         {
-            int newline = content.IndexOf('\n', start);
-            int end = newline < 0 ? content.Length : newline;
-            string text = content[start..end].TrimEnd('\r');
-            start = end + 1;
-            line++;
             if (string.IsNullOrWhiteSpace(text) || text.StartsWith("-DOCSTART-", StringComparison.Ordinal)) { EndSentence(); continue; }
 
             if (first == 0) first = line;

@@ -48,6 +48,13 @@ public sealed record Architecture
     /// <summary>Old key endings and their current names (TF-era <c>LayerNorm.gamma</c>).</summary>
     public IReadOnlyList<(string Old, string New)> KeyRenames { get; init; } = [("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias")];
 
+    /// <summary>
+    /// True when checkpoint <paramref name="keys"/> hold a pooler (RoBERTa's task checkpoints, for one, do not); the keys
+    /// carry <paramref name="prefix"/> (<see cref="KeyPrefix"/> in a task checkpoint, nothing in a bare encoder's).
+    /// </summary>
+    public bool HasPoolerIn(IEnumerable<string> keys, string prefix = "") =>
+        Groups.Pooler is { } pooler && keys.Any(k => k.StartsWith(prefix + pooler, StringComparison.Ordinal));
+
     /// <summary>The prefix with its dot, as task-model keys start (<c>bert.</c>).</summary>
     public string KeyPrefix => Prefix + ".";
 }

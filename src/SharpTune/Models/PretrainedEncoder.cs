@@ -30,6 +30,9 @@ public sealed class PretrainedEncoder : IDisposable
     /// </summary>
     public IReadOnlyList<string> UnusedKeys { get; }
 
+    /// <summary>The first unused keys for a message, e.g. "classifier.bias, classifier.weight" (with "…" past four).</summary>
+    public string UnusedKeysSummary => string.Join(", ", UnusedKeys.Take(4)) + (UnusedKeys.Count > 4 ? ", …" : "");
+
     /// <summary>
     /// Opens the Hugging Face model directory <paramref name="modelDir"/> of any supported architecture (config.json's
     /// <c>model_type</c> picks it), builds the encoder, loads its weights strictly — from a bare encoder checkpoint, or
@@ -73,8 +76,7 @@ public sealed class PretrainedEncoder : IDisposable
             ? tensors.Where(t => t.Key.StartsWith(architecture.KeyPrefix, StringComparison.Ordinal)).ToDictionary(t => t.Key[architecture.KeyPrefix.Length..], t => t.Value)
             : tensors.ToDictionary(t => t.Key, t => t.Value);
         var unused = prefixed ? tensors.Keys.Where(k => !k.StartsWith(architecture.KeyPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList() : [];
-        bool pooler = architecture.Groups.Pooler is { } poolerPrefix && encoderTensors.Keys.Any(k => k.StartsWith(poolerPrefix, StringComparison.Ordinal));
-        var model = architecture.Create(config, pooler);
+        var model = architecture.Create(config, architecture.HasPoolerIn(encoderTensors.Keys));
         try
         {
             StateDict.LoadStrict(model, encoderTensors, source, KeyMap.For(architecture), [.. architecture.IgnoredKeys, "cls.*"]);
