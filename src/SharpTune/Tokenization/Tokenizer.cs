@@ -10,12 +10,14 @@ namespace SharpTune.Tokenization;
 public abstract class Tokenizer
 {
     private readonly (string Text, int Id)[] _specialTokens; // longest first, for leftmost-longest matching
+    private readonly System.Buffers.SearchValues<char> _specialFirstChars; // skips text that cannot start one
 
     /// <summary>Creates the shared stages: the template and the special tokens matched literally in texts.</summary>
     protected Tokenizer(TemplateProcessor template, IEnumerable<(string Text, int Id)> specialTokens, int modelMaxLength)
     {
         Template = template;
         _specialTokens = specialTokens.Where(s => s.Text.Length > 0).DistinctBy(s => s.Text).OrderByDescending(s => s.Text.Length).ToArray();
+        _specialFirstChars = System.Buffers.SearchValues.Create(_specialTokens.Select(s => s.Text[0]).Distinct().ToArray());
         ModelMaxLength = modelMaxLength;
     }
 
@@ -52,6 +54,9 @@ public abstract class Tokenizer
         int word = 0, segmentStart = 0, position = 0;
         while (_specialTokens.Length > 0 && position < text.Length)
         {
+            int next = text.AsSpan(position).IndexOfAny(_specialFirstChars);
+            if (next < 0) break;
+            position += next;
             (string Text, int Id)? match = null;
             foreach (var special in _specialTokens)
                 if (text.AsSpan(position).StartsWith(special.Text, StringComparison.Ordinal)) { match = special; break; }

@@ -85,6 +85,24 @@ public sealed class TokenizerFixtureTests
         }
     }
 
+    [Theory]
+    [InlineData("roberta", "<mask>")]
+    [InlineData("xlm-roberta", "<mask>")]
+    [InlineData("deberta-v2", "[MASK]")]
+    public void A_special_token_written_in_the_text_is_one_token_and_the_rest_is_tokenized_around_it(string architecture, string mask)
+    {
+        var tokenizer = Tokenizer.FromDirectory(HfFixtures.Directory(architecture));
+        string text = "The capital " + mask + " is big";
+        var pieces = new List<Piece>();
+        tokenizer.Tokenize(text, pieces);
+        int maskId = tokenizer.TokenToId(mask)!.Value;
+        int at = pieces.FindIndex(p => p.Id == maskId);
+        Assert.True(at > 0, string.Join(",", pieces.Select(p => p.Id)));
+        Assert.Equal((text.IndexOf(mask, StringComparison.Ordinal), text.IndexOf(mask, StringComparison.Ordinal) + mask.Length), (pieces[at].Start, pieces[at].End));
+        Assert.Equal(tokenizer.TokenizeToIds("The capital "), pieces.Take(at).Select(p => p.Id));
+        Assert.Equal(tokenizer.TokenizeToIds(" is big"), pieces.Skip(at + 1).Select(p => p.Id));
+    }
+
     [Fact]
     public void Offsets_point_at_each_token_of_the_text()
     {
