@@ -138,7 +138,7 @@ Action Train(Precision precision) => () =>
     using var scope = NewDisposeScope();
     Tensor logits;
     using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
-    Tensor loss = Losses.Compute(ProblemType.SingleLabelClassification, logits, labels);
+    Tensor loss = TaskType.SingleLabel.Loss(logits, labels);
     loss.backward();
     optimizer.step();
     optimizer.zero_grad();
@@ -166,7 +166,7 @@ Row("tokenization (BertTokenizer, 1 thread)", $"{tokens / tokenizeSeconds / 1e6:
 
 // 5. Padding ratio at max length 128, batch 32, with and without length bucketing.
 var encoded = texts.Select(t => tokenizer.Encode(t, maxLength: SequenceLength)).ToList();
-var dataset = new TaskDataset(ProblemType.SingleLabelClassification, 2, encoded.Select(e => e.InputIds).ToList(),
+var dataset = new TaskDataset(TaskType.SingleLabel, 2, encoded.Select(e => e.InputIds).ToList(),
     encoded.Select(e => e.TokenTypeIds).ToList(), labels: encoded.Select(_ => 0L).ToList());
 var bucketed = new Batcher(dataset, BatchSize, bucketing: true);
 var unbucketed = new Batcher(dataset, BatchSize, bucketing: false);
@@ -307,7 +307,7 @@ internal static class Waste
         var random = new Random(1);
         var ids = Enumerable.Range(0, steps * Batch).Select(_ =>
             new long[] { 2 }.Concat(Enumerable.Range(0, random.Next(6, 31)).Select(_ => (long)random.Next(5, 1000))).Append(3).ToArray()).ToList();
-        var data = new TaskDataset(ProblemType.SingleLabelClassification, 2, ids, ids.Select(x => new long[x.Length]).ToList(),
+        var data = new TaskDataset(TaskType.SingleLabel, 2, ids, ids.Select(x => new long[x.Length]).ToList(),
             labels: ids.Select(x => x.Length % 2L).ToList());
         double early = 0, warm = 0, end = 0, warmManaged = 0, endManaged = 0;
         var probe = new StepProbe(step =>

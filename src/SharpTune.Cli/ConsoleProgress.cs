@@ -43,7 +43,7 @@ public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEv
         {
             case PlanEvent plan: WritePlan(plan.Plan); break;
             case FeaturesCachedEvent cached:
-                console.MarkupLineInterpolated($"[grey]Cached the frozen backbone's features of {cached.Examples} examples in {cached.Seconds:F1} s ({cached.Source}).[/]");
+                console.MarkupLineInterpolated($"[grey]Cached the frozen backbone's features of {cached.Examples} examples in {cached.Seconds:F1} s ({cached.Source}, {cached.Bytes / 1048576.0:F1} MiB).[/]");
                 break;
             case TrainingStartedEvent start:
                 started = start;

@@ -75,6 +75,6 @@ internal static class TinyModels
             types.Add(new long[length]);
             labels.Add(positive ^ flipLabels ? 1 : 0);
         }
-        return new TaskDataset(ProblemType.SingleLabelClassification, 2, ids, types, labels, labelNames: ["no", "yes"]);
+        return new TaskDataset(TaskType.SingleLabel, 2, ids, types, labels, labelNames: ["no", "yes"]);
     }
 }

@@ -62,7 +62,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
     {
         // Everything that can be checked without reading data or weights is checked first.
         IReadOnlyList<Strategy> strategies = ParseStrategies(settings.Strategies);
-        TaskKind? task = CommandSupport.ParseTask(settings.Task);
+        TaskType? task = CommandSupport.ParseTask(settings.Task);
         if (settings.TrainLimit is <= 0) throw new SharpTuneException($"--train-limit must be positive, got {settings.TrainLimit}.");
         if (settings.EvalLimit is <= 0) throw new SharpTuneException($"--eval-limit must be positive, got {settings.EvalLimit}.");
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
@@ -76,9 +76,9 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         }.Validate();
 
         LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
-        LabelSet labels = train.Task == TaskKind.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
+        LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
         LoadedData eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), console);
-        if (train.Task != TaskKind.Regression) eval = labels.Check(eval);
+        if (train.Task != TaskType.Regression) eval = labels.Check(eval);
         var trainExamples = train.Examples.Take(settings.TrainLimit ?? int.MaxValue).ToList();
         var evalExamples = eval.Examples.Take(settings.EvalLimit ?? int.MaxValue).ToList();
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
@@ -86,7 +86,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
 
         var options = new ComparisonOptions
         {
-            Strategies = strategies, ModelDirectory = settings.Model, Head = settings.Head, Problem = CommandSupport.ProblemOf(train.Task),
+            Strategies = strategies, ModelDirectory = settings.Model, Head = settings.Head, Task = train.Task,
             MaxLength = maxLength, Training = training, LearningRate = settings.LearningRate, Metric = settings.Metric,
         }.Validate();
         var comparison = new StrategyComparison(settings.Out, options)

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharpTune.Data;
 using SharpTune.Models;
+using SharpTune.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -27,7 +28,7 @@ internal class DataSettings : CommandSettings
     [Description("Skip unreadable rows (reported) instead of stopping at the first one.")]
     public bool SkipBadRows { get; set; }
 
-    public DataOptions DataOptions(TaskKind? task, bool readLabels = true) => new()
+    public DataOptions DataOptions(TaskType? task, bool readLabels = true) => new()
     {
         TextColumn = TextColumn, TextPairColumn = TextPairColumn, LabelColumn = LabelColumn,
         SkipBadRows = SkipBadRows, Task = task, ReadLabels = readLabels,
@@ -57,29 +58,8 @@ internal static class CommandSupport
         foreach (string reason in data.SkipReasons.Take(3)) console.MarkupLineInterpolated($"  [grey]{reason}[/]");
     }
 
-    public static ProblemType ProblemOf(TaskKind task) => task switch
-    {
-        TaskKind.MultiLabel => ProblemType.MultiLabelClassification,
-        TaskKind.Regression => ProblemType.Regression,
-        _ => ProblemType.SingleLabelClassification,
-    };
-
-    public static TaskKind TaskOf(ProblemType problem) => problem switch
-    {
-        ProblemType.MultiLabelClassification => TaskKind.MultiLabel,
-        ProblemType.Regression => TaskKind.Regression,
-        _ => TaskKind.SingleLabel,
-    };
-
-    /// <summary>Parses a --task value: single, multi or regression.</summary>
-    public static TaskKind? ParseTask(string? text) => text?.ToLowerInvariant() switch
-    {
-        null => null,
-        "single" => TaskKind.SingleLabel,
-        "multi" => TaskKind.MultiLabel,
-        "regression" => TaskKind.Regression,
-        _ => throw new SharpTuneException($"--task must be single, multi or regression, got '{text}'."),
-    };
+    /// <summary>Parses a --task value: single, multi, regression or token (null: inferred from the data).</summary>
+    public static TaskType? ParseTask(string? text) => text is null ? null : TaskType.Parse(text);
 
     /// <summary>Checks a --format value: json or table; true for json.</summary>
     public static bool IsJson(string format) => format.ToLowerInvariant() switch

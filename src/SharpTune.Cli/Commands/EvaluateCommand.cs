@@ -46,9 +46,9 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireFile(settings.Data, "--data");
 
         using var classifier = TextClassifier.Load(settings.Model);
-        TaskKind task = CommandSupport.TaskOf(classifier.Problem);
+        TaskType task = classifier.Task;
         LoadedData data = CommandSupport.Load(settings.Data, settings.DataOptions(task), json ? NullConsole() : console);
-        if (task != TaskKind.Regression) data = classifier.Labels.Check(data);
+        if (task != TaskType.Regression) data = classifier.Labels.Check(data);
         EvaluationOutput output = classifier.Evaluate(data.Examples, settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision));
 
         if (json) CommandSupport.WriteJson(console, Json(settings, data, output));

@@ -97,7 +97,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
     {
         // Everything that can be checked without reading data or weights is checked first.
         Strategy strategy = Strategy.Parse(settings.Strategy);
-        TaskKind? task = CommandSupport.ParseTask(settings.Task);
+        TaskType? task = CommandSupport.ParseTask(settings.Task);
         TrainingOptions options = Options(settings, strategy).Validate();
         MetricNames.HigherIsBetter(settings.Metric);
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
@@ -106,20 +106,20 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         bool replacing = CheckRunDirectory(settings.Out, settings.Force);
 
         LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
-        LabelSet labels = train.Task == TaskKind.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
+        LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
         LoadedData? eval = null;
         if (settings.Eval is not null)
         {
             eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), console);
-            if (train.Task != TaskKind.Regression) eval = labels.Check(eval);
+            if (train.Task != TaskType.Regression) eval = labels.Check(eval);
         }
         console.WriteLine($"Data: {train.Examples.Count} training examples from {settings.Train}" +
             (eval is null ? "; no eval data" : $", {eval.Examples.Count} eval examples from {settings.Eval}") +
-            $"; task {train.Task}" + (train.Task == TaskKind.Regression ? "." : $", {labels.Count} labels ({string.Join(", ", labels.Names.Take(10))}{(labels.Count > 10 ? ", …" : "")})."));
+            $"; task {train.Task}" + (train.Task == TaskType.Regression ? "." : $", {labels.Count} labels ({string.Join(", ", labels.Names.Take(10))}{(labels.Count > 10 ? ", …" : "")})."));
 
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
-        using var classifier = TextClassifier.Create(settings.Model, settings.Head, labels, CommandSupport.ProblemOf(train.Task), maxLength, settings.Seed);
+        using var classifier = TextClassifier.Create(settings.Model, settings.Head, labels, train.Task, maxLength, settings.Seed);
         console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head}, strategy {strategy.Name}.");
         if (replacing) console.MarkupLineInterpolated($"[yellow]Replacing the previous run in {settings.Out}.[/]");
 

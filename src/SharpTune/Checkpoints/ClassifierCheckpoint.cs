@@ -4,6 +4,7 @@ using SharpTune.Data;
 using SharpTune.Heads;
 using SharpTune.Lora;
 using SharpTune.Models;
+using SharpTune.Training;
 
 namespace SharpTune.Checkpoints;
 
@@ -11,10 +12,10 @@ namespace SharpTune.Checkpoints;
 /// <param name="HeadType">Head type name, as registered in <see cref="HeadRegistry"/>.</param>
 /// <param name="HeadOptions">The head's own options (dropout…).</param>
 /// <param name="Outputs">Logits per example.</param>
-/// <param name="Problem">The task.</param>
+/// <param name="Task">The task.</param>
 /// <param name="MaxLength">Token limit the model was trained with.</param>
 /// <param name="Strategy">The strategy it was trained with, or null.</param>
-public sealed record ClassifierSettings(string HeadType, JsonObject HeadOptions, int Outputs, ProblemType Problem, int MaxLength, string? Strategy);
+public sealed record ClassifierSettings(string HeadType, JsonObject HeadOptions, int Outputs, TaskType Task, int MaxLength, string? Strategy);
 
 /// <summary>
 /// Saves a fine-tuned classifier as Hugging Face's <c>save_pretrained</c> would: config.json with
@@ -28,23 +29,6 @@ public static class ClassifierCheckpoint
     /// <summary>File name of the SharpTune settings.</summary>
     public const string SettingsFile = "sharptune.json";
 
-    /// <summary>HF problem_type strings.</summary>
-    public static string ProblemTypeName(ProblemType problem) => problem switch
-    {
-        ProblemType.SingleLabelClassification => "single_label_classification",
-        ProblemType.MultiLabelClassification => "multi_label_classification",
-        _ => "regression",
-    };
-
-    /// <summary>Parses an HF problem_type string.</summary>
-    public static ProblemType ParseProblemType(string? name, string source) => name switch
-    {
-        null or "single_label_classification" => ProblemType.SingleLabelClassification,
-        "multi_label_classification" => ProblemType.MultiLabelClassification,
-        "regression" => ProblemType.Regression,
-        _ => throw new SharpTuneException($"{source}: problem_type '{name}' is not one of single_label_classification, multi_label_classification, regression."),
-    };
-
     /// <summary>Writes the checkpoint into <paramref name="directory"/> (created if needed). LoRA adapters are merged first.</summary>
     public static void Save(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
     {
@@ -57,7 +41,8 @@ public static class ClassifierCheckpoint
         config["id2label"] = JsonSerializer.SerializeToNode(labels.ToId2Label());
         config["label2id"] = JsonSerializer.SerializeToNode(labels.ToLabel2Id());
         config["num_labels"] = labels.Count;
-        config["problem_type"] = ProblemTypeName(settings.Problem);
+        if (settings.Task.ProblemType is { } problemType) config["problem_type"] = problemType;
+        else config.Remove("problem_type");
         config.Remove("sharptune_source");
         var tensors = StateDict.ToDictionary(model);
         try
@@ -80,7 +65,7 @@ public static class ClassifierCheckpoint
                 ["outputs"] = settings.Outputs,
                 ["options"] = settings.HeadOptions.DeepClone(),
             },
-            ["problem_type"] = ProblemTypeName(settings.Problem),
+            ["task"] = settings.Task.Name,
             ["max_length"] = settings.MaxLength,
             ["strategy"] = settings.Strategy,
         };
@@ -161,10 +146,10 @@ public static class ClassifierCheckpoint
                 throw new SharpTuneException($"{directory}: no {SettingsFile} and config.json architectures is '{className ?? "missing"}'; " +
                     $"expected a SharpTune run directory, a {architecture.SequenceClassificationClass} or a {architecture.TokenClassificationClass} checkpoint. " +
                     "A bare encoder is a --model for train or embed, not for evaluate or predict.");
-            var problem = token ? ProblemType.SingleLabelClassification : ParseProblemType(config["problem_type"]?.GetValue<string>(), hf.ConfigPath);
-            int outputs = problem == ProblemType.Regression ? 1 : labels.Count;
+            TaskType task = token ? TaskType.Token : TaskType.FromProblemType(config["problem_type"]?.GetValue<string>(), hf.ConfigPath);
+            int outputs = task.Outputs(labels.Count);
             using Head head = token ? architecture.TokenHead(hf.Config, outputs) : architecture.SequenceHead(hf.Config, outputs);
-            return new ClassifierSettings(head.GetType().Name, head.Options(), outputs, problem, Math.Min(512, hf.Config.MaxInputLength), null);
+            return new ClassifierSettings(head.GetType().Name, head.Options(), outputs, task, Math.Min(512, hf.Config.MaxInputLength), null);
         }
         JsonObject json = StrictJson.ReadObject(path);
         try
@@ -174,13 +159,13 @@ public static class ClassifierCheckpoint
                 head["type"]!.GetValue<string>(),
                 head["options"]?.AsObject().DeepClone().AsObject() ?? new JsonObject(),
                 head["outputs"]!.GetValue<int>(),
-                ParseProblemType(json["problem_type"]?.GetValue<string>(), path),
+                json["task"] is { } task ? TaskType.Parse(task.GetValue<string>(), $"{path}: task") : TaskType.FromProblemType(json["problem_type"]?.GetValue<string>(), path),
                 json["max_length"]?.GetValue<int>() ?? 512,
                 json["strategy"]?.GetValue<string>());
         }
         catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
         {
-            throw new SharpTuneException($"{path}: malformed settings (needs head.type, head.outputs, problem_type): {e.Message}", e);
+            throw new SharpTuneException($"{path}: malformed settings (needs head.type, head.outputs, task): {e.Message}", e);
         }
     }
 

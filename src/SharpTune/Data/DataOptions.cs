@@ -1,3 +1,4 @@
+using SharpTune.Training;
 namespace SharpTune.Data;
 
 /// <summary>
@@ -24,9 +25,9 @@ public sealed record DataOptions
 
     /// <summary>
     /// The task. Default (null): multi-label when the first JSON-lines label is an array, otherwise
-    /// single-label. Regression is never inferred: ask for it.
+    /// single-label. Regression is never inferred: ask for it. Token classification reads other files (<see cref="TokenDataset"/>).
     /// </summary>
-    public TaskKind? Task { get; init; }
+    public TaskType? Task { get; init; }
 
     /// <summary>
     /// Read labels. False reads texts only (for prediction on unlabelled data): no label column is needed, any

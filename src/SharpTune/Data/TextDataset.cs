@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using SharpTune.Training;
 
 namespace SharpTune.Data;
 
@@ -91,7 +92,8 @@ public static class TextDataset
         int textIndex = Array.IndexOf(header, columns.Text);
         int pairIndex = columns.TextPair is null ? -1 : Array.IndexOf(header, columns.TextPair);
         int labelIndex = columns.Label is null ? -1 : Array.IndexOf(header, columns.Label);
-        TaskKind task = options.Task ?? TaskKind.SingleLabel;
+        TaskType task = options.Task ?? TaskType.SingleLabel;
+        CheckTextTask(task, path);
         string separator = delimiter == '\t' ? "\\t" : ",";
 
         while (reader.Read(fields, out int line, out string? error))
@@ -115,7 +117,8 @@ public static class TextDataset
     private static LoadedData LoadJsonLines(string content, string path, DataOptions options, Rows rows)
     {
         DataColumns? columns = null;
-        TaskKind? task = options.Task;
+        TaskType? task = options.Task;
+        if (task is not null) CheckTextTask(task, path);
         foreach (var (line, parsed, error) in JsonLines.Read(content, path))
         {
             if (parsed is not { } document) { rows.Bad(line, error!); continue; }
@@ -125,12 +128,12 @@ public static class TextDataset
                 if (row.ValueKind != JsonValueKind.Object) { rows.Bad(line, $"expected a JSON object, found {row.ValueKind}"); continue; }
                 columns ??= ResolveColumns(row.EnumerateObject().Select(p => p.Name).ToArray(), options, $"{path}:{line}");
                 task ??= columns.Label is not null && row.TryGetProperty(columns.Label, out JsonElement first) && first.ValueKind == JsonValueKind.Array
-                    ? TaskKind.MultiLabel : TaskKind.SingleLabel;
+                    ? TaskType.MultiLabel : TaskType.SingleLabel;
                 try
                 {
                     string exampleText = JsonText(row, columns.Text);
                     string? pair = columns.TextPair is null ? null : JsonText(row, columns.TextPair);
-                    (IReadOnlyList<string> labels, float? target) = columns.Label is null ? ([], null) : JsonLabel(Property(row, columns.Label), task.Value, columns.Label);
+                    (IReadOnlyList<string> labels, float? target) = columns.Label is null ? ([], null) : JsonLabel(Property(row, columns.Label), task, columns.Label);
                     rows.Add(new TextExample(exampleText, pair, labels, target) { Line = line });
                 }
                 catch (RowException e) { rows.Bad(line, e.Message); }
@@ -138,7 +141,13 @@ public static class TextDataset
         }
         if (columns is null)
             throw new SharpTuneException($"{path}: no JSON object found{(rows.Skipped > 0 ? $" ({rows.Skipped} bad lines skipped)" : "")}.");
-        return rows.Result(task ?? TaskKind.SingleLabel, columns);
+        return rows.Result(task ?? TaskType.SingleLabel, columns);
+    }
+
+    private static void CheckTextTask(TaskType task, string path)
+    {
+        if (task.PerToken)
+            throw new SharpTuneException($"{path}: DataOptions.Task is {task.Name}; tagged sentences are read by TokenDataset.Load (CoNLL or JSON lines with tokens and tags).");
     }
 
     private static DataColumns ResolveColumns(IReadOnlyCollection<string> available, DataOptions options, string where)
@@ -162,35 +171,33 @@ public static class TextDataset
         return new DataColumns(text, pair, label);
     }
 
-    private static (IReadOnlyList<string> Labels, float? Target) ParseLabelText(string cell, TaskKind task, string column)
+    private static (IReadOnlyList<string> Labels, float? Target) ParseLabelText(string cell, TaskType task, string column)
     {
-        switch (task)
+        if (task == TaskType.SingleLabel)
         {
-            case TaskKind.SingleLabel:
-                string label = cell.Trim();
-                return label.Length > 0 ? ([label], null) : throw new RowException($"column '{column}': empty label");
-            case TaskKind.MultiLabel:
-                return (cell.Split(MultiLabelSeparator, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-                    .Distinct(StringComparer.Ordinal).ToArray(), null);
-            default:
-                return float.TryParse(cell.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && float.IsFinite(value)
-                    ? ([], value)
-                    : throw new RowException($"column '{column}': '{cell}' is not a number (regression target)");
+            string label = cell.Trim();
+            return label.Length > 0 ? ([label], null) : throw new RowException($"column '{column}': empty label");
         }
+        if (task == TaskType.MultiLabel)
+            return (cell.Split(MultiLabelSeparator, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Distinct(StringComparer.Ordinal).ToArray(), null);
+        return float.TryParse(cell.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && float.IsFinite(value)
+            ? ([], value)
+            : throw new RowException($"column '{column}': '{cell}' is not a number (regression target)");
     }
 
-    private static (IReadOnlyList<string> Labels, float? Target) JsonLabel(JsonElement value, TaskKind task, string column)
+    private static (IReadOnlyList<string> Labels, float? Target) JsonLabel(JsonElement value, TaskType task, string column)
     {
         switch (value.ValueKind)
         {
             case JsonValueKind.String:
                 return ParseLabelText(value.GetString()!, task, column);
-            case JsonValueKind.Number when task == TaskKind.Regression:
+            case JsonValueKind.Number when task == TaskType.Regression:
                 float target = (float)value.GetDouble();
                 return float.IsFinite(target) ? ([], target) : throw new RowException($"key '{column}': {value.GetRawText()} does not fit a float");
-            case JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False when task != TaskKind.Regression:
+            case JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False when task != TaskType.Regression:
                 return ParseLabelText(value.GetRawText(), task, column);
-            case JsonValueKind.Array when task == TaskKind.MultiLabel:
+            case JsonValueKind.Array when task == TaskType.MultiLabel:
                 var labels = new List<string>();
                 foreach (JsonElement item in value.EnumerateArray())
                 {
@@ -205,9 +212,9 @@ public static class TextDataset
                 }
                 return (labels, null);
             case JsonValueKind.Array:
-                throw new RowException($"key '{column}' is a list, but the task is {task}; lists need TaskKind.MultiLabel");
+                throw new RowException($"key '{column}' is a list, but the task is {task}; lists need the multi task");
             default:
-                throw new RowException($"key '{column}': expected a {(task == TaskKind.Regression ? "number" : "string")}, found {value.ValueKind}");
+                throw new RowException($"key '{column}': expected a {(task == TaskType.Regression ? "number" : "string")}, found {value.ValueKind}");
         }
     }
 
@@ -245,7 +252,7 @@ public static class TextDataset
             if (_reasons.Count < MaxSkipReasons) _reasons.Add(message);
         }
 
-        public LoadedData Result(TaskKind task, DataColumns columns) => new(_examples, Skipped, _reasons, path, task, columns);
+        public LoadedData Result(TaskType task, DataColumns columns) => new(_examples, Skipped, _reasons, path, task, columns);
     }
 }
 

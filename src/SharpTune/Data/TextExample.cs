@@ -1,15 +1,6 @@
-namespace SharpTune.Data;
+using SharpTune.Training;
 
-/// <summary>What the model learns to predict from a text.</summary>
-public enum TaskKind
-{
-    /// <summary>Exactly one label (a string) per text; softmax + cross-entropy.</summary>
-    SingleLabel,
-    /// <summary>Any number of labels per text (possibly none); sigmoid per label + binary cross-entropy.</summary>
-    MultiLabel,
-    /// <summary>One real-valued target per text; mean squared error.</summary>
-    Regression,
-}
+namespace SharpTune.Data;
 
 /// <summary>File formats <see cref="TextDataset.Load"/> reads.</summary>
 public enum DataFormat
@@ -67,4 +58,4 @@ public sealed record DataColumns(string Text, string? TextPair, string? Label);
 /// <param name="Task">The task the labels were read for (given or inferred).</param>
 /// <param name="Columns">The columns used.</param>
 public sealed record LoadedData(
-    IReadOnlyList<TextExample> Examples, int SkippedRows, IReadOnlyList<string> SkipReasons, string Path, TaskKind Task, DataColumns Columns);
+    IReadOnlyList<TextExample> Examples, int SkippedRows, IReadOnlyList<string> SkipReasons, string Path, TaskType Task, DataColumns Columns);

@@ -19,7 +19,7 @@ public enum HeadInput
 
 /// <summary>
 /// A task head: a small module on top of the encoder that turns the features it declares in
-/// <see cref="Input"/> into logits [batch, outputs]. Subclass it for a custom head; the loss lives
+/// <see cref="Input"/> into logits [batch, outputs] (or [batch, sequence, outputs], see <see cref="PerToken"/>). Subclass it for a custom head; the loss lives
 /// outside the head and is chosen once from the task.
 /// </summary>
 public abstract class Head : nn.Module<Tensor, Tensor?, Tensor>
@@ -37,7 +37,13 @@ public abstract class Head : nn.Module<Tensor, Tensor?, Tensor>
     /// <summary>What the head consumes.</summary>
     public abstract HeadInput Input { get; }
 
-    /// <summary>Number of logits per example.</summary>
+    /// <summary>
+    /// False (the default): logits [batch, outputs], one row per text. True: logits [batch, sequence, outputs], one row
+    /// per token (a token-classification head; its <see cref="Input"/> is <see cref="HeadInput.Sequence"/>).
+    /// </summary>
+    public virtual bool PerToken => false;
+
+    /// <summary>Number of logits per example (per token when <see cref="PerToken"/>).</summary>
     public abstract int Outputs { get; }
 
     /// <summary>

@@ -21,10 +21,10 @@ public static class HeadRegistry
         [nameof(PreClassifierHead)] = (h, o, opt) => new PreClassifierHead(h, o, Dropout(opt)),
     };
 
-    /// <summary>The CLI's short names: cls, pooled, mean.</summary>
+    /// <summary>The CLI's short names: cls, pooled, mean, token.</summary>
     public static readonly IReadOnlyDictionary<string, string> ShortNames = new Dictionary<string, string>
     {
-        ["cls"] = nameof(ClassificationHead), ["pooled"] = nameof(PooledHead), ["mean"] = nameof(MeanPoolingHead),
+        ["cls"] = nameof(ClassificationHead), ["pooled"] = nameof(PooledHead), ["mean"] = nameof(MeanPoolingHead), ["token"] = nameof(TokenClassificationHead),
     };
 
     /// <summary>The name of "the architecture's own Hugging Face head" (see <see cref="Models.Architecture.SequenceHead"/>).</summary>
@@ -36,9 +36,12 @@ public static class HeadRegistry
         lock (Factories) Factories[typeName] = factory;
     }
 
-    /// <summary>Builds a head for <paramref name="encoder"/>: <see cref="ArchitectureHead"/> ("hf") is its architecture's own HF head, any other name as below.</summary>
-    public static Head Create(string typeName, Models.Encoder encoder, int outputs) => typeName == ArchitectureHead
-        ? encoder.Architecture.SequenceHead(encoder.Config, outputs)
+    /// <summary>
+    /// Builds a head for <paramref name="encoder"/>: <see cref="ArchitectureHead"/> ("hf") is its architecture's own HF head for
+    /// <paramref name="task"/> (default: sequence classification), any other name as below.
+    /// </summary>
+    public static Head Create(string typeName, Models.Encoder encoder, int outputs, Training.TaskType? task = null) => typeName == ArchitectureHead
+        ? (task ?? Training.TaskType.SingleLabel).HuggingFaceHead(encoder, outputs)
         : Create(typeName, encoder.Config.HiddenSize, outputs);
 
     /// <summary>Builds a head by type name or CLI short name (cls, pooled, mean).</summary>

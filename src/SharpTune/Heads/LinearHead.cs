@@ -64,4 +64,7 @@ public sealed class TokenClassificationHead(int hiddenSize, int outputs, double 
 {
     /// <inheritdoc />
     public override HeadInput Input => HeadInput.Sequence;
+
+    /// <inheritdoc />
+    public override bool PerToken => true;
 }

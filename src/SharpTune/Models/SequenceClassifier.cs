@@ -4,17 +4,6 @@ using static TorchSharp.torch;
 
 namespace SharpTune.Models;
 
-/// <summary>What the task model learns: one label, several labels, or a number.</summary>
-public enum ProblemType
-{
-    /// <summary>One label per example; cross-entropy over the logits (or BCE on one logit for two labels).</summary>
-    SingleLabelClassification,
-    /// <summary>Any number of labels per example; binary cross-entropy on each logit.</summary>
-    MultiLabelClassification,
-    /// <summary>A real-valued target; mean squared error.</summary>
-    Regression,
-}
-
 /// <summary>
 /// An encoder with a head: the model both fine-tuning methods train. The encoder's keys sit under its
 /// architecture's prefix (<c>bert.*</c>, <c>roberta.*</c>, …) and the head's under <c>classifier.*</c> (or at the top

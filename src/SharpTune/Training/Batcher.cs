@@ -75,14 +75,7 @@ public sealed class Batcher(TaskDataset data, int batchSize, bool bucketing = tr
     public Batch Make(int[] indices)
     {
         var padded = EncodedBatch.Pad(indices.Select(i => (data.InputIds[i], data.TokenTypeIds[i], data.Length(i))).ToList(), padTokenId);
-        Tensor targets;
-        if (data.Labels is { } labels)
-            targets = tensor(indices.Select(i => labels[i]).ToArray());
-        else
-        {
-            int width = data.Targets![indices[0]].Length;
-            targets = tensor(indices.SelectMany(i => data.Targets[i]).ToArray(), indices.Length, width);
-        }
+        Tensor targets = data.IsLabelled ? data.Task.Targets(data, indices) : empty(0);
         var (ids, types, mask) = padded.ToTensors();
         return new Batch(ids, types, mask, targets, indices);
     }

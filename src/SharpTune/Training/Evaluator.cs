@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace SharpTune.Training;
 
-/// <summary>An evaluation: the mean loss, each example's per-class probabilities (in dataset order) and the metrics.</summary>
+/// <summary>An evaluation: the mean loss, each example's per-class probabilities (in dataset order; per-token tasks: [tokens × labels] flattened) and the metrics.</summary>
 public sealed record EvaluationOutput(double Loss, float[][] Probabilities, EvaluationMetrics? Details)
 {
     /// <summary>The metrics by name (loss included), as written to metrics.jsonl.</summary>
@@ -43,16 +43,21 @@ public static class Evaluator
                     logits = model.Head.call(cached, mask);
                 }
                 else logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
-                if (withMetrics) lossSum += Losses.Compute(data.Problem, logits, batch.Targets.to(device)).item<float>() * indices.Length;
-                Tensor probs = Losses.Probabilities(data.Problem, logits).cpu();
-                int width = (int)probs.shape[1];
+                if (withMetrics) lossSum += data.Task.Loss(logits, batch.Targets.to(device)).item<float>() * indices.Length;
+                // [batch, labels], or [batch, longest, labels] per token: each example keeps its own tokens' rows.
+                Tensor probs = data.Task.Probabilities(logits).cpu();
+                long rowSize = probs[0].numel();
+                int width = (int)probs.shape[^1];
                 float[] flat = probs.data<float>().ToArray();
                 for (int row = 0; row < indices.Length; row++)
-                    probabilities[indices[row]] = flat.AsSpan(row * width, width).ToArray();
+                {
+                    int count = probs.dim() == 3 ? data.Length(indices[row]) * width : width;
+                    probabilities[indices[row]] = flat.AsSpan((int)(row * rowSize), count).ToArray();
+                }
             }
         if (wasTraining) model.train();
         double loss = data.Count == 0 ? 0 : lossSum / data.Count;
-        EvaluationMetrics? details = withMetrics ? TaskMetrics.Compute(data, probabilities) with { Loss = loss } : null;
+        EvaluationMetrics? details = withMetrics ? data.Task.Evaluate(data, probabilities) with { Loss = loss } : null;
         return new EvaluationOutput(loss, probabilities, details);
     }
 }

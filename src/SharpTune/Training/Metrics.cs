@@ -24,21 +24,39 @@ public static class MetricNames
     public const string MicroF1 = "micro_f1";
     /// <summary>Fraction of texts whose predicted label set equals the gold set exactly (multi-label). Higher is better.</summary>
     public const string SubsetAccuracy = "subset_accuracy";
+    /// <summary>Fraction of words whose predicted tag is the gold tag (token classification). Higher is better.</summary>
+    public const string TokenAccuracy = "token_accuracy";
+    /// <summary>Entity-level F1, seqeval's default (micro over entity types; token classification with B-/I- tags). Higher is better.</summary>
+    public const string EntityF1 = "entity_f1";
+    /// <summary>Entity-level precision (seqeval, micro). Higher is better.</summary>
+    public const string EntityPrecision = "entity_precision";
+    /// <summary>Entity-level recall (seqeval, micro). Higher is better.</summary>
+    public const string EntityRecall = "entity_recall";
     /// <summary>Prefix of per-class F1 entries: <c>f1/&lt;label&gt;</c>. Higher is better.</summary>
     public const string ClassF1Prefix = "f1/";
 
-    private static readonly string[] LowerIsBetter = [Loss, Mse];
-    private static readonly string[] HigherIsBetterNames = [Accuracy, MacroF1, Mcc, Pearson, Spearman, MicroF1, SubsetAccuracy];
+    // The one registry: every metric name and its direction.
+    private static readonly Dictionary<string, bool> Direction = new(StringComparer.Ordinal)
+    {
+        [Accuracy] = true, [MacroF1] = true, [Mcc] = true, [Pearson] = true, [Spearman] = true, [MicroF1] = true, [SubsetAccuracy] = true,
+        [TokenAccuracy] = true, [EntityF1] = true, [EntityPrecision] = true, [EntityRecall] = true,
+        [Loss] = false, [Mse] = false,
+    };
+
+    /// <summary>Every metric name (per-class <c>f1/&lt;label&gt;</c> aside).</summary>
+    public static IEnumerable<string> All => Direction.Keys;
 
     /// <summary>Whether a larger value of the metric is better (true for all but <c>loss</c> and <c>mse</c>).</summary>
     /// <exception cref="SharpTuneException">The name is not a known metric.</exception>
     public static bool HigherIsBetter(string name)
     {
-        if (LowerIsBetter.Contains(name)) return false;
-        if (HigherIsBetterNames.Contains(name) || name.StartsWith(ClassF1Prefix, StringComparison.Ordinal)) return true;
-        throw new SharpTuneException(
-            $"Unknown metric '{name}'; known: {string.Join(", ", HigherIsBetterNames.Concat(LowerIsBetter))}, {ClassF1Prefix}<label>.");
+        if (Direction.TryGetValue(name, out bool higher)) return higher;
+        if (name.StartsWith(ClassF1Prefix, StringComparison.Ordinal)) return true;
+        throw new SharpTuneException($"Unknown metric '{name}'; known: {string.Join(", ", All)}, {ClassF1Prefix}<label>.");
     }
+
+    /// <summary>True when <paramref name="candidate"/> beats <paramref name="best"/> on <paramref name="metric"/>.</summary>
+    public static bool IsBetter(string metric, double candidate, double best) => HigherIsBetter(metric) ? candidate > best : candidate < best;
 }
 
 /// <summary>Precision, recall and F1 of one class (or one label of a multi-label task).</summary>

@@ -20,7 +20,7 @@ public sealed record ComparisonOptions
     /// <summary>Head name (mean, cls, pooled or a registered type).</summary>
     public string Head { get; init; } = "mean";
     /// <summary>The task.</summary>
-    public ProblemType Problem { get; init; } = ProblemType.SingleLabelClassification;
+    public TaskType Task { get; init; } = TaskType.SingleLabel;
     /// <summary>Texts are truncated to this many tokens.</summary>
     public int MaxLength { get; init; } = 128;
     /// <summary>
@@ -31,23 +31,11 @@ public sealed record ComparisonOptions
     public TrainingOptions Training { get; init; } = new();
     /// <summary>One learning rate for every strategy; null: each strategy's default (a frozen backbone's head needs a far larger one than full fine-tuning).</summary>
     public double? LearningRate { get; init; }
-    /// <summary>
-    /// The metric that picks each run's best epoch and the best row. Null: the task's default — macro_f1 for
-    /// single- and multi-label classification (it weighs a rare class like a common one, where accuracy rewards
-    /// always answering the majority class), pearson for regression.
-    /// </summary>
+    /// <summary>The metric that picks each run's best epoch and the best row. Null: the task's <see cref="TaskType.DefaultMetric"/>.</summary>
     public string? Metric { get; init; }
 
     /// <summary>The metric in use: <see cref="Metric"/> or the task's default.</summary>
-    public string MetricOrDefault => Metric ?? (Problem == ProblemType.Regression ? MetricNames.Pearson : MetricNames.MacroF1);
-
-    /// <summary>Metrics the evaluator computes for <paramref name="problem"/>.</summary>
-    public static IReadOnlyList<string> MetricsOf(ProblemType problem) => problem switch
-    {
-        ProblemType.Regression => [MetricNames.Pearson, MetricNames.Spearman, MetricNames.Mse, MetricNames.Loss],
-        ProblemType.MultiLabelClassification => [MetricNames.MacroF1, MetricNames.MicroF1, MetricNames.SubsetAccuracy, MetricNames.Loss],
-        _ => [MetricNames.Accuracy, MetricNames.MacroF1, MetricNames.Mcc, MetricNames.Loss],
-    };
+    public string MetricOrDefault => Metric ?? Task.DefaultMetric;
 
     /// <summary>Throws a <see cref="SharpTuneException"/> naming the bad option.</summary>
     public ComparisonOptions Validate()
@@ -57,8 +45,8 @@ public sealed record ComparisonOptions
         if (duplicate is not null) throw new SharpTuneException($"--strategies: '{duplicate.Key}' is given twice.");
         var sanitised = Strategies.GroupBy(s => StrategyComparison.DirectoryName(s)).FirstOrDefault(g => g.Count() > 1);
         if (sanitised is not null) throw new SharpTuneException($"--strategies: {string.Join(" and ", sanitised.Select(s => s.Name))} would share the run directory '{sanitised.Key}'.");
-        if (!MetricsOf(Problem).Contains(MetricOrDefault))
-            throw new SharpTuneException($"--metric '{MetricOrDefault}' is not computed for {Problem}; allowed: {string.Join(", ", MetricsOf(Problem))}.");
+        if (!Task.Metrics.Contains(MetricOrDefault))
+            throw new SharpTuneException($"--metric '{MetricOrDefault}' is not computed for the {Task} task; allowed: {string.Join(", ", Task.Metrics)}.");
         if (LearningRate is { } rate && !(rate > 0)) throw new SharpTuneException($"--lr must be positive, got {rate}.");
         Training.Validate();
         return this;
@@ -208,7 +196,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
 
         var recorder = new RunRecorder(runDirectory);
         var forward = new Progress(strategy, recorder, progress);
-        using var classifier = TextClassifier.Create(options.ModelDirectory, options.Head, labels, options.Problem, options.MaxLength, training.Seed);
+        using var classifier = TextClassifier.Create(options.ModelDirectory, options.Head, labels, options.Task, options.MaxLength, training.Seed);
         TrainingResult result = classifier.Train(train, eval, strategy, training, forward, cancellation);
         long? after = ProcessMemory.Read("VmRSS");
         long? peak = ProcessMemory.Read("VmHWM");
@@ -236,7 +224,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
     {
         int? best = null;
         for (int i = 0; i < rows.Count; i++)
-            if (rows[i].Metric(metric) is { } value && (best is null || TaskMetrics.IsBetter(metric, value, rows[best.Value].Metric(metric)!.Value)))
+            if (rows[i].Metric(metric) is { } value && (best is null || MetricNames.IsBetter(metric, value, rows[best.Value].Metric(metric)!.Value)))
                 best = i;
         return best;
     }
@@ -271,7 +259,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             {
                 ["model"] = options.ModelDirectory ?? "packaged:all-MiniLM-L6-v2",
                 ["head"] = options.Head,
-                ["problem"] = options.Problem.ToString(),
+                ["task"] = options.Task.Name,
                 ["max_length"] = options.MaxLength,
                 ["lr"] = options.LearningRate is { } lr ? lr : "strategy default",
                 ["epochs"] = training.Epochs,

@@ -45,6 +45,7 @@ public static class TokenWindows
         int room = maxLength - tokenizer.Template.Added(false);
         if (room < 1) throw new ArgumentException($"maxLength {maxLength} leaves no room for tokens.", nameof(maxLength));
         if (stride < 0 || stride >= room) throw new ArgumentException($"stride must be in [0, {room}) for maxLength {maxLength}, got {stride}.", nameof(stride));
+        if (words.Count == 0) return []; // nothing to tag: no window
 
         // Each word's pieces, on its own; a word longer than the room keeps its first pieces.
         var wordPieces = new List<Piece>[words.Count];

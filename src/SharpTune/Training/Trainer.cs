@@ -94,7 +94,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             {
                 if (cancellation.IsCancellationRequested) { stopped = "cancelled"; break; }
                 using (Batch batch = prefetcher.Next())
-                    lossSum += ForwardBackward(batch, cache, train.Problem, AccumulationScale(b, batches.Count, options.GradientAccumulationSteps));
+                    lossSum += ForwardBackward(batch, cache, train.Task, AccumulationScale(b, batches.Count, options.GradientAccumulationSteps));
                 lossCount++;
                 samples += batches[b].Length;
 
@@ -152,7 +152,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
     /// (1 / accumulation steps, so that N micro-batches add up to the mean over their union). Returns the batch loss.
     /// The frozen-feature cache is this one branch: the head reads cached features instead of running the encoder.
     /// </summary>
-    internal double ForwardBackward(Batch batch, FeatureCache? cache, ProblemType problem, double scale)
+    internal double ForwardBackward(Batch batch, FeatureCache? cache, TaskType task, double scale)
     {
         using var scope = NewDisposeScope();
         Tensor targets = batch.Targets.to(device);
@@ -167,7 +167,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             using var autocast = Autocast.Enter(options.Precision);
             logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
         }
-        Tensor loss = Losses.Compute(problem, logits, targets);
+        Tensor loss = task.Loss(logits, targets);
         (loss * scale).backward();
         return loss.item<float>();
     }
@@ -191,8 +191,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         EvaluationOutput output = Evaluator.Run(model, eval, options.BatchSize, device, precision: options.Precision, features: evalCache);
         evaluationSeconds += clock.Elapsed.TotalSeconds;
         double value = output.Metrics.TryGetValue(options.MetricForBest, out double v) ? v
-            : throw new SharpTuneException($"--metric '{options.MetricForBest}' is not computed for {eval.Problem}; available: {string.Join(", ", output.Metrics.Keys)}.");
-        bool isBest = best is null || TaskMetrics.IsBetter(options.MetricForBest, value, best.Metrics[options.MetricForBest]);
+            : throw new SharpTuneException($"--metric '{options.MetricForBest}' is not computed for the {eval.Task} task; available: {string.Join(", ", output.Metrics.Keys)}.");
+        bool isBest = best is null || MetricNames.IsBetter(options.MetricForBest, value, best.Metrics[options.MetricForBest]);
         var evaluation = new EvaluationEvent(epoch, step, trainLoss, output.Metrics, isBest);
         evaluations.Add(evaluation);
         progress?.Report(evaluation);

@@ -9,7 +9,7 @@ public abstract record TrainingEvent;
 public sealed record PlanEvent(TrainingPlan Plan) : TrainingEvent;
 
 /// <summary>The frozen backbone's features were computed once.</summary>
-public sealed record FeaturesCachedEvent(int Examples, double Seconds, string Source) : TrainingEvent;
+public sealed record FeaturesCachedEvent(int Examples, double Seconds, string Source, long Bytes = 0) : TrainingEvent;
 
 /// <summary>A training run starts: its size.</summary>
 public sealed record TrainingStartedEvent(int Epochs, int StepsPerEpoch, int Examples, double PaddingRatio, bool FromFeatureCache) : TrainingEvent;

@@ -133,7 +133,7 @@ public sealed class CompareCommandTests : IDisposable
             "--metric", "pearson", "--out", cli.PathOf("bad-metric"));
 
         Assert.Equal(1, exit);
-        Assert.Contains("--metric 'pearson' is not computed for SingleLabelClassification; allowed: accuracy, macro_f1, mcc, loss", output);
+        Assert.Contains("--metric 'pearson' is not computed for the single task; allowed: accuracy, macro_f1, mcc, loss", output);
     }
 
     [Fact]

@@ -208,7 +208,7 @@ public sealed class TrainTasksTests : IDisposable
         var (exit, output) = TrainCliHarness.Run("train", "--model", cli.ModelDirectory, "--train", data, "--eval", data,
             "--epochs", "1", "--batch-size", "8", "--out", run);
         Assert.True(exit == 0, output);
-        Assert.Contains("MultiLabel", output);
+        Assert.Contains("task multi,", output);
 
         (exit, output) = TrainCliHarness.Run("evaluate", "--model", run, "--data", data, "--format", "json");
         Assert.True(exit == 0, output);

@@ -1,3 +1,4 @@
+using SharpTune.Training;
 using SharpTune.Data;
 
 namespace SharpTune.Tests.Data;
@@ -21,7 +22,7 @@ public sealed class TextDatasetTests : IDisposable
         Assert.Equal(["Hello, world", "She said \"hi\"", "two\nlines", "plain text"], data.Examples.Select(e => e.Text));
         Assert.Equal(["greeting", "quote", "multi", "plain"], data.Examples.Select(e => e.Label));
         Assert.Equal([2, 3, 4, 6], data.Examples.Select(e => e.Line));
-        Assert.Equal(TaskKind.SingleLabel, data.Task);
+        Assert.Equal(TaskType.SingleLabel, data.Task);
         Assert.Null(data.Examples[0].TextPair);
         Assert.Null(data.Examples[0].Target);
     }
@@ -172,7 +173,7 @@ public sealed class TextDatasetTests : IDisposable
     public void Csv_multi_label_cells_split_on_semicolons()
     {
         string path = _files.Write("t.csv", "text,labels\na,sports; politics\nb,\nc,politics;politics\n");
-        LoadedData data = TextDataset.Load(path, new DataOptions { Task = TaskKind.MultiLabel });
+        LoadedData data = TextDataset.Load(path, new DataOptions { Task = TaskType.MultiLabel });
         Assert.Equal("labels", data.Columns.Label);
         Assert.Equal(["sports", "politics"], data.Examples[0].Labels);
         Assert.Empty(data.Examples[1].Labels);
@@ -183,7 +184,7 @@ public sealed class TextDatasetTests : IDisposable
     public void Regression_targets_parse_as_invariant_floats()
     {
         string path = _files.Write("t.csv", "sentence1,sentence2,label\na,b,3.8\nc,d,-1e-1\n");
-        LoadedData data = TextDataset.Load(path, new DataOptions { Task = TaskKind.Regression });
+        LoadedData data = TextDataset.Load(path, new DataOptions { Task = TaskType.Regression });
         Assert.Equal([3.8f, -0.1f], data.Examples.Select(e => e.Target!.Value));
         Assert.All(data.Examples, e => Assert.Empty(e.Labels));
     }
@@ -192,7 +193,7 @@ public sealed class TextDatasetTests : IDisposable
     public void Non_numeric_regression_target_names_line_column_and_value()
     {
         string path = _files.Write("t.csv", "text,label\na,1.5\nb,high\n");
-        var error = Assert.Throws<SharpTuneException>(() => TextDataset.Load(path, new DataOptions { Task = TaskKind.Regression }));
+        var error = Assert.Throws<SharpTuneException>(() => TextDataset.Load(path, new DataOptions { Task = TaskType.Regression }));
         Assert.StartsWith($"{path}:3:", error.Message);
         Assert.Contains("'label'", error.Message);
         Assert.Contains("'high'", error.Message);
@@ -206,7 +207,7 @@ public sealed class TextDatasetTests : IDisposable
             "\n" +
             "{\"text\": \"second \\u2028 line\", \"label\": []}\r\n");
         LoadedData data = TextDataset.Load(path);
-        Assert.Equal(TaskKind.MultiLabel, data.Task);
+        Assert.Equal(TaskType.MultiLabel, data.Task);
         Assert.Equal(["a", "2"], data.Examples[0].Labels);
         Assert.Equal("second \u2028 line", data.Examples[1].Text);
         Assert.Equal(3, data.Examples[1].Line);
@@ -217,7 +218,7 @@ public sealed class TextDatasetTests : IDisposable
     {
         string path = _files.Write("t.jsonl", "{\"sentence\": \"x\", \"label\": 1}\n{\"sentence\": \"y\", \"label\": 0.25}\n");
         Assert.Equal(["1", "0.25"], TextDataset.Load(path).Examples.Select(e => e.Label));
-        Assert.Equal([1f, 0.25f], TextDataset.Load(path, new DataOptions { Task = TaskKind.Regression }).Examples.Select(e => e.Target!.Value));
+        Assert.Equal([1f, 0.25f], TextDataset.Load(path, new DataOptions { Task = TaskType.Regression }).Examples.Select(e => e.Target!.Value));
     }
 
     [Fact]
@@ -238,7 +239,7 @@ public sealed class TextDatasetTests : IDisposable
         string path = _files.Write("t.jsonl", "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": [\"x\"]}\n");
         var error = Assert.Throws<SharpTuneException>(() => TextDataset.Load(path));
         Assert.StartsWith($"{path}:2:", error.Message);
-        Assert.Contains("MultiLabel", error.Message);
+        Assert.Contains("lists need the multi task", error.Message);
     }
 
     [Fact]

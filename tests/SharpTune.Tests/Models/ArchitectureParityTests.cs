@@ -1,3 +1,4 @@
+using SharpTune.Training;
 using System.Text.Json.Nodes;
 using SharpTune.Checkpoints;
 using SharpTune.Models;
@@ -154,7 +155,7 @@ public sealed class ArchitectureParityTests(Xunit.Abstractions.ITestOutputHelper
         using (SharpTune.Models.Autocast.Enter(Precision.Bf16))
         {
             logits = model.call(ids, types, mask);
-            SharpTune.Training.Losses.Compute(ProblemType.SingleLabelClassification, logits, tensor(HfFixtures.Longs(c["labels"]))).backward();
+            TaskType.SingleLabel.Loss(logits, tensor(HfFixtures.Longs(c["labels"]))).backward();
         }
         Assert.Equal(ScalarType.Float32, logits.dtype);
         Assert.True(logits.isfinite().all().item<bool>(), $"{architecture}: bf16 logits are not finite");

@@ -31,7 +31,7 @@ public sealed class ArchitectureStrategyTests
         var options = new TrainingOptions { Epochs = strategyName == "gradual" ? 2 : 1, BatchSize = 8, LearningRates = new(1e-3), WarmupRatio = 0 };
         // The toy task's token ids (2..99) exist in every fixture vocabulary; three labels as the checkpoints have.
         var toy = TinyModels.ToyTask(24, seed: 3);
-        var data = new TaskDataset(SharpTune.Models.ProblemType.SingleLabelClassification, 3, toy.InputIds, toy.TokenTypeIds,
+        var data = new TaskDataset(TaskType.SingleLabel, 3, toy.InputIds, toy.TokenTypeIds,
             toy.Labels!.Select((l, i) => i % 3 == 2 ? 2L : l).ToList(), labelNames: ["neg", "neu", "pos"]);
         var result = new Trainer(model, strategy, options).Fit(data);
 

@@ -93,7 +93,7 @@ public class TrainerTests
             foreach (int[] indices in batcher.Plan(seed: 1, epoch: 0).Take(accumulation))
             {
                 using Batch batch = batcher.Make(indices);
-                trainer.ForwardBackward(batch, null, data.Problem, 1.0 / accumulation);
+                trainer.ForwardBackward(batch, null, data.Task, 1.0 / accumulation);
             }
             return model.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
         }

@@ -1,0 +1,105 @@
+using SharpTune.Checkpoints;
+using SharpTune.Data;
+using SharpTune.Heads;
+using SharpTune.Models;
+using SharpTune.Strategies;
+using SharpTune.Tokenization;
+using SharpTune.Training;
+using TorchSharp;
+
+namespace SharpTune;
+
+/// <summary>
+/// What the front doors share: a pretrained encoder with a head (<see cref="Model"/>), its tokenizer, the labels and the
+/// task; training under a strategy, evaluation and saving. <see cref="TextClassifier"/> classifies texts and
+/// <see cref="TokenTagger"/> tags words; each turns its own inputs into a <see cref="TaskDataset"/>.
+/// </summary>
+public abstract class TaskModel : IDisposable
+{
+    /// <summary>Takes ownership of <paramref name="model"/>; refuses a head that does not fit <paramref name="task"/> (and disposes the model then).</summary>
+    protected TaskModel(SequenceClassifier model, Tokenizer tokenizer, LabelSet labels, TaskType task, int maxLength, string? strategy)
+    {
+        try
+        {
+            task.CheckHead(model.Head);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        Model = model;
+        Tokenizer = tokenizer;
+        Labels = labels;
+        Task = task;
+        MaxLength = maxLength;
+        StrategyName = strategy;
+    }
+
+    /// <summary>The encoder + head module.</summary>
+    public SequenceClassifier Model { get; }
+    /// <summary>The tokenizer of the pretrained model.</summary>
+    public Tokenizer Tokenizer { get; }
+    /// <summary>Label names by id (regression: one name for the target; token classification: the tags).</summary>
+    public LabelSet Labels { get; }
+    /// <summary>What the model learns.</summary>
+    public TaskType Task { get; }
+    /// <summary>Token limit of one model input (texts are truncated to it; tagged sentences are split into windows of it).</summary>
+    public int MaxLength { get; }
+    /// <summary>The strategy of the last training, if any.</summary>
+    public string? StrategyName { get; private set; }
+
+    /// <summary>
+    /// Loads a pretrained encoder from a Hugging Face directory (null: the packaged all-MiniLM-L6-v2) and puts
+    /// <paramref name="head"/> on it, with <paramref name="task"/>'s number of outputs for <paramref name="labels"/>.
+    /// </summary>
+    protected static (SequenceClassifier Model, Tokenizer Tokenizer) Build(string? modelDirectory, Func<Encoder, int, Head> head, LabelSet labels,
+        TaskType task, int maxLength, int seed)
+    {
+        if (labels.Count == 0) throw new SharpTuneException("No labels: the training data has no label values.");
+        torch.manual_seed(seed);
+        var encoder = PretrainedEncoder.Load(modelDirectory);
+        int maxPositions = encoder.Directory.Config.MaxInputLength;
+        if (maxLength < 2 || maxLength > maxPositions)
+        {
+            encoder.Dispose();
+            throw new SharpTuneException($"--max-length must be in [2, {maxPositions}] for {encoder.Directory.Path}, got {maxLength}.");
+        }
+        Head built;
+        try
+        {
+            built = head(encoder.Model, task.Outputs(labels.Count));
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+        return (new SequenceClassifier(encoder.Model, built), encoder.Tokenizer);
+    }
+
+    /// <summary>Trains on encoded data under <paramref name="strategy"/>; see <see cref="Trainer"/>.</summary>
+    public TrainingResult Fit(TaskDataset train, TaskDataset? eval, Strategy strategy, TrainingOptions options,
+        IProgress<TrainingEvent>? progress = null, CancellationToken cancellation = default)
+    {
+        var result = new Trainer(Model, strategy, options, progress).Fit(train, eval, cancellation);
+        StrategyName = strategy.Name;
+        return result;
+    }
+
+    /// <summary>Loss and metrics on encoded, labelled data.</summary>
+    public EvaluationOutput Evaluate(TaskDataset data, int batchSize = 32, string device = "cpu", Precision precision = Precision.Fp32) =>
+        Evaluator.Run(Model, data, batchSize, torch.device(device), precision: precision);
+
+    /// <summary>Saves a Hugging Face checkpoint (see <see cref="ClassifierCheckpoint"/>) into <paramref name="directory"/>.</summary>
+    public void Save(string directory) =>
+        ClassifierCheckpoint.Save(directory, Model, Tokenizer, Labels,
+            new ClassifierSettings(Model.Head.GetType().Name, Model.Head.Options(), Model.Head.Outputs, Task, MaxLength, StrategyName));
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Model.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
