@@ -45,7 +45,7 @@ public sealed class FuzzEngine
 
     /// <summary>The input kinds, each with its seeds and loader.</summary>
     public static IReadOnlyList<string> Kinds { get; } =
-        ["safetensors", "safetensors-index", "config", "onnx", "wordpiece", "bpe", "sentencepiece", "tokenizer-json", "text", "tokens"];
+        ["safetensors", "safetensors-index", "pickle", "config", "onnx", "wordpiece", "bpe", "sentencepiece", "tokenizer-json", "text", "tokens"];
 
     /// <summary>The repository root: the first directory above <paramref name="start"/> holding SharpTune.slnx.</summary>
     public static string FindRepoRoot(string start)
@@ -161,6 +161,9 @@ public sealed class FuzzEngine
             case "safetensors-index":
                 foreach (var tensor in SafeTensorsIndex.Load(P(SafeTensorsIndex.FileName)).Values) tensor.Dispose();
                 break;
+            case "pickle":
+                foreach (var tensor in PickleCheckpoint.Load(P(PickleCheckpoint.FileName)).Values) tensor.Dispose();
+                break;
             case "config":
                 Architectures.LoadConfig(P("config.json"));
                 break;
@@ -216,6 +219,7 @@ public sealed class FuzzEngine
         {
             "safetensors" => new[] { "deberta-v2", "xlm-roberta", "roberta" }.Select(a => Files(Path.Combine(fixtures, a, "model.safetensors"))).ToList(),
             "safetensors-index" => [Directory_(Path.Combine(seeds, "safetensors-index"))],
+            "pickle" => [Directory_(Path.Combine(seeds, "pickle"))],
             "config" => Directory.GetDirectories(fixtures).Order(StringComparer.Ordinal).Select(d => Files(Path.Combine(d, "config.json"))).ToList(),
             "onnx" => [Directory_(Path.Combine(seeds, "onnx"))],
             "wordpiece" => [Directory_(Path.Combine(seeds, "wordpiece", "vocab")), Directory_(Path.Combine(seeds, "wordpiece", "json"))],
@@ -272,10 +276,13 @@ public sealed class FuzzEngine
         bool json = name.EndsWith(".json", StringComparison.Ordinal) || name.EndsWith(".jsonl", StringComparison.Ordinal);
         bool protobuf = name.EndsWith(".onnx", StringComparison.Ordinal) || name.EndsWith(".model", StringComparison.Ordinal);
         bool safetensors = name.EndsWith(".safetensors", StringComparison.Ordinal);
+        bool pickle = name.EndsWith(".bin", StringComparison.Ordinal);
         int choice = random.Next(14);
-        // Half of the time, a mutation that knows the format.
-        if (random.Next(2) == 0)
+        // Half of the time, a mutation that knows the format (for a torch.save archive, three times in four: most
+        // byte changes to a zip only fail its checksum, so the records are mutated inside a rebuilt archive).
+        if (random.Next(2) == 0 || (pickle && random.Next(2) == 0))
         {
+            if (pickle) return TorchArchiveMutation(data, random);
             if (safetensors) return SafeTensorsMutation(data, random);
             if (protobuf) return ProtobufMutation(data, random);
             if (json) return (JsonMutation(data, random, out string label), label);
@@ -345,9 +352,172 @@ public sealed class FuzzEngine
                 return (copy, "invalid UTF-8 byte");
             }
             default:
+                if (pickle) return TorchArchiveMutation(data, random);
                 if (safetensors) return SafeTensorsMutation(data, random);
                 if (protobuf) return ProtobufMutation(data, random);
                 return (JsonMutation(data, random, out string label), label);
+        }
+    }
+
+    // ---- torch.save archives (pytorch_model.bin) ----------------------------------------------------------------
+
+    private static readonly string[] Globals =
+        ["posix\nsystem\n", "builtins\neval\n", "__builtin__\nexec\n", "torch\nUntypedStorage\n", "collections\nOrderedDict\n",
+         "torch._utils\n_rebuild_tensor_v2\n", "torch._utils\n_rebuild_parameter\n", "torch\nHalfStorage\n", "torch\nBoolStorage\n",
+         "torch\nLongStorage\n", "torch._utils\n_rebuild_tensor\n", "torch\nFloatStorage"];
+
+    private static readonly byte[] PickleOpcodes =
+        [.. "}])(tKMJXqrhjcRbsuaeQ.012GNBC"u8, 0x8a, 0x85, 0x86, 0x87, 0x88, 0x89, 0x93, 0x94, 0x95, 0x8c, 0x8d, 0x80, 0x8e];
+
+    private static readonly long[] HugeInts =
+        [0, 1, -1, 2, 255, 256, 65535, 65536, int.MaxValue, int.MinValue, 1L << 31, 1L << 32, 1L << 40, long.MaxValue, long.MinValue, long.MaxValue / 4];
+
+    /// <summary>
+    /// Opens the archive, mutates one record (data.pkl most often: opcode arguments, global names, string lengths,
+    /// deep nesting, memo indexes, random bytes; or a storage's size, or the record set) and writes a valid zip again.
+    /// </summary>
+    private static (byte[], string) TorchArchiveMutation(byte[] data, Random random)
+    {
+        var records = new List<(string Name, byte[] Data)>();
+        try
+        {
+            using var zip = new System.IO.Compression.ZipArchive(new MemoryStream(data), System.IO.Compression.ZipArchiveMode.Read);
+            foreach (var entry in zip.Entries)
+            {
+                using var stream = entry.Open();
+                var bytes = new MemoryStream();
+                stream.CopyTo(bytes);
+                records.Add((entry.FullName, bytes.ToArray()));
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException)
+        {
+            var copy = (byte[])data.Clone();
+            if (copy.Length > 0) copy[random.Next(copy.Length)] ^= (byte)(1 << random.Next(8));
+            return (copy, "flip a bit (archive already broken)");
+        }
+        if (records.Count == 0) return (data, "empty archive");
+        int pkl = records.FindIndex(r => r.Name.EndsWith("/data.pkl", StringComparison.Ordinal));
+        string label;
+        int choice = random.Next(10);
+        if (pkl >= 0 && choice < 7)
+        {
+            var (mutated, inner) = PickleMutation(records[pkl].Data, random);
+            records[pkl] = (records[pkl].Name, mutated);
+            label = "data.pkl " + inner;
+        }
+        else if (choice < 9)
+        {
+            int i = random.Next(records.Count);
+            var (name, bytes) = records[i];
+            int keep = random.Next(3) switch { 0 => random.Next(bytes.Length + 1), 1 => bytes.Length + 1 + random.Next(64), _ => 0 };
+            var resized = new byte[keep];
+            bytes.AsSpan(0, Math.Min(keep, bytes.Length)).CopyTo(resized);
+            records[i] = (name, resized);
+            label = $"{name} resized {bytes.Length} -> {keep}";
+        }
+        else
+        {
+            int i = random.Next(records.Count);
+            string name = records[i].Name;
+            switch (random.Next(3))
+            {
+                case 0: records.RemoveAt(i); label = $"drop {name}"; break;
+                case 1: records.Insert(0, (records[i].Name.Replace("/", "x/", StringComparison.Ordinal), records[i].Data)); label = $"rename a copy of {name} first"; break;
+                default: records[i] = (name.Replace("data/", "data/9", StringComparison.Ordinal), records[i].Data); label = $"rename {name}"; break;
+            }
+        }
+        var output = new MemoryStream();
+        using (var zip = new System.IO.Compression.ZipArchive(output, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in records)
+            {
+                using var stream = zip.CreateEntry(name, System.IO.Compression.CompressionLevel.NoCompression).Open();
+                stream.Write(bytes);
+            }
+        }
+        return (output.ToArray(), label);
+    }
+
+    private static (byte[], string) PickleMutation(byte[] data, Random random)
+    {
+        int at = random.Next(data.Length + 1);
+        switch (random.Next(8))
+        {
+            case 0:
+            {
+                // An integer argument (BININT1/2/BININT) becomes a huge or negative one (BININT or LONG1).
+                var positions = Enumerable.Range(0, data.Length).Where(i => data[i] is (byte)'K' or (byte)'M' or (byte)'J').ToList();
+                if (positions.Count == 0) return (data, "no int");
+                int p = positions[random.Next(positions.Count)];
+                int width = data[p] switch { (byte)'K' => 1, (byte)'M' => 2, _ => 4 };
+                long value = HugeInts[random.Next(HugeInts.Length)];
+                byte[] replacement = value is >= int.MinValue and <= int.MaxValue
+                    ? [(byte)'J', .. BitConverter.GetBytes((int)value)]
+                    : [0x8a, 8, .. BitConverter.GetBytes(value)];
+                int end = Math.Min(data.Length, p + 1 + width);
+                return ([.. data.AsSpan(0, p), .. replacement, .. data.AsSpan(end)], $"int at {p} -> {value}");
+            }
+            case 1:
+            {
+                // A GLOBAL's module and name become another (allowed or not).
+                var text = Encoding.Latin1.GetString(data);
+                var globals = System.Text.RegularExpressions.Regex.Matches(text, @"c[\w.]+\n\w+\n");
+                string replacement = Globals[random.Next(Globals.Length)];
+                if (globals.Count == 0) return (data, "no global");
+                var m = globals[random.Next(globals.Count)];
+                return (Encoding.Latin1.GetBytes(text[..(m.Index + 1)] + replacement + text[(m.Index + m.Length)..]), $"global at {m.Index} -> {replacement.Replace('\n', '.')}");
+            }
+            case 2:
+            {
+                // A BINUNICODE length becomes huge or off by a little.
+                var positions = Enumerable.Range(0, Math.Max(0, data.Length - 4)).Where(i => data[i] == (byte)'X').ToList();
+                if (positions.Count == 0) return (data, "no string");
+                int p = positions[random.Next(positions.Count)];
+                uint old = BitConverter.ToUInt32(data, p + 1);
+                uint value = random.Next(2) == 0 ? (uint)HugeInts[random.Next(HugeInts.Length)] : old + (uint)random.Next(-3, 4);
+                var copy = (byte[])data.Clone();
+                BitConverter.TryWriteBytes(copy.AsSpan(p + 1, 4), value);
+                return (copy, $"string length at {p}: {old} -> {value}");
+            }
+            case 3:
+            {
+                // Deep or wide structure: many MARKs, empty lists, tuples or DUPs.
+                byte[][] units = [[(byte)'('], [(byte)']'], [(byte)']', (byte)'q', 1], [(byte)')', 0x85], [(byte)'}', (byte)'2'], [(byte)'N', (byte)'2']];
+                byte[] unit = units[random.Next(units.Length)];
+                int times = random.Next(2) == 0 ? 1 + random.Next(100) : 10_000 + random.Next(200_000);
+                return (Insert(data, at, Enumerable.Repeat(unit, times).SelectMany(b => b).ToArray()), $"{times} x {Convert.ToHexString(unit)} at {at}");
+            }
+            case 4:
+            {
+                // A memo read (BINGET/LONG_BINGET) of another index.
+                var positions = Enumerable.Range(0, Math.Max(0, data.Length - 1)).Where(i => data[i] is (byte)'h' or (byte)'q').ToList();
+                if (positions.Count == 0) return (data, "no memo");
+                int p = positions[random.Next(positions.Count)];
+                var copy = (byte[])data.Clone();
+                copy[p + 1] = (byte)random.Next(256);
+                return (copy, $"memo index at {p} -> {copy[p + 1]}");
+            }
+            case 5:
+            {
+                // A random opcode with random argument bytes.
+                var bytes = new byte[1 + random.Next(9)];
+                random.NextBytes(bytes);
+                bytes[0] = PickleOpcodes[random.Next(PickleOpcodes.Length)];
+                return (Insert(data, at, bytes), $"insert opcode {Convert.ToHexString(bytes)} at {at}");
+            }
+            case 6:
+            {
+                var copy = (byte[])data.Clone();
+                int flips = 1 + random.Next(4);
+                for (int f = 0; f < flips && copy.Length > 0; f++) copy[random.Next(copy.Length)] ^= (byte)(1 << random.Next(8));
+                return (copy, $"flip {flips} bits");
+            }
+            default:
+            {
+                int length = Math.Min(data.Length - Math.Min(at, data.Length), 1 + random.Next(32));
+                return random.Next(2) == 0 ? ([.. data.AsSpan(0, at), .. data.AsSpan(at + length)], $"delete {length} at {at}") : (data[..at], $"truncate at {at}");
+            }
         }
     }
 

@@ -5,13 +5,14 @@ namespace SharpTune.Checkpoints;
 
 /// <summary>
 /// A Hugging Face model directory (what <c>save_pretrained</c> writes): <c>config.json</c>, the weights as
-/// <c>model.safetensors</c> or a sharded <c>model.safetensors.index.json</c>, and tokenizer files.
+/// <c>model.safetensors</c> or a sharded <c>model.safetensors.index.json</c> (or, from older transformers,
+/// <c>pytorch_model.bin</c> or <c>pytorch_model.bin.index.json</c>), and tokenizer files.
 /// <see cref="Open"/> checks the layout; <see cref="LoadWeights"/> reads the tensors.
 /// </summary>
 /// <param name="Path">The directory.</param>
 /// <param name="Config">The validated config.json.</param>
 /// <param name="ConfigPath">Path of config.json.</param>
-/// <param name="WeightsPath">Path of model.safetensors, or of model.safetensors.index.json when sharded.</param>
+/// <param name="WeightsPath">Path of model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json.</param>
 /// <param name="VocabPath">Path of vocab.txt (WordPiece vocabulary), or null when absent.</param>
 /// <param name="TokenizerJsonPath">Path of tokenizer.json (fast-tokenizer definition), or null when absent.</param>
 /// <param name="TokenizerConfigPath">Path of tokenizer_config.json, or null when absent.</param>
@@ -22,11 +23,11 @@ public sealed record HfModelDirectory(string Path, EncoderConfig Config, string 
     public const string WeightsFileName = "model.safetensors";
 
     /// <summary>True when the weights are sharded (<see cref="WeightsPath"/> is the index).</summary>
-    public bool IsSharded => WeightsPath.EndsWith(SafeTensorsIndex.FileName, StringComparison.Ordinal);
+    public bool IsSharded => WeightsPath.EndsWith(".index.json", StringComparison.Ordinal);
 
     /// <summary>
-    /// Checks a model directory: it exists, has a valid config.json, and safetensors weights (a single file or a
-    /// sharded index). Errors name the path; a directory with only <c>pytorch_model.bin</c> is told to convert it.
+    /// Checks a model directory: it exists, has a valid config.json, and weights: safetensors (a single file or a
+    /// sharded index) when present, else <c>pytorch_model.bin</c> (or its sharded index). Errors name the path.
     /// </summary>
     public static HfModelDirectory Open(string path)
     {
@@ -39,19 +40,12 @@ public sealed record HfModelDirectory(string Path, EncoderConfig Config, string 
             throw new SharpTuneException($"{configPath}: file not found; a model directory needs config.json.");
         var config = Architectures.LoadConfig(configPath);
 
-        string single = System.IO.Path.Combine(path, WeightsFileName);
-        string index = System.IO.Path.Combine(path, SafeTensorsIndex.FileName);
-        string weights;
-        if (File.Exists(single)) weights = single;
-        else if (File.Exists(index)) weights = index;
-        else
-        {
-            string[] pickles = ["pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack"];
-            var found = pickles.Where(p => File.Exists(System.IO.Path.Combine(path, p))).ToList();
-            throw new SharpTuneException(found.Count > 0
-                ? $"{path}: has {string.Join(", ", found)} but no {WeightsFileName}; SharpTune reads only safetensors (it does not unpickle). Convert it, e.g. in Python: AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)."
-                : $"{path}: no weights found; expected {WeightsFileName} or {SafeTensorsIndex.FileName}.");
-        }
+        // safetensors first, as transformers prefers them; pytorch_model.bin is read without running code (PickleCheckpoint).
+        string[] candidates = [WeightsFileName, SafeTensorsIndex.FileName, PickleCheckpoint.FileName, PickleCheckpoint.IndexFileName];
+        string weights = candidates.Select(name => System.IO.Path.Combine(path, name)).FirstOrDefault(File.Exists)
+            ?? throw new SharpTuneException(new[] { "tf_model.h5", "flax_model.msgpack" }.FirstOrDefault(n => File.Exists(System.IO.Path.Combine(path, n))) is { } other
+                ? $"{path}: has {other} but no PyTorch weights; SharpTune reads {string.Join(", ", candidates)}. Convert it, e.g. in Python: AutoModel.from_pretrained(dir, from_tf=True).save_pretrained(dir)."
+                : $"{path}: no weights found; expected {string.Join(", ", candidates)}.");
 
         string? Optional(string name)
         {
@@ -64,7 +58,9 @@ public sealed record HfModelDirectory(string Path, EncoderConfig Config, string 
 
     /// <summary>Loads all weights onto the CPU (every shard when sharded). The caller owns the tensors.</summary>
     public Dictionary<string, Tensor> LoadWeights() =>
-        IsSharded ? SafeTensorsIndex.Load(WeightsPath) : SafeTensors.Load(WeightsPath);
+        IsSharded ? SafeTensorsIndex.Load(WeightsPath)
+        : WeightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PickleCheckpoint.Load(WeightsPath)
+        : SafeTensors.Load(WeightsPath);
 
     /// <summary>
     /// Writes <c>config.json</c> and the weights into <paramref name="path"/> (created if needed): one

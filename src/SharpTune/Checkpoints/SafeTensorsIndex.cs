@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace SharpTune.Checkpoints;
 
 /// <summary>
-/// A Hugging Face sharded-checkpoint index, <c>model.safetensors.index.json</c>:
+/// A Hugging Face sharded-checkpoint index, <c>model.safetensors.index.json</c> (or <c>pytorch_model.bin.index.json</c>,
+/// whose shards are read by <see cref="PickleCheckpoint"/>):
 /// <c>{"metadata": {"total_size": N}, "weight_map": {"key": "model-00001-of-00002.safetensors", ...}}</c>.
 /// </summary>
 /// <param name="Path">The index file.</param>
@@ -73,15 +74,19 @@ public sealed record SafeTensorsIndex(string Path, long? TotalSize, IReadOnlyDic
                 if (!File.Exists(shardPath))
                     throw new SharpTuneException($"{indexPath}: shard '{shard}' is listed in weight_map but {shardPath} does not exist.");
                 var expected = index.WeightMap.Where(kv => kv.Value == shard).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
-                // Check the header first, so a mismatched shard fails before its tensors are read.
-                var present = SafeTensors.ReadHeader(shardPath).Names.ToHashSet(StringComparer.Ordinal);
+                // A safetensors shard's header is checked first, so a mismatched shard fails before its tensors are read.
+                bool pickle = shard.EndsWith(".bin", StringComparison.Ordinal);
+                var loaded = pickle ? PickleCheckpoint.Load(shardPath) : null;
+                var present = (loaded?.Keys ?? SafeTensors.ReadHeader(shardPath).Names).ToHashSet(StringComparer.Ordinal);
                 var absent = expected.Where(k => !present.Contains(k)).Order(StringComparer.Ordinal).ToList();
+                var unlisted = present.Where(k => !expected.Contains(k)).Order(StringComparer.Ordinal).ToList();
+                if ((absent.Count > 0 || unlisted.Count > 0) && loaded is not null)
+                    foreach (var t in loaded.Values) t.Dispose();
                 if (absent.Count > 0)
                     throw new SharpTuneException($"{indexPath}: weight_map puts {string.Join(", ", absent)} in {shard}, but that shard does not contain them.");
-                var unlisted = present.Where(k => !expected.Contains(k)).Order(StringComparer.Ordinal).ToList();
                 if (unlisted.Count > 0)
                     throw new SharpTuneException($"{indexPath}: shard {shard} contains {string.Join(", ", unlisted)}, which weight_map does not assign to it.");
-                foreach (var (key, tensor) in SafeTensors.Load(shardPath)) result.Add(key, tensor);
+                foreach (var (key, tensor) in loaded ?? SafeTensors.Load(shardPath)) result.Add(key, tensor);
             }
         }
         catch

@@ -134,14 +134,25 @@ public class ModelDirectoryTests
     }
 
     [Fact]
-    public void Open_tells_to_convert_a_pytorch_bin_only_directory()
+    public void A_pytorch_bin_only_directory_opens_and_a_legacy_format_bin_is_named_on_load()
     {
         using var dir = new TempDir();
         Tiny.Save(dir.File("config.json"));
         File.WriteAllBytes(dir.File("pytorch_model.bin"), [0x80, 0x02]);
+        var opened = HfModelDirectory.Open(dir.Path);
+        Assert.Equal(dir.File("pytorch_model.bin"), opened.WeightsPath);
+        var e = Assert.Throws<SharpTuneException>(() => opened.LoadWeights());
+        Assert.Contains($"{dir.File("pytorch_model.bin")}: is in the legacy torch.save format", e.Message);
+    }
+
+    [Fact]
+    public void Open_tells_to_convert_a_tensorflow_only_directory()
+    {
+        using var dir = new TempDir();
+        Tiny.Save(dir.File("config.json"));
+        File.WriteAllBytes(dir.File("tf_model.h5"), [0x89, 0x48]);
         var e = Assert.Throws<SharpTuneException>(() => HfModelDirectory.Open(dir.Path));
-        Assert.Contains("pytorch_model.bin", e.Message);
-        Assert.Contains("safetensors", e.Message);
+        Assert.Contains("tf_model.h5", e.Message);
         Assert.Contains("Convert", e.Message);
     }
 }
