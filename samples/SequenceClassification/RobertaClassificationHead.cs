@@ -1,4 +1,4 @@
-#pragma warning disable IDE1006 // field names are checkpoint key segments: classifier.dense.*, classifier.out_proj.*
+#pragma warning disable IDE1006 // field names are checkpoint key segments: sharptune_head.dense.*, sharptune_head.out_proj.*
 using System.Text.Json.Nodes;
 using SharpTune.Heads;
 using TorchSharp.Modules;
@@ -20,7 +20,7 @@ public sealed class RobertaClassificationHead : Head
 
     /// <summary>def __init__(self, config): the hidden size and label count come from the encoder and the data.</summary>
     public RobertaClassificationHead(int hiddenSize, int numLabels, double dropoutProbability = 0.1)
-        : base("classifier") // saved under classifier.*, as RobertaForSequenceClassification.classifier
+        : base("classifier") // a custom head type: a run saves it under sharptune_head.* (the built-in ClassificationHead goes under classifier.*)
     {
         dense = Linear(hiddenSize, hiddenSize);
         dropout = Dropout(dropoutProbability);

@@ -19,15 +19,24 @@ public sealed record ClassifierSettings(string HeadType, JsonObject HeadOptions,
 
 /// <summary>
 /// Saves a fine-tuned classifier as Hugging Face's <c>save_pretrained</c> would: config.json with
-/// architectures, id2label, label2id, num_labels and problem_type; model.safetensors with
-/// <c>bert.*</c> + <c>classifier.*</c> keys (LoRA adapters merged); the tokenizer files; and sharptune.json
-/// naming the head. A <see cref="PooledHead"/> run is a <c>BertForSequenceClassification</c> checkpoint that
-/// Python's <c>transformers</c> loads as is; other heads load there as <c>BertModel</c> (the backbone).
+/// architectures, id2label, label2id, num_labels and problem_type; model.safetensors with the encoder's keys
+/// (<c>bert.*</c>, …) and the head's (LoRA adapters merged); the tokenizer files; and sharptune.json naming the head.
+/// A head that is its architecture's HF head (<see cref="SequenceClassifier.HuggingFaceClass"/>, e.g.
+/// <see cref="PooledHead"/> on BERT) is saved as that class with HF's keys, and Python's <c>transformers</c> loads the
+/// run as is. Any other head is saved under <c>sharptune_head.*</c>, which no HF class reads, and config.json names
+/// the bare encoder (<c>BertModel</c>): <c>AutoModel</c> loads the encoder and reports the head's keys as unused,
+/// <c>AutoModelForSequenceClassification</c> says that its classifier is newly initialised.
 /// </summary>
 public static class ClassifierCheckpoint
 {
     /// <summary>File name of the SharpTune settings.</summary>
     public const string SettingsFile = "sharptune.json";
+
+    /// <summary>
+    /// sharptune.json's <c>format_version</c>: 2 puts a head without HF class under <c>sharptune_head.*</c>; format 1
+    /// saved it under HF's names (<c>classifier.*</c>), and such runs still load.
+    /// </summary>
+    public const int FormatVersion = 2;
 
     /// <summary>Writes the checkpoint into <paramref name="directory"/> (created if needed). LoRA adapters are merged first.</summary>
     public static void Save(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
@@ -37,7 +46,8 @@ public static class ClassifierCheckpoint
 
         JsonObject config = model.Encoder.Config.ToJson();
         Architecture architecture = model.Encoder.Architecture;
-        config["architectures"] = new JsonArray(HuggingFaceClass(model) ?? architecture.BaseClass);
+        // Honest: the HF class that reads every key but the head's when the head has no HF class.
+        config["architectures"] = new JsonArray(model.HuggingFaceClass ?? architecture.BaseClass);
         config["id2label"] = JsonSerializer.SerializeToNode(labels.ToId2Label());
         config["label2id"] = JsonSerializer.SerializeToNode(labels.ToLabel2Id());
         config["num_labels"] = labels.Count;
@@ -45,6 +55,15 @@ public static class ClassifierCheckpoint
         else config.Remove("problem_type");
         config.Remove("sharptune_source");
         var tensors = StateDict.ToDictionary(model);
+        // Exactly the HF class's keys: every supported XFor…Classification but BERT's sequence head builds its encoder
+        // without a pooler (add_pooling_layer=False), and Python would report a saved one as unused. A head that does
+        // not read the pooler never trains it.
+        if (model.HuggingFaceClass is not null && model.Head.Input != HeadInput.Pooled && architecture.Groups.Pooler is { } pooler)
+            foreach (string key in tensors.Keys.Where(k => k.StartsWith(model.EncoderPrefix + pooler, StringComparison.Ordinal)).ToList())
+            {
+                tensors[key].Dispose();
+                tensors.Remove(key);
+            }
         try
         {
             HfModelDirectory.Save(directory, config, tensors);
@@ -57,13 +76,16 @@ public static class ClassifierCheckpoint
 
         var json = new JsonObject
         {
-            ["format_version"] = 1,
+            ["format_version"] = FormatVersion,
             ["head"] = new JsonObject
             {
                 ["type"] = model.Head.GetType().Name,
                 ["input"] = model.Head.Input.ToString(),
                 ["outputs"] = settings.Outputs,
                 ["options"] = settings.HeadOptions.DeepClone(),
+                // Where its weights are: HF's names of hf_class, or under key_prefix (for Python to rebuild it).
+                ["hf_class"] = model.HuggingFaceClass,
+                ["key_prefix"] = model.HuggingFaceClass is null ? SequenceClassifier.CustomHeadPrefix : null,
             },
             ["task"] = settings.Task.Name,
             ["max_length"] = settings.MaxLength,
@@ -73,30 +95,10 @@ public static class ClassifierCheckpoint
     }
 
     /// <summary>True when <see cref="HuggingFaceClass"/> names a class.</summary>
-    public static bool IsHuggingFaceHead(SequenceClassifier model) => HuggingFaceClass(model) is not null;
+    public static bool IsHuggingFaceHead(SequenceClassifier model) => model.HuggingFaceClass is not null;
 
-    /// <summary>
-    /// The HF task class whose head the model has — its architecture's XForSequenceClassification or
-    /// XForTokenClassification (same head type and options but dropout) — so that Python's <c>transformers</c>
-    /// rebuilds exactly this computation from the files; null for any other head.
-    /// </summary>
-    public static string? HuggingFaceClass(SequenceClassifier model)
-    {
-        Architecture architecture = model.Encoder.Architecture;
-        JsonObject Shape(Head head)
-        {
-            var options = head.Options();
-            options.Remove("dropout");
-            return options;
-        }
-        bool Same(Head reference)
-        {
-            using (reference) return reference.GetType() == model.Head.GetType() && JsonNode.DeepEquals(Shape(reference), Shape(model.Head));
-        }
-        if (Same(architecture.SequenceHead(model.Encoder.Config, model.Head.Outputs))) return architecture.SequenceClassificationClass;
-        if (Same(architecture.TokenHead(model.Encoder.Config, model.Head.Outputs))) return architecture.TokenClassificationClass;
-        return null;
-    }
+    /// <summary>The HF task class the model is saved as, or null (see <see cref="SequenceClassifier.HuggingFaceClass"/>).</summary>
+    public static string? HuggingFaceClass(SequenceClassifier model) => model.HuggingFaceClass;
 
     /// <summary>
     /// Loads a checkpoint written by <see cref="Save"/>, or a task checkpoint saved by Python's <c>transformers</c>
@@ -112,14 +114,17 @@ public static class ClassifierCheckpoint
         var weights = hf.LoadWeights();
         try
         {
-            ClassifierSettings settings = ReadSettings(directory, config, labels, hf, architecture);
+            var (settings, format) = ReadSettings(directory, config, labels, hf, architecture);
             Encoder encoder = architecture.Create(hf.Config, architecture.HasPoolerIn(weights.Keys, architecture.KeyPrefix));
             Head head = HeadRegistry.Create(settings.HeadType, hf.Config.HiddenSize, settings.Outputs, settings.HeadOptions);
             var model = new SequenceClassifier(encoder, head);
             try
             {
                 var ignored = architecture.IgnoredKeys.Select(k => architecture.KeyPrefix + k).ToList();
-                StateDict.LoadStrict(model, weights, hf.WeightsPath, new KeyMap(architecture.ModelType, [], architecture.KeyRenames), ignored);
+                KeyMap keyMap = format < FormatVersion && model.HuggingFaceClass is null
+                    ? KeyMap.SharpTuneFormat1(architecture, head)
+                    : new KeyMap(architecture.ModelType, [], architecture.KeyRenames);
+                StateDict.LoadStrict(model, weights, hf.WeightsPath, keyMap, ignored);
             }
             catch
             {
@@ -135,7 +140,8 @@ public static class ClassifierCheckpoint
         }
     }
 
-    private static ClassifierSettings ReadSettings(string directory, JsonObject config, LabelSet labels, HfModelDirectory hf, Architecture architecture)
+    // The settings and sharptune.json's format_version (a Python-saved checkpoint has HF's keys: the current format).
+    private static (ClassifierSettings Settings, int Format) ReadSettings(string directory, JsonObject config, LabelSet labels, HfModelDirectory hf, Architecture architecture)
     {
         string path = Path.Combine(directory, SettingsFile);
         if (!File.Exists(path))
@@ -149,19 +155,22 @@ public static class ClassifierCheckpoint
             TaskType task = token ? TaskType.Token : TaskType.FromProblemType(config["problem_type"]?.GetValue<string>(), hf.ConfigPath);
             int outputs = task.Outputs(labels.Count);
             using Head head = token ? architecture.TokenHead(hf.Config, outputs) : architecture.SequenceHead(hf.Config, outputs);
-            return new ClassifierSettings(head.GetType().Name, head.Options(), outputs, task, Math.Min(512, hf.Config.MaxInputLength), null);
+            return (new ClassifierSettings(head.GetType().Name, head.Options(), outputs, task, Math.Min(512, hf.Config.MaxInputLength), null), FormatVersion);
         }
         JsonObject json = StrictJson.ReadObject(path);
         try
         {
             var head = json["head"]!.AsObject();
-            return new ClassifierSettings(
+            int format = json["format_version"]?.GetValue<int>() ?? 1;
+            if (format > FormatVersion)
+                throw new SharpTuneException($"{path}: format_version {format} is newer than this SharpTune reads ({FormatVersion}); update SharpTune.");
+            return (new ClassifierSettings(
                 head["type"]!.GetValue<string>(),
                 head["options"]?.AsObject().DeepClone().AsObject() ?? new JsonObject(),
                 head["outputs"]!.GetValue<int>(),
                 json["task"] is { } task ? TaskType.Parse(task.GetValue<string>(), $"{path}: task") : TaskType.FromProblemType(json["problem_type"]?.GetValue<string>(), path),
                 json["max_length"]?.GetValue<int>() ?? 512,
-                json["strategy"]?.GetValue<string>());
+                json["strategy"]?.GetValue<string>()), format);
         }
         catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
         {

@@ -14,7 +14,12 @@ namespace SharpTune.Checkpoints;
 /// Old names of a key's ending and their current name (e.g. TF-era <c>LayerNorm.gamma</c> → <c>LayerNorm.weight</c>),
 /// applied before prefix matching.
 /// </param>
-public sealed record KeyMap(string Source, IReadOnlyList<string> StripPrefixes, IReadOnlyList<(string Old, string New)> SuffixRenames)
+/// <param name="PrefixRenames">
+/// Old names of a key's beginning and their current name, tried when the key itself is not a model key (e.g. a
+/// SharpTune run of format 1 saved a head without HF class under <c>classifier.</c>, now <c>sharptune_head.</c>).
+/// </param>
+public sealed record KeyMap(string Source, IReadOnlyList<string> StripPrefixes, IReadOnlyList<(string Old, string New)> SuffixRenames,
+    IReadOnlyList<(string Old, string New)>? PrefixRenames = null)
 {
     /// <summary>Keys are the model's names exactly.</summary>
     public static readonly KeyMap Identity = new("identity", [], []);
@@ -31,6 +36,16 @@ public sealed record KeyMap(string Source, IReadOnlyList<string> StripPrefixes, 
     /// </summary>
     public static KeyMap For(Models.Architecture architecture) =>
         new($"huggingface-{architecture.ModelType}", [architecture.KeyPrefix], architecture.KeyRenames);
+
+    /// <summary>
+    /// SharpTune run directories of format 1 (sharptune.json <c>format_version</c> 1): a head without HF class was saved
+    /// with HF-looking keys — <c>classifier.*</c>, or its submodules at the top level when
+    /// <see cref="Heads.Head.KeysAtRoot"/> — which now sit under <see cref="Models.SequenceClassifier.CustomHeadPrefix"/>.
+    /// </summary>
+    public static KeyMap SharpTuneFormat1(Models.Architecture architecture, Heads.Head head) =>
+        new("sharptune-format-1", [], architecture.KeyRenames, head.KeysAtRoot
+            ? head.named_children().Select(c => (c.name + ".", Models.SequenceClassifier.CustomHeadPrefix + c.name + ".")).ToList()
+            : [(Models.SequenceClassifier.HeadName + ".", Models.SequenceClassifier.CustomHeadPrefix)]);
 
     /// <summary>The key with its old suffix renamed (the key itself when no rename applies).</summary>
     public string Rename(string key)
@@ -49,6 +64,9 @@ public sealed record KeyMap(string Source, IReadOnlyList<string> StripPrefixes, 
     {
         string renamed = Rename(key);
         if (modelKeys.Contains(renamed)) return renamed;
+        foreach (var (old, @new) in PrefixRenames ?? [])
+            if (renamed.StartsWith(old, StringComparison.Ordinal) && modelKeys.Contains(@new + renamed[old.Length..]))
+                return @new + renamed[old.Length..];
         foreach (var prefix in StripPrefixes)
             if (renamed.StartsWith(prefix, StringComparison.Ordinal) && modelKeys.Contains(renamed[prefix.Length..]))
                 return renamed[prefix.Length..];

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using SharpTune.Heads;
 
 namespace SharpTune.Models;
@@ -57,6 +58,39 @@ public sealed record Architecture
 
     /// <summary>The prefix with its dot, as task-model keys start (<c>bert.</c>).</summary>
     public string KeyPrefix => Prefix + ".";
+
+    /// <summary>
+    /// The HF task class whose head <paramref name="head"/> is — <see cref="SequenceClassificationClass"/> or
+    /// <see cref="TokenClassificationClass"/> when it has the type and options (dropout aside) of
+    /// <see cref="SequenceHead"/> or <see cref="TokenHead"/> for <paramref name="config"/> — so that Python's
+    /// <c>transformers</c> rebuilds exactly this computation from the saved files; null for any other head.
+    /// </summary>
+    public string? HuggingFaceClassOf(EncoderConfig config, Head head)
+    {
+        static JsonObject Shape(Head h)
+        {
+            var options = h.Options();
+            options.Remove("dropout"); // dropout does not change what the trained model computes
+            return options;
+        }
+        // Building the reference heads draws their random weights: keep the generator where it was, so that
+        // asking does not change what a seeded run initialises next.
+        using var state = TorchSharp.torch.random.get_rng_state();
+        try
+        {
+            bool Same(Head reference)
+            {
+                using (reference) return reference.GetType() == head.GetType() && JsonNode.DeepEquals(Shape(reference), Shape(head));
+            }
+            if (Same(SequenceHead(config, head.Outputs))) return SequenceClassificationClass;
+            if (Same(TokenHead(config, head.Outputs))) return TokenClassificationClass;
+            return null;
+        }
+        finally
+        {
+            TorchSharp.torch.random.set_rng_state(state);
+        }
+    }
 }
 
 /// <summary>

@@ -6,8 +6,10 @@ namespace SharpTune.Models;
 
 /// <summary>
 /// An encoder with a head: the model both fine-tuning methods train. The encoder's keys sit under its
-/// architecture's prefix (<c>bert.*</c>, <c>roberta.*</c>, …) and the head's under <c>classifier.*</c> (or at the top
-/// level, see <see cref="Head.KeysAtRoot"/>), as HF's <c>XForSequenceClassification</c> names them.
+/// architecture's prefix (<c>bert.*</c>, <c>roberta.*</c>, …). A head that is its architecture's HF head
+/// (<see cref="HuggingFaceClass"/>) has HF's keys: <c>classifier.*</c>, or at the top level (see
+/// <see cref="Head.KeysAtRoot"/>); any other head's keys sit under <c>sharptune_head.*</c>, a prefix no HF class
+/// reads, so that Python never mistakes it for the HF head of the same shape.
 /// </summary>
 public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor?, Tensor>
 {
@@ -16,10 +18,18 @@ public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor?, Ten
     {
         Encoder = encoder;
         Head = head;
+        HuggingFaceClass = encoder.Architecture.HuggingFaceClassOf(encoder.Config, head);
         register_module(encoder.Architecture.Prefix, encoder);
-        if (!head.KeysAtRoot) register_module(HeadName, head);
+        if (HuggingFaceClass is null) register_module(CustomHeadName, head);
+        else if (!head.KeysAtRoot) register_module(HeadName, head);
         else foreach (var (name, child) in head.named_children()) register_module(name, child);
     }
+
+    /// <summary>
+    /// The HF task class this model is (its architecture's XForSequenceClassification or XForTokenClassification,
+    /// see <see cref="Architecture.HuggingFaceClassOf"/>), or null when the head has no HF class.
+    /// </summary>
+    public string? HuggingFaceClass { get; }
 
     /// <summary>The encoder (the backbone).</summary>
     public Encoder Encoder { get; }
@@ -27,8 +37,12 @@ public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor?, Ten
     public Head Head { get; }
     /// <summary>Key prefix of the encoder's parameters (<c>bert.</c>, <c>roberta.</c>, …).</summary>
     public string EncoderPrefix => Encoder.Architecture.KeyPrefix;
-    /// <summary>Name of the head module when its keys are not at the root.</summary>
+    /// <summary>Name of an HF head module whose keys are not at the root.</summary>
     public const string HeadName = "classifier";
+    /// <summary>Name of a head that has no HF class: its keys are <c>sharptune_head.*</c>.</summary>
+    public const string CustomHeadName = "sharptune_head";
+    /// <summary>The key prefix of <see cref="CustomHeadName"/>, with its dot.</summary>
+    public const string CustomHeadPrefix = CustomHeadName + ".";
 
     /// <summary>Logits [batch, outputs] for token ids [batch, sequence].</summary>
     public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor? attentionMask)

@@ -78,7 +78,7 @@ public class ClassifierCheckpointTests : IDisposable
         var keys = SafeTensors.ReadHeader(Path.Combine(run, "model.safetensors")).Names.ToList();
         Assert.DoesNotContain(keys, k => k.Contains("lora_") || k.Contains("base_layer"));
         Assert.Contains("bert.encoder.layer.0.attention.self.query.weight", keys);
-        Assert.Contains("classifier.out_proj.weight", keys);
+        Assert.Contains("sharptune_head.out_proj.weight", keys); // cls is not BERT's HF head
     }
 
     [Fact]

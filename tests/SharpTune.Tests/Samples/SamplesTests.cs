@@ -17,7 +17,7 @@ public class SamplesTests
         Assert.True(result.Frozen.Audit.Passed, result.Frozen.Audit.Summary);
         Assert.Equal(0, result.Frozen.Audit.BackboneChanged);
         Assert.True(result.Full.Audit.Passed, result.Full.Audit.Summary);
-        Assert.All(result.Full.Audit.Entries, e => Assert.StartsWith(e.Group == ParameterGroups.Head ? "classifier." : "roberta.", e.Key));
+        Assert.All(result.Full.Audit.Entries, e => Assert.StartsWith(e.Group == ParameterGroups.Head ? "sharptune_head." : "roberta.", e.Key)); // a custom head: not HF's type
         // dense (hidden × hidden + hidden) + out_proj (hidden × 2 + 2), hidden = 32.
         Assert.Equal(32 * 32 + 32 + 32 * 2 + 2, HeadParameters(result.Frozen.Plan));
     }

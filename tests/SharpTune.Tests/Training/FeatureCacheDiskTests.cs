@@ -43,7 +43,7 @@ public sealed class FeatureCacheDiskTests : IDisposable
         var result = classifier.Train(examples ?? texts, null, new FrozenStrategy(), options, recorder);
         Assert.True(result.UsedFeatureCache);
         string source = Assert.Single(recorder.Events.OfType<FeaturesCachedEvent>()).Source;
-        var weights = classifier.Model.named_parameters().Where(p => p.name.StartsWith("classifier.", StringComparison.Ordinal))
+        var weights = classifier.Model.Head.named_parameters()
             .ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
         return (source, weights);
     }

@@ -122,7 +122,7 @@ public class TrainerTests
             var options = new TrainingOptions { Epochs = 3, BatchSize = 8, LearningRates = new(1e-3), CacheFrozenFeatures = cache, DiskFeatureCache = false };
             var result = new Trainer(model, new FrozenStrategy(), options).Fit(TinyModels.ToyTask(40, seed: 8));
             Assert.Equal(cache, result.UsedFeatureCache);
-            return model.named_parameters().Where(p => p.name.StartsWith("classifier.")).ToDictionary(p => p.name, p => p.parameter.detach().clone());
+            return model.Head.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         }
         var cached = HeadAfterTraining(true);
         var uncached = HeadAfterTraining(false);
@@ -150,7 +150,7 @@ public class TrainerTests
         {
             using var model = TinyModels.Classifier("cls", seed: 3);
             new Trainer(model, new FullStrategy(), new TrainingOptions { Epochs = 1, BatchSize = 8, Seed = 9 }).Fit(TinyModels.ToyTask(24, seed: 9));
-            return model.named_parameters().First(p => p.name.StartsWith("classifier.out_proj.weight")).parameter.data<float>().ToArray();
+            return model.Head.named_parameters().First(p => p.name == "out_proj.weight").parameter.data<float>().ToArray();
         }
         Assert.Equal(Run(), Run());
     }
