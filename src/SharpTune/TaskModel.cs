@@ -1,6 +1,7 @@
 using SharpTune.Checkpoints;
 using SharpTune.Data;
 using SharpTune.Heads;
+using SharpTune.Lora;
 using SharpTune.Models;
 using SharpTune.Strategies;
 using SharpTune.Tokenization;
@@ -91,10 +92,35 @@ public abstract class TaskModel : IDisposable
     public EvaluationOutput Evaluate(TaskDataset data, int batchSize = 32, string device = "cpu", Precision precision = Precision.Fp32) =>
         Evaluator.Run(Model, data, batchSize, torch.device(device), precision: precision);
 
-    /// <summary>Saves a Hugging Face checkpoint (see <see cref="ClassifierCheckpoint"/>) into <paramref name="directory"/>.</summary>
-    public void Save(string directory) =>
-        ClassifierCheckpoint.Save(directory, Model, Tokenizer, Labels,
-            new ClassifierSettings(Model.Head.GetType().Name, Model.Head.Options(), Model.Head.Outputs, Task, MaxLength, StrategyName));
+    /// <summary>
+    /// Saves a Hugging Face checkpoint (see <see cref="ClassifierCheckpoint"/>) as the directory
+    /// <paramref name="directory"/>, as a whole: a previous directory there is replaced only once the new one is complete
+    /// (see <see cref="StagedDirectory"/>).
+    /// </summary>
+    public void Save(string directory) => StagedDirectory.Write(directory, WriteFiles);
+
+    /// <summary>
+    /// Writes the checkpoint's files into <paramref name="directory"/>, a directory being assembled with other files
+    /// (a run's <see cref="StagedDirectory.Path"/>); <see cref="Save"/> is this plus the swap into place.
+    /// </summary>
+    public void WriteFiles(string directory) => ClassifierCheckpoint.Write(directory, Model, Tokenizer, Labels, Settings());
+
+    /// <summary>
+    /// Saves the LoRA adapters and the head as a PEFT adapter directory (see <see cref="PeftAdapter"/>), as a whole,
+    /// plus sharptune.json with the head and labels. Call it before <see cref="Save"/>, which merges the adapters.
+    /// <paramref name="baseModel"/> is written as base_model_name_or_path.
+    /// </summary>
+    public void SaveAdapter(string directory, string? baseModel) => StagedDirectory.Write(directory, d => WriteAdapterFiles(d, baseModel));
+
+    /// <summary>As <see cref="SaveAdapter"/>, into a directory being assembled (e.g. <c>adapter/</c> of a run's <see cref="StagedDirectory.Path"/>).</summary>
+    public void WriteAdapterFiles(string directory, string? baseModel)
+    {
+        PeftAdapter.Write(directory, Model, baseModel);
+        ClassifierCheckpoint.WriteSettings(directory, Model, Settings(), Labels);
+    }
+
+    private ClassifierSettings Settings() =>
+        new(Model.Head.GetType().Name, Model.Head.Options(), Model.Head.Outputs, Task, MaxLength, StrategyName);
 
     /// <inheritdoc />
     public void Dispose()

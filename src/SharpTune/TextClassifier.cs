@@ -69,6 +69,17 @@ public sealed class TextClassifier : TaskModel
         return new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
     }
 
+    /// <summary>
+    /// Loads a PEFT LoRA adapter directory onto its base model (see <see cref="ClassifierCheckpoint.LoadWithAdapter"/>):
+    /// <paramref name="baseModel"/> is the Hugging Face directory it was trained on (null: the packaged MiniLM).
+    /// </summary>
+    public static TextClassifier LoadAdapter(string? baseModel, string adapterDirectory)
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var (model, tokenizer, labels, settings) = ClassifierCheckpoint.LoadWithAdapter(baseModel, adapterDirectory);
+        return new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
+    }
+
     /// <summary>Tokenizes examples and turns their labels into targets. Unknown labels are an error naming the line.</summary>
     public TaskDataset Encode(IReadOnlyList<TextExample> examples, string source = "data")
     {

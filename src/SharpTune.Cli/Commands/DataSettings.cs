@@ -82,6 +82,14 @@ internal static class CommandSupport
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: {option} file not found.");
     }
 
+    /// <summary>--model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model.</summary>
+    public static TextClassifier LoadClassifier(string model, string? adapter)
+    {
+        if (adapter is null) return TextClassifier.Load(model);
+        RequireDirectory(adapter, "--adapter");
+        return TextClassifier.LoadAdapter(model, adapter);
+    }
+
     /// <summary>A model or run directory that exists; a file in its place is named as such.</summary>
     public static void RequireDirectory(string path, string option)
     {

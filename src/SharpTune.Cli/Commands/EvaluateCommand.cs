@@ -14,6 +14,10 @@ internal sealed class EvaluateSettings : DataSettings
     [Description("A run directory written by train (or a Hugging Face BertForSequenceClassification directory).")]
     public string Model { get; set; } = "";
 
+    [CommandOption("--adapter <DIR>")]
+    [Description("A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, e.g. a lora run's adapter/) to put on --model, then its base model.")]
+    public string? Adapter { get; set; }
+
     [CommandOption("--data <FILE>", true)]
     [Description("Labelled data: .csv, .tsv or .jsonl.")]
     public string Data { get; set; } = "";
@@ -45,7 +49,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Data, "--data");
 
-        using var classifier = TextClassifier.Load(settings.Model);
+        using var classifier = CommandSupport.LoadClassifier(settings.Model, settings.Adapter);
         TaskType task = classifier.Task;
         LoadedData data = CommandSupport.Load(settings.Data, settings.DataOptions(task), json ? NullConsole() : console);
         if (task != TaskType.Regression) data = classifier.Labels.Check(data);

@@ -14,6 +14,10 @@ internal sealed class PredictSettings : CommandSettings
     [Description("A run directory written by train (or a Hugging Face BertForSequenceClassification directory).")]
     public string Model { get; set; } = "";
 
+    [CommandOption("--adapter <DIR>")]
+    [Description("A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, e.g. a lora run's adapter/) to put on --model, then its base model.")]
+    public string? Adapter { get; set; }
+
     [CommandOption("--data <FILE>")]
     [Description("Texts to label: .csv, .tsv or .jsonl; a label column is not needed (and is ignored). Needs --output.")]
     public string? Data { get; set; }
@@ -77,7 +81,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        using var classifier = TextClassifier.Load(settings.Model);
+        using var classifier = CommandSupport.LoadClassifier(settings.Model, settings.Adapter);
         if (settings.Text is not null)
         {
             Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision))[0];

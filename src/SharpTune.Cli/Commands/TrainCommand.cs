@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using SharpTune.Checkpoints;
 using SharpTune.Data;
+using SharpTune.Lora;
 using SharpTune.Models;
 using SharpTune.Strategies;
 using SharpTune.Training;
@@ -21,9 +22,9 @@ internal sealed class TrainSettings : FineTuneSettings
     [Description("Run directory: the model (Hugging Face layout), parameters.md, metrics.jsonl, audit.md, training.png, summary.json.")]
     public string Out { get; set; } = "";
 
-    [CommandOption("--force")]
-    [Description("Write into a non-empty --out that is not a previous run (files of other names are kept).")]
-    public bool Force { get; set; }
+    [CommandOption("--overwrite")]
+    [Description("Replace an existing, non-empty --out. The new run takes its place as a whole once it is saved; until then the old one stays intact.")]
+    public bool Overwrite { get; set; }
 
     [CommandOption("--strategy <STRATEGY>")]
     [Description("What trains: full | frozen | top:K | bitfit | lora or lora:r=8,alpha=16,dropout=0.1,targets=query+value | gradual.")]
@@ -103,7 +104,10 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Train, "--train");
         if (settings.Eval is not null) CommandSupport.RequireFile(settings.Eval, "--eval");
-        bool replacing = CheckRunDirectory(settings.Out, settings.Force);
+        // The run is written into a temporary sibling and swapped into place at the end: an existing --out is never
+        // overwritten without --overwrite (refused here, before any data is read), and survives any failure until then.
+        using var run = StagedDirectory.Begin(settings.Out, settings.Overwrite);
+        bool replacing = Directory.Exists(settings.Out) && Directory.EnumerateFileSystemEntries(settings.Out).Any();
 
         LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
         LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
@@ -121,9 +125,9 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
         using var classifier = TextClassifier.Create(settings.Model, settings.Head, labels, train.Task, maxLength, settings.Seed);
         console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head}, strategy {strategy.Name}.");
-        if (replacing) console.MarkupLineInterpolated($"[yellow]Replacing the previous run in {settings.Out}.[/]");
+        if (replacing) console.MarkupLineInterpolated($"[yellow]--overwrite: {settings.Out} will be replaced once this run is saved.[/]");
 
-        var recorder = new RunRecorder(settings.Out, settings.LogSteps);
+        var recorder = new RunRecorder(run.Path, settings.LogSteps);
         var display = new ConsoleProgress(console);
         var progress = new BothProgress(display, recorder);
         // The first Ctrl+C stops training after the current batch and saves what was trained; a second one ends the process.
@@ -146,9 +150,13 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         }
         if (result.Stopped == "cancelled") console.MarkupLine("[yellow]Training was cancelled; saving what was trained so far.[/]");
 
-        classifier.Save(settings.Out);
+        bool adapter = strategy is LoraStrategy;
+        // The adapters as PEFT saves them (adapter/), before WriteFiles merges them into the weights.
+        if (adapter) classifier.WriteAdapterFiles(Path.Combine(run.Path, PeftAdapter.RunSubdirectory), Path.GetFullPath(settings.Model ?? PackagedModels.MiniLM()));
+        classifier.WriteFiles(run.Path);
         string chart = recorder.WriteCharts();
         string summary = recorder.WriteSummary(result, SummaryExtras(settings, options, train, eval, labels, maxLength));
+        run.Commit();
 
         console.MarkupLineInterpolated(
             $"Trained in {result.TrainSeconds:F1} s ({result.SamplesPerSecond:F1} samples/s){(result.UsedFeatureCache ? ", head on cached features" : "")}.");
@@ -158,6 +166,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             .AddColumn("file").AddColumn("what");
         files.AddRow("config.json, model.safetensors, vocab.txt", "the model, Hugging Face layout (load with --model)");
         files.AddRow(ClassifierCheckpoint.SettingsFile, "head, task and strategy");
+        if (adapter) files.AddRow(PeftAdapter.RunSubdirectory + "/", "the LoRA adapters and head as a PEFT adapter (--model BASE --adapter DIR; Python: PeftModel.from_pretrained)");
         files.AddRow(RunRecorder.ParametersMarkdown + ", " + RunRecorder.ParametersJson, "parameter table");
         files.AddRow(RunRecorder.MetricsFile, "train loss every " + settings.LogSteps.ToString(CultureInfo.InvariantCulture) + " steps and every evaluation");
         files.AddRow(RunRecorder.AuditMarkdown + ", " + RunRecorder.AuditJson, "freeze audit");
@@ -196,22 +205,6 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             Device = s.Device,
             Precision = Models.Precisions.Parse(s.Precision),
         };
-    }
-
-    /// <summary>
-    /// An empty or missing directory, or a previous run (which is replaced), is fine; anything else needs --force.
-    /// Returns true when a previous run is being replaced.
-    /// </summary>
-    private static bool CheckRunDirectory(string directory, bool force)
-    {
-        if (File.Exists(directory)) throw new SharpTuneException($"{directory}: --out is a file; give a directory.");
-        if (!Directory.Exists(directory) || !Directory.EnumerateFileSystemEntries(directory).Any()) return false;
-        bool previousRun = File.Exists(Path.Combine(directory, ClassifierCheckpoint.SettingsFile)) ||
-            File.Exists(Path.Combine(directory, RunRecorder.MetricsFile));
-        if (previousRun) return true;
-        if (force) return false;
-        throw new SharpTuneException($"{directory}: --out is not empty and holds no previous run; choose another directory or pass --force " +
-            "(files there other than the run's are kept).");
     }
 
     private static JsonObject SummaryExtras(TrainSettings s, TrainingOptions options, LoadedData train, LoadedData? eval, LabelSet labels, int maxLength) => new()

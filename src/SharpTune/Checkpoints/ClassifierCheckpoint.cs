@@ -38,8 +38,19 @@ public static class ClassifierCheckpoint
     /// </summary>
     public const int FormatVersion = 2;
 
-    /// <summary>Writes the checkpoint into <paramref name="directory"/> (created if needed). LoRA adapters are merged first.</summary>
-    public static void Save(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
+    /// <summary>
+    /// Saves the checkpoint as the directory <paramref name="directory"/>, as a whole (see <see cref="StagedDirectory"/>):
+    /// a previous directory there is replaced only once the new one is complete. LoRA adapters are merged first.
+    /// </summary>
+    public static void Save(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings) =>
+        StagedDirectory.Write(directory, staging => Write(staging, model, tokenizer, labels, settings));
+
+    /// <summary>
+    /// Writes the checkpoint's files into <paramref name="directory"/>, a directory being assembled (a run directory's
+    /// <see cref="StagedDirectory.Path"/>, with other files of the run beside them); model files go through
+    /// <see cref="HfModelDirectory.Write"/>. LoRA adapters are merged first.
+    /// </summary>
+    public static void Write(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
     {
         Directory.CreateDirectory(directory);
         LoraInjector.Merge(model.Encoder);
@@ -66,7 +77,7 @@ public static class ClassifierCheckpoint
             }
         try
         {
-            HfModelDirectory.Save(directory, config, tensors);
+            HfModelDirectory.Write(directory, config, tensors);
         }
         finally
         {
@@ -74,6 +85,16 @@ public static class ClassifierCheckpoint
         }
         tokenizer.Save(directory);
 
+        WriteSettings(directory, model, settings);
+    }
+
+    /// <summary>
+    /// Writes sharptune.json into <paramref name="directory"/>: how to rebuild the head, the task, the token limit and
+    /// the strategy; with <paramref name="labels"/> also their <c>id2label</c> (for a directory without config.json, such
+    /// as a PEFT adapter's).
+    /// </summary>
+    public static void WriteSettings(string directory, SequenceClassifier model, ClassifierSettings settings, LabelSet? labels = null)
+    {
         var json = new JsonObject
         {
             ["format_version"] = FormatVersion,
@@ -91,6 +112,7 @@ public static class ClassifierCheckpoint
             ["max_length"] = settings.MaxLength,
             ["strategy"] = settings.Strategy,
         };
+        if (labels is not null) json["id2label"] = JsonSerializer.SerializeToNode(labels.ToId2Label());
         File.WriteAllText(Path.Combine(directory, SettingsFile), json.ToJsonString(EncoderConfig.JsonOptions));
     }
 
@@ -140,6 +162,53 @@ public static class ClassifierCheckpoint
         }
     }
 
+    /// <summary>
+    /// Loads a PEFT LoRA adapter (<see cref="PeftAdapter"/>) onto its base model <paramref name="baseModel"/> (a Hugging
+    /// Face directory; null: the packaged MiniLM): the encoder and tokenizer come from the base, the adapters and the
+    /// head from the adapter. The head is rebuilt from the adapter's sharptune.json when SharpTune wrote it (with its
+    /// labels); an adapter saved by Python's PEFT has the architecture's HF head with as many outputs as its saved
+    /// classifier, labelled by the base config's id2label when that has as many, else LABEL_0, LABEL_1, … as
+    /// transformers names them.
+    /// </summary>
+    public static (SequenceClassifier Model, Tokenization.Tokenizer Tokenizer, LabelSet Labels, ClassifierSettings Settings) LoadWithAdapter(string? baseModel, string adapterDirectory)
+    {
+        PeftAdapterConfig adapter = PeftAdapter.ReadConfig(adapterDirectory); // a bad adapter is reported before the base loads
+        var encoder = PretrainedEncoder.Load(baseModel);
+        try
+        {
+            Architecture architecture = encoder.Model.Architecture;
+            string settingsPath = Path.Combine(adapterDirectory, SettingsFile);
+            ClassifierSettings settings;
+            LabelSet labels;
+            if (File.Exists(settingsPath))
+            {
+                settings = ReadSettingsFile(settingsPath).Settings;
+                labels = ReadLabels(StrictJson.ReadObject(settingsPath), settingsPath);
+            }
+            else
+            {
+                int outputs = PeftAdapter.HeadOutputs(adapterDirectory, architecture);
+                JsonObject baseConfig = StrictJson.ReadObject(encoder.Directory.ConfigPath);
+                labels = baseConfig["id2label"] is JsonObject names && names.Count == outputs
+                    ? ReadLabels(baseConfig, encoder.Directory.ConfigPath)
+                    : LabelSet.FromNames(Enumerable.Range(0, outputs).Select(i => $"LABEL_{i}"));
+                using Head reference = architecture.SequenceHead(encoder.Model.Config, outputs);
+                settings = new ClassifierSettings(reference.GetType().Name, reference.Options(), outputs, TaskType.SingleLabel,
+                    Math.Min(512, encoder.Model.Config.MaxInputLength), null);
+            }
+            Head head = HeadRegistry.Create(settings.HeadType, encoder.Model.Config.HiddenSize, settings.Outputs, settings.HeadOptions);
+            var model = new SequenceClassifier(encoder.Model, head);
+            PeftAdapter.Apply(adapterDirectory, model);
+            model.eval();
+            return (model, encoder.Tokenizer, labels, settings with { Strategy = new Strategies.LoraStrategy(adapter.Options).Name });
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+    }
+
     // The settings and sharptune.json's format_version (a Python-saved checkpoint has HF's keys: the current format).
     private static (ClassifierSettings Settings, int Format) ReadSettings(string directory, JsonObject config, LabelSet labels, HfModelDirectory hf, Architecture architecture)
     {
@@ -157,6 +226,15 @@ public static class ClassifierCheckpoint
             using Head head = token ? architecture.TokenHead(hf.Config, outputs) : architecture.SequenceHead(hf.Config, outputs);
             return (new ClassifierSettings(head.GetType().Name, head.Options(), outputs, task, Math.Min(512, hf.Config.MaxInputLength), null), FormatVersion);
         }
+        return ReadSettingsFile(path);
+    }
+
+    /// <summary>
+    /// Reads a sharptune.json written by <see cref="WriteSettings"/>: the settings and the file's format_version; errors
+    /// name the file.
+    /// </summary>
+    public static (ClassifierSettings Settings, int Format) ReadSettingsFile(string path)
+    {
         JsonObject json = StrictJson.ReadObject(path);
         try
         {

@@ -63,32 +63,45 @@ public sealed record HfModelDirectory(string Path, EncoderConfig Config, string 
         : SafeTensors.Load(WeightsPath);
 
     /// <summary>
-    /// Writes <c>config.json</c> and the weights into <paramref name="path"/> (created if needed): one
-    /// <c>model.safetensors</c>, or shards plus an index when the tensors exceed <paramref name="maxShardBytes"/>.
-    /// Tokenizer files are not written here. Returns the directory, opened.
+    /// Writes <c>config.json</c> and the weights as the directory <paramref name="path"/>, as a whole (see
+    /// <see cref="StagedDirectory"/>): one <c>model.safetensors</c>, or shards plus an index when the tensors exceed
+    /// <paramref name="maxShardBytes"/>. Tokenizer files are not written here. Returns the directory, opened.
     /// </summary>
     public static HfModelDirectory Save(string path, EncoderConfig config, IReadOnlyDictionary<string, Tensor> tensors,
         long maxShardBytes = 5L * 1024 * 1024 * 1024) =>
         Save(path, config.ToJson(), tensors, maxShardBytes);
 
     /// <summary>
-    /// The one writer of a model directory: <paramref name="config"/> (an architecture's config.json, plus what a task
-    /// checkpoint adds: architectures, id2label…) is validated by reading it back as its architecture's record, then
-    /// written with the weights as in the other overload. <paramref name="metadata"/> goes into the safetensors header.
+    /// Saves a model directory as a whole: <see cref="Write"/> into a temporary sibling, then
+    /// <paramref name="writeMore"/> (tokenizer files, settings…) into it, then the sibling replaces
+    /// <paramref name="path"/> (see <see cref="StagedDirectory"/>): a previous directory survives any failure before
+    /// that, and a reader never sees a mix. Returns the directory, opened.
     /// </summary>
     public static HfModelDirectory Save(string path, System.Text.Json.Nodes.JsonObject config, IReadOnlyDictionary<string, Tensor> tensors,
+        long maxShardBytes = 5L * 1024 * 1024 * 1024, IReadOnlyDictionary<string, string>? metadata = null, Action<string>? writeMore = null)
+    {
+        StagedDirectory.Write(path, directory =>
+        {
+            Write(directory, config, tensors, maxShardBytes, metadata);
+            writeMore?.Invoke(directory);
+        });
+        return Open(path);
+    }
+
+    /// <summary>
+    /// The one writer of a model directory's files, into <paramref name="directory"/> — a directory being assembled
+    /// (<see cref="StagedDirectory.Path"/>; <see cref="Save(string, System.Text.Json.Nodes.JsonObject, IReadOnlyDictionary{string, Tensor}, long, IReadOnlyDictionary{string, string}?, Action{string}?)"/>
+    /// does that for you): <paramref name="config"/> (an architecture's config.json, plus what a task checkpoint adds:
+    /// architectures, id2label…) is validated by reading it back as its architecture's record, then written with the
+    /// weights. <paramref name="metadata"/> goes into the safetensors header.
+    /// </summary>
+    public static void Write(string directory, System.Text.Json.Nodes.JsonObject config, IReadOnlyDictionary<string, Tensor> tensors,
         long maxShardBytes = 5L * 1024 * 1024 * 1024, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        Directory.CreateDirectory(path);
-        string configPath = System.IO.Path.Combine(path, "config.json");
-        // Remove the other layout, so that Open cannot pick up stale weights.
-        foreach (var stale in Directory.EnumerateFiles(path, "model-*-of-*.safetensors")
-                     .Append(System.IO.Path.Combine(path, SafeTensorsIndex.FileName))
-                     .Append(System.IO.Path.Combine(path, WeightsFileName)))
-            if (File.Exists(stale)) File.Delete(stale);
+        Directory.CreateDirectory(directory);
+        string configPath = System.IO.Path.Combine(directory, "config.json");
         File.WriteAllText(configPath, config.ToJsonString(EncoderConfig.JsonOptions));
         Architectures.LoadConfig(configPath);
-        SafeTensorsIndex.Save(path, tensors, maxShardBytes, metadata ?? new Dictionary<string, string> { ["format"] = "pt" });
-        return Open(path);
+        SafeTensorsIndex.Save(directory, tensors, maxShardBytes, metadata ?? new Dictionary<string, string> { ["format"] = "pt" });
     }
 }

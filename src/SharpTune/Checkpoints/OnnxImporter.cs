@@ -115,12 +115,12 @@ public static class OnnxImporter
         };
         if (notes.Count > 0) config.Extra!["sharptune_notes"] = JsonSerializer.SerializeToElement(notes);
 
-        WriteAtomically(outDir, temp =>
+        StagedDirectory.Write(outDir, temp =>
         {
             WriteWeights(temp, graph, mappings, expected, poolerInitialized, config, Path.GetFileName(onnxPath));
             File.WriteAllText(Path.Combine(temp, "vocab.txt"), string.Join('\n', vocab) + "\n", new UTF8Encoding(false));
             WriteTokenizerFiles(temp, vocab, config);
-        });
+        }, overwrite: false);
         return new OnnxImportReport(outDir, config, mappings, ignored, headsSource, epsSource, poolerInitialized, notes, clock.Elapsed);
     }
 
@@ -221,7 +221,7 @@ public static class OnnxImporter
             tensors["pooler.dense.weight"] = torch.randn(expected["pooler.dense.weight"], generator: generator) * config.InitializerRange;
             tensors["pooler.dense.bias"] = torch.zeros(expected["pooler.dense.bias"]);
         }
-        HfModelDirectory.Save(directory, config.ToJson(), tensors, metadata: new Dictionary<string, string> { ["format"] = "pt", ["source"] = "onnx:" + source });
+        HfModelDirectory.Write(directory, config.ToJson(), tensors, metadata: new Dictionary<string, string> { ["format"] = "pt", ["source"] = "onnx:" + source });
     }
 
     private static void WriteTokenizerFiles(string directory, string[] vocab, BertConfig config)
@@ -243,32 +243,5 @@ public static class OnnxImporter
         var options = new JsonSerializerOptions { WriteIndented = true };
         File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), tokenizer.ToJsonString(options));
         File.WriteAllText(Path.Combine(directory, "special_tokens_map.json"), special.ToJsonString(options));
-    }
-
-    /// <summary>Runs <paramref name="write"/> on a fresh sibling directory of <paramref name="outDir"/>, then renames it to <paramref name="outDir"/>.</summary>
-    internal static void WriteAtomically(string outDir, Action<string> write)
-    {
-        string parent = Path.GetDirectoryName(outDir) ?? throw new SharpTuneException($"{outDir}: cannot write a model to a file-system root.");
-        Directory.CreateDirectory(parent);
-        string temp = Path.Combine(parent, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
-        try
-        {
-            write(temp);
-            if (Directory.Exists(outDir) && !Directory.EnumerateFileSystemEntries(outDir).Any()) Directory.Delete(outDir);
-            try
-            {
-                Directory.Move(temp, outDir);
-            }
-            catch (IOException e)
-            {
-                throw new SharpTuneException($"{outDir}: could not move the imported model into place ({e.Message}); another import may have written it meanwhile.", e);
-            }
-        }
-        catch
-        {
-            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-            throw;
-        }
     }
 }

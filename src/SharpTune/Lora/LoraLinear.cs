@@ -38,6 +38,9 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
     /// <summary>alpha / r.</summary>
     public double Scaling { get; }
 
+    /// <summary>The options it was made with (targets resolved: the ones the injector matched against).</summary>
+    public LoraOptions Options { get; }
+
     /// <summary>Wraps <paramref name="baseLayer"/> (its parameters are kept, not copied).</summary>
     public LoraLinear(Linear baseLayer, LoraOptions options) : base("LoraLinear")
     {
@@ -51,6 +54,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         using (torch.no_grad()) lora_B.weight!.zero_();
         lora_dropout = Dropout(options.Dropout);
         Scaling = options.Alpha / options.Rank;
+        Options = options;
         RegisterComponents();
     }
 
@@ -92,7 +96,7 @@ public static class LoraInjector
         {
             bool targeted = targets.Any(t => key == t || key.EndsWith("." + t, StringComparison.Ordinal));
             if (!targeted || module is not Linear linear) continue;
-            LinearSlots.Replace(modules, key, new LoraLinear(linear, options));
+            LinearSlots.Replace(modules, key, new LoraLinear(linear, options with { TargetModules = targets }));
             wrapped.Add(key);
         }
         if (wrapped.Count == 0)

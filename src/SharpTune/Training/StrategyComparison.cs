@@ -194,7 +194,8 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         bool perRun = ProcessMemory.ResetPeak();
         long? before = ProcessMemory.Read("VmRSS");
 
-        var recorder = new RunRecorder(runDirectory);
+        using var run = Checkpoints.StagedDirectory.Begin(runDirectory); // the run directory appears whole, or not at all
+        var recorder = new RunRecorder(run.Path);
         var forward = new Progress(strategy, recorder, progress);
         using var classifier = TextClassifier.Create(options.ModelDirectory, options.Head, labels, options.Task, options.MaxLength, training.Seed);
         TrainingResult result = classifier.Train(train, eval, strategy, training, forward, cancellation);
@@ -202,7 +203,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         long? peak = ProcessMemory.Read("VmHWM");
         if (result.Stopped == "cancelled") return null;
 
-        classifier.Save(runDirectory);
+        classifier.WriteFiles(run.Path);
         recorder.WriteCharts();
         recorder.WriteSummary(result, new JsonObject
         {
@@ -212,6 +213,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             ["lr"] = rate,
             ["comparison"] = Path.GetFullPath(PathOf(JsonFile)),
         });
+        run.Commit();
         EvaluationEvent best = result.BestEvaluation ?? throw new SharpTuneException($"strategy {strategy.Name}: training produced no evaluation.");
         return new ComparisonRow(strategy.Name, rate, result.Plan.TrainableParameters, result.Plan.TotalParameters, result.Plan.TrainablePercent,
             result.TrainSeconds, result.SamplesPerSecond, peak, perRun, before, after,

@@ -147,7 +147,7 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
-    public void A_non_empty_directory_that_is_not_a_run_needs_force_and_keeps_its_files()
+    public void An_existing_run_directory_is_replaced_only_with_overwrite_and_refused_by_name_before_training()
     {
         string run = cli.PathOf("occupied");
         Directory.CreateDirectory(run);
@@ -156,17 +156,43 @@ public sealed class TrainCommandTests : IDisposable
 
         var (exit, output) = TrainCliHarness.Run(args);
         Assert.Equal(1, exit);
-        Assert.Contains("--force", output);
-        Assert.Single(Directory.GetFiles(run));
+        Assert.Contains(run, output);
+        Assert.Contains("--overwrite", output);
+        Assert.DoesNotContain("Data:", output); // refused before reading the data, let alone training
+        Assert.Equal(["notes.txt"], Directory.GetFiles(run).Select(Path.GetFileName));
 
-        (exit, output) = TrainCliHarness.Run([.. args, "--force"]);
+        (exit, output) = TrainCliHarness.Run([.. args, "--overwrite"]);
         Assert.True(exit == 0, output);
-        Assert.Equal("mine", File.ReadAllText(Path.Combine(run, "notes.txt")));
+        Assert.False(File.Exists(Path.Combine(run, "notes.txt"))); // replaced as a whole
+        Assert.True(File.Exists(Path.Combine(run, "model.safetensors")));
 
-        // Now it holds a run: training again replaces it without --force.
-        (exit, output) = TrainCliHarness.Run(args);
+        // A previous run is protected the same way: refused without --overwrite, every byte kept.
+        var before = Directory.GetFiles(run).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+        (exit, output) = TrainCliHarness.Run([.. args, "--epochs", "2"]);
+        Assert.Equal(1, exit);
+        Assert.Contains(run, output);
+        var after = Directory.GetFiles(run).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+        Assert.Equal(before.Keys.Order(), after.Keys.Order());
+        Assert.All(before, p => Assert.Equal(p.Value, after[p.Key]));
+
+        (exit, output) = TrainCliHarness.Run([.. args, "--epochs", "2", "--overwrite"]);
         Assert.True(exit == 0, output);
-        Assert.Contains("Replacing the previous run", output);
+        Assert.Equal(2, System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "summary.json")))!["options"]!["epochs"]!.GetValue<int>());
+        // Nothing but the run itself is left beside it (no temporary directories).
+        Assert.Empty(Directory.GetDirectories(cli.Folder, ".occupied*"));
+    }
+
+    [Fact]
+    public void A_failed_run_leaves_no_directory_behind()
+    {
+        string run = cli.PathOf("never");
+        string train = cli.Write("one-label.csv", "text,label\nw1,yes\n");
+        string eval = cli.Write("unknown-label.csv", "text,label\nw1,maybe\n");
+        var (exit, output) = TrainCliHarness.Run("train", "--model", cli.ModelDirectory, "--train", train, "--eval", eval, "--out", run);
+        Assert.Equal(1, exit);
+        Assert.Contains("maybe", output);
+        Assert.False(Directory.Exists(run));
+        Assert.Empty(Directory.GetDirectories(cli.Folder, ".never*"));
     }
 }
 
