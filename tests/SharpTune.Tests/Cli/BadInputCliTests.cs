@@ -53,7 +53,8 @@ public sealed class BadInputCliTests(TrainCliHarness cli, ITestOutputHelper log)
         public string Train(string model, string train, string? eval = null) =>
             string.Join('\0', new[] { "train", "--model", model, "--train", train }
                 .Concat(eval is null ? [] : ["--eval", eval])
-                .Concat(["--strategy", "frozen", "--epochs", "1", "--batch-size", "8", "--out", PreviousRun]));
+                // --overwrite: a run that fails on bad input still leaves the previous run untouched.
+                .Concat(["--strategy", "frozen", "--epochs", "1", "--batch-size", "8", "--out", PreviousRun, "--overwrite"]));
 
         private string Broken(string source, string name, Action<string> breakIt)
         {
