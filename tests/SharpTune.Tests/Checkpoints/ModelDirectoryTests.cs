@@ -31,8 +31,8 @@ public class ModelDirectoryTests
         using var dir = new TempDir();
         using var scope = torch.NewDisposeScope();
         var weights = Weights();
+        HfModelDirectory.Save(dir.Path, Tiny, weights); // the directory as a whole: files added afterwards
         File.WriteAllText(dir.File("vocab.txt"), "[PAD]\n[UNK]\n");
-        HfModelDirectory.Save(dir.Path, Tiny, weights);
 
         var opened = HfModelDirectory.Open(dir.Path);
         Assert.Equal(Tiny with { Extra = opened.Config.Extra }, opened.Config);
