@@ -79,6 +79,29 @@ public abstract class TaskModel : IDisposable
         return (new SequenceClassifier(encoder.Model, built), encoder.Tokenizer);
     }
 
+    /// <summary>
+    /// Loads a run directory or a Python-saved task checkpoint as the front door its task needs: a <see cref="TokenTagger"/>
+    /// for token classification (<paramref name="stride"/>: its window overlap), else a <see cref="TextClassifier"/>.
+    /// </summary>
+    public static TaskModel Load(string directory, int? stride = null)
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var (model, labels, settings) = ClassifierCheckpoint.Load(directory);
+        Tokenizer tokenizer;
+        try
+        {
+            tokenizer = Tokenizer.FromDirectory(directory);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return settings.Task.PerToken
+            ? new TokenTagger(model, tokenizer, labels, settings.MaxLength, settings.Strategy, stride)
+            : new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
+    }
+
     /// <summary>Trains on encoded data under <paramref name="strategy"/>; see <see cref="Trainer"/>.</summary>
     public TrainingResult Fit(TaskDataset train, TaskDataset? eval, Strategy strategy, TrainingOptions options,
         IProgress<TrainingEvent>? progress = null, CancellationToken cancellation = default)

@@ -24,7 +24,7 @@ public sealed record Prediction(string Label, IReadOnlyDictionary<string, float>
 /// </summary>
 public sealed class TextClassifier : TaskModel
 {
-    private TextClassifier(SequenceClassifier model, Tokenizer tokenizer, LabelSet labels, TaskType task, int maxLength, string? strategy)
+    internal TextClassifier(SequenceClassifier model, Tokenizer tokenizer, LabelSet labels, TaskType task, int maxLength, string? strategy)
         : base(model, tokenizer, labels, TextTask(task, model), maxLength, strategy)
     {
     }
@@ -63,10 +63,12 @@ public sealed class TextClassifier : TaskModel
     /// <summary>Loads a run directory saved by <see cref="TaskModel.Save"/> (or an HF XForSequenceClassification checkpoint).</summary>
     public static TextClassifier Load(string directory)
     {
-        Native.TorchRuntime.EnsureLoaded();
-        var (model, labels, settings) = ClassifierCheckpoint.Load(directory);
-        var tokenizer = Tokenizer.FromDirectory(directory);
-        return new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
+        TaskModel loaded = TaskModel.Load(directory);
+        if (loaded is TextClassifier classifier) return classifier;
+        string className = loaded.Model.Encoder.Architecture.TokenClassificationClass;
+        loaded.Dispose();
+        throw new SharpTuneException($"{directory}: this is a token-classification model ({className}); load it with TokenTagger.Load " +
+            "(the CLI reads it as a tagger: evaluate and predict take CoNLL or tokens/tags data).");
     }
 
     /// <summary>

@@ -32,7 +32,7 @@ public sealed record TaggedText(string Text, IReadOnlyList<TaggedWord> Words, IR
 /// </summary>
 public sealed class TokenTagger : TaskModel
 {
-    private TokenTagger(SequenceClassifier model, Tokenizer tokenizer, LabelSet tags, int maxLength, string? strategy, int? stride)
+    internal TokenTagger(SequenceClassifier model, Tokenizer tokenizer, LabelSet tags, int maxLength, string? strategy, int? stride)
         : base(model, tokenizer, tags, TaskType.Token, maxLength, strategy)
     {
         int room = maxLength - tokenizer.Template.Added(false);
@@ -65,16 +65,12 @@ public sealed class TokenTagger : TaskModel
     }
 
     /// <summary>Loads a run directory saved by <see cref="TaskModel.Save"/> or a Python-saved XForTokenClassification checkpoint.</summary>
-    public static TokenTagger Load(string directory, int? stride = null)
+    public static new TokenTagger Load(string directory, int? stride = null)
     {
-        Native.TorchRuntime.EnsureLoaded();
-        var (model, labels, settings) = ClassifierCheckpoint.Load(directory);
-        if (!settings.Task.PerToken)
-        {
-            model.Dispose();
-            throw new SharpTuneException($"{directory}: this model classifies whole texts (task {settings.Task.Name}); load it with TextClassifier.Load.");
-        }
-        return new TokenTagger(model, Tokenizer.FromDirectory(directory), labels, settings.MaxLength, settings.Strategy, stride);
+        TaskModel loaded = TaskModel.Load(directory, stride);
+        if (loaded is TokenTagger tagger) return tagger;
+        loaded.Dispose();
+        throw new SharpTuneException($"{directory}: this model classifies whole texts (task {loaded.Task.Name}); load it with TextClassifier.Load.");
     }
 
     /// <summary>

@@ -86,7 +86,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
 
         var options = new ComparisonOptions
         {
-            Strategies = strategies, ModelDirectory = settings.Model, Head = settings.Head, Task = train.Task,
+            Strategies = strategies, ModelDirectory = settings.Model, Head = settings.Head ?? "mean", Task = train.Task,
             MaxLength = maxLength, Training = training, LearningRate = settings.LearningRate, Metric = settings.Metric,
         }.Validate();
         var comparison = new StrategyComparison(settings.Out, options)
@@ -101,7 +101,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
             },
         };
         console.WriteLine($"Comparing {strategies.Count} strategies on {trainExamples.Count} training and {evalExamples.Count} eval examples " +
-            $"({settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head}, max length {maxLength}, {settings.Epochs} epoch(s), " +
+            $"({settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head ?? "mean"}, max length {maxLength}, {settings.Epochs} epoch(s), " +
             $"batch size {settings.BatchSize}, seed {settings.Seed}, best by {options.MetricOrDefault}).");
 
         // The first Ctrl+C stops the current run; finished rows are kept. A second one ends the process.

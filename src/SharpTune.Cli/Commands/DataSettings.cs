@@ -28,6 +28,13 @@ internal class DataSettings : CommandSettings
     [Description("Skip unreadable rows (reported) instead of stopping at the first one.")]
     public bool SkipBadRows { get; set; }
 
+    [CommandOption("--tag-column <N>")]
+    [Description("Token task, CoNLL files: the column of the tag, 0-based from the start or negative from the end (-1, the default, is the last column).")]
+    [DefaultValue(-1)]
+    public int TagColumn { get; set; } = -1;
+
+    public TokenDataOptions TokenDataOptions(bool requireTags = true) => new() { TagColumn = TagColumn, SkipBadRows = SkipBadRows, RequireTags = requireTags };
+
     public DataOptions DataOptions(TaskType? task, bool readLabels = true) => new()
     {
         TextColumn = TextColumn, TextPairColumn = TextPairColumn, LabelColumn = LabelColumn,
@@ -49,6 +56,30 @@ internal static class CommandSupport
             throw new SharpTuneException($"{path}: no examples{(data.SkippedRows > 0 ? $" (all {data.SkippedRows} rows skipped)" : "")}.");
         return data;
     }
+
+    /// <summary>A console that writes nowhere: with --format json the output is the JSON object alone (skipped rows are listed in it).</summary>
+    public static IAnsiConsole Silent() => AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Out = new AnsiConsoleOutput(TextWriter.Null),
+    });
+
+    /// <summary>Loads tagged sentences; an empty file is an error naming the file.</summary>
+    public static LoadedTokenData LoadTagged(string path, TokenDataOptions options, IAnsiConsole console)
+    {
+        LoadedTokenData data = TokenDataset.Load(path, options);
+        if (data.SkippedSentences > 0)
+        {
+            console.MarkupLineInterpolated($"[yellow]skipped {data.SkippedSentences} bad sentence(s) of {data.Path}[/]; first reasons:");
+            foreach (string reason in data.SkipReasons.Take(3)) console.MarkupLineInterpolated($"  [grey]{reason}[/]");
+        }
+        if (data.Sentences.Count == 0)
+            throw new SharpTuneException($"{path}: no sentences{(data.SkippedSentences > 0 ? $" (all {data.SkippedSentences} skipped)" : "")}.");
+        return data;
+    }
+
+    /// <summary>"3 labels (a, b, c)", the first ten named.</summary>
+    public static string Describe(LabelSet labels) =>
+        $"{labels.Count} labels ({string.Join(", ", labels.Names.Take(10))}{(labels.Count > 10 ? ", …" : "")})";
 
     /// <summary>"skipped 3 bad rows of F: first reasons …" when rows were skipped.</summary>
     public static void ReportSkipped(LoadedData data, IAnsiConsole console)
@@ -83,9 +114,9 @@ internal static class CommandSupport
     }
 
     /// <summary>--model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model.</summary>
-    public static TextClassifier LoadClassifier(string model, string? adapter)
+    public static TaskModel LoadModel(string model, string? adapter, int? stride)
     {
-        if (adapter is null) return TextClassifier.Load(model);
+        if (adapter is null) return TaskModel.Load(model, stride);
         RequireDirectory(adapter, "--adapter");
         return TextClassifier.LoadAdapter(model, adapter);
     }

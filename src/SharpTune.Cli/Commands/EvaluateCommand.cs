@@ -11,7 +11,7 @@ namespace SharpTune.Cli.Commands;
 internal sealed class EvaluateSettings : DataSettings
 {
     [CommandOption("--model <RUN_DIR>", true)]
-    [Description("A run directory written by train (or a Hugging Face BertForSequenceClassification directory).")]
+    [Description("A run directory written by train, or a Hugging Face XForSequenceClassification / XForTokenClassification directory.")]
     public string Model { get; set; } = "";
 
     [CommandOption("--adapter <DIR>")]
@@ -19,8 +19,12 @@ internal sealed class EvaluateSettings : DataSettings
     public string? Adapter { get; set; }
 
     [CommandOption("--data <FILE>", true)]
-    [Description("Labelled data: .csv, .tsv or .jsonl.")]
+    [Description("Labelled data: .csv, .tsv or .jsonl; for a token-classification model, tagged sentences (CoNLL or JSON lines with tokens and tags).")]
     public string Data { get; set; } = "";
+
+    [CommandOption("--stride <N>")]
+    [Description("Token-classification models: tokens of context shared by consecutive windows of a long sentence. Default: a quarter of the model's max length.")]
+    public int? Stride { get; set; }
 
     [CommandOption("--format <FORMAT>")]
     [Description("table | json (one object).")]
@@ -49,64 +53,93 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Data, "--data");
 
-        using var classifier = CommandSupport.LoadClassifier(settings.Model, settings.Adapter);
-        TaskType task = classifier.Task;
-        LoadedData data = CommandSupport.Load(settings.Data, settings.DataOptions(task), json ? NullConsole() : console);
-        if (task != TaskType.Regression) data = classifier.Labels.Check(data);
-        EvaluationOutput output = classifier.Evaluate(data.Examples, settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision));
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride);
+        IAnsiConsole messages = json ? CommandSupport.Silent() : console;
+        var precision = Models.Precisions.Parse(settings.Precision);
+        (EvaluationOutput Output, int Count, string What, int Skipped, IReadOnlyList<string> Reasons) result;
+        if (model is TokenTagger tagger)
+        {
+            LoadedTokenData data = CommandSupport.LoadTagged(settings.Data, settings.TokenDataOptions(), messages);
+            TokenDataset.CheckTags(data.Sentences, tagger.Labels, settings.Data);
+            result = (tagger.Evaluate(data.Sentences, settings.BatchSize, precision: precision), data.Sentences.Count, "sentences", data.SkippedSentences, data.SkipReasons);
+        }
+        else
+        {
+            var classifier = (TextClassifier)model;
+            LoadedData data = CommandSupport.Load(settings.Data, settings.DataOptions(classifier.Task), messages);
+            if (classifier.Task != TaskType.Regression) data = classifier.Labels.Check(data);
+            result = (classifier.Evaluate(data.Examples, settings.BatchSize, precision: precision), data.Examples.Count, "examples", data.SkippedRows, data.SkipReasons);
+        }
 
-        if (json) CommandSupport.WriteJson(console, Json(settings, data, output));
-        else WriteTables(settings, data, output);
+        if (json) CommandSupport.WriteJson(console, Json(settings, result.Count, result.Skipped, result.Reasons, result.Output));
+        else WriteTables(settings, $"{result.Count} {result.What}", result.Output);
         return 0;
     }
 
-    private static JsonObject Json(EvaluateSettings settings, LoadedData data, EvaluationOutput output)
+    // Per-class (per-tag) scores and the confusion matrix where the task has them.
+    private static (IReadOnlyList<ClassScore>? PerClass, int[][]? Confusion) Breakdown(EvaluationMetrics? details) => details switch
+    {
+        ClassificationMetrics c => (c.PerClass, c.ConfusionMatrix),
+        MultiLabelMetrics m => (m.PerClass, null),
+        TokenMetrics t => (t.PerTag, t.ConfusionMatrix),
+        _ => (null, null),
+    };
+
+    private static JsonObject Json(EvaluateSettings settings, int count, int skipped, IReadOnlyList<string> reasons, EvaluationOutput output)
     {
         var result = new JsonObject
         {
             ["model"] = settings.Model,
             ["data"] = settings.Data,
-            ["examples"] = data.Examples.Count,
-            ["skipped_rows"] = data.SkippedRows,
-            ["skip_reasons"] = new JsonArray(data.SkipReasons.Select(r => (JsonNode)JsonValue.Create(r)!).ToArray()),
+            ["examples"] = count,
+            ["skipped_rows"] = skipped,
+            ["skip_reasons"] = new JsonArray(reasons.Select(r => (JsonNode)JsonValue.Create(r)!).ToArray()),
         };
         foreach (var (name, value) in output.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)))
             result[name] = CommandSupport.Number(value);
-        IReadOnlyList<ClassScore>? perClass = output.Details switch
-        {
-            ClassificationMetrics c => c.PerClass,
-            MultiLabelMetrics m => m.PerClass,
-            _ => null,
-        };
+        var (perClass, confusion) = Breakdown(output.Details);
         if (perClass is not null)
             result["per_class"] = new JsonArray(perClass.Select(c => (JsonNode)new JsonObject
             {
                 ["label"] = c.Label, ["precision"] = c.Precision, ["recall"] = c.Recall, ["f1"] = c.F1, ["support"] = c.Support,
             }).ToArray());
-        if (output.Details is ClassificationMetrics classification)
+        if (confusion is not null)
             result["confusion_matrix"] = new JsonObject
             {
-                ["labels"] = new JsonArray(classification.PerClass.Select(c => (JsonNode)JsonValue.Create(c.Label)!).ToArray()),
-                ["rows_gold_columns_predicted"] = new JsonArray(classification.ConfusionMatrix
+                ["labels"] = new JsonArray(perClass!.Select(c => (JsonNode)JsonValue.Create(c.Label)!).ToArray()),
+                ["rows_gold_columns_predicted"] = new JsonArray(confusion
                     .Select(row => (JsonNode)new JsonArray(row.Select(v => (JsonNode)JsonValue.Create(v)).ToArray())).ToArray()),
             };
+        if (output.Details is TokenMetrics { Entities: { } entities } token)
+        {
+            result["scheme"] = token.Scheme?.ToString();
+            result["entities"] = new JsonArray(entities.PerType.Select(e => (JsonNode)new JsonObject
+            {
+                ["type"] = e.Type, ["precision"] = e.Precision, ["recall"] = e.Recall, ["f1"] = e.F1, ["support"] = e.Support,
+            }).ToArray());
+        }
         return result;
     }
 
-    private void WriteTables(EvaluateSettings settings, LoadedData data, EvaluationOutput output)
+    private void WriteTables(EvaluateSettings settings, string count, EvaluationOutput output)
     {
-        console.MarkupLineInterpolated($"Model {settings.Model} on {settings.Data}: {data.Examples.Count} examples.");
+        console.MarkupLineInterpolated($"Model {settings.Model} on {settings.Data}: {count}.");
         var metrics = new Table().Border(TableBorder.Rounded).AddColumn("metric").AddColumn(new TableColumn("value").RightAligned());
         foreach (var (name, value) in output.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)))
             metrics.AddRow(Markup.Escape(name), value.ToString("F4", Invariant));
         console.Write(metrics);
 
-        IReadOnlyList<ClassScore>? perClass = output.Details switch
+        var (perClass, confusionMatrix) = Breakdown(output.Details);
+        if (output.Details is TokenMetrics { Entities: { } entities } token)
         {
-            ClassificationMetrics c => c.PerClass,
-            MultiLabelMetrics m => m.PerClass,
-            _ => null,
-        };
+            var table = new Table().Border(TableBorder.Rounded).Title($"Entities ({token.Scheme}, seqeval default mode)")
+                .AddColumn("type").AddColumn(new TableColumn("precision").RightAligned()).AddColumn(new TableColumn("recall").RightAligned())
+                .AddColumn(new TableColumn("F1").RightAligned()).AddColumn(new TableColumn("support").RightAligned());
+            foreach (EntityScore e in entities.PerType)
+                table.AddRow(Markup.Escape(e.Type), e.Precision.ToString("F4", Invariant), e.Recall.ToString("F4", Invariant),
+                    e.F1.ToString("F4", Invariant), e.Support.ToString(Invariant));
+            console.Write(table);
+        }
         if (perClass is not null)
         {
             var table = new Table().Border(TableBorder.Rounded).Title("Per class")
@@ -118,20 +151,14 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
             console.Write(table);
         }
 
-        if (output.Details is ClassificationMetrics classification)
+        if (confusionMatrix is not null)
         {
             var confusion = new Table().Border(TableBorder.Rounded).Title("Confusion matrix (rows: gold, columns: predicted)").AddColumn("gold \\ predicted");
-            foreach (ClassScore c in classification.PerClass) confusion.AddColumn(new TableColumn(Markup.Escape(c.Label)).RightAligned());
-            for (int gold = 0; gold < classification.PerClass.Count; gold++)
-                confusion.AddRow([Markup.Escape(classification.PerClass[gold].Label),
-                    .. classification.ConfusionMatrix[gold].Select((count, predicted) => predicted == gold ? $"[green]{count}[/]" : count.ToString(Invariant))]);
+            foreach (ClassScore c in perClass!) confusion.AddColumn(new TableColumn(Markup.Escape(c.Label)).RightAligned());
+            for (int gold = 0; gold < perClass.Count; gold++)
+                confusion.AddRow([Markup.Escape(perClass[gold].Label),
+                    .. confusionMatrix[gold].Select((count, predicted) => predicted == gold ? $"[green]{count}[/]" : count.ToString(Invariant))]);
             console.Write(confusion);
         }
     }
-
-    // With --format json the output is the JSON object alone (skipped rows are listed in it).
-    private static IAnsiConsole NullConsole() => AnsiConsole.Create(new AnsiConsoleSettings
-    {
-        Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Out = new AnsiConsoleOutput(TextWriter.Null),
-    });
 }

@@ -11,18 +11,20 @@ internal abstract class FineTuneSettings : DataSettings
     public string? Model { get; set; }
 
     [CommandOption("--train <FILE>", true)]
-    [Description("Training data: .csv, .tsv or .jsonl with a header / keys naming the columns.")]
+    [Description("Training data: .csv, .tsv or .jsonl with a header / keys naming the columns; or tagged sentences for --task token " +
+        "(CoNLL: token<TAB>tag lines, a blank line between sentences; or JSON lines {\"tokens\": [...], \"tags\": [...]}), detected from the file when --task is not given.")]
     public string Train { get; set; } = "";
 
     [CommandOption("--head <HEAD>")]
     [Description("Head: mean (mean of the token vectors, the default: how sentence-transformers models such as MiniLM were trained), " +
         "cls (RoBERTa's classification head on the first token), pooled (BERT's pooler, then a linear layer) or hf (the model's own Hugging Face " +
-        "sequence-classification head: pooled on BERT, cls on RoBERTa/XLM-R, gelu cls on ELECTRA, pre_classifier on DistilBERT, ContextPooler on DeBERTa; its run loads in transformers as that class).")]
-    [DefaultValue("mean")]
-    public string Head { get; set; } = "mean";
+        "sequence-classification head: pooled on BERT, cls on RoBERTa/XLM-R, gelu cls on ELECTRA, pre_classifier on DistilBERT, ContextPooler on DeBERTa; its run loads in transformers as that class). " +
+        "Token task: token (dropout → linear on every token, HF's XForTokenClassification head; the default) or hf.")]
+    public string? Head { get; set; }
 
     [CommandOption("--task <TASK>")]
-    [Description("single | multi | regression. Default: single-label (multi-label when the first JSON-lines label is a list).")]
+    [Description("single | multi | regression | token. Default: token for tagged sentences (.conll, CoNLL-style .tsv without a header, JSON lines with tokens), " +
+        "else single-label (multi-label when the first JSON-lines label is a list).")]
     public string? Task { get; set; }
 
     [CommandOption("--epochs <N>")]
@@ -34,8 +36,13 @@ internal abstract class FineTuneSettings : DataSettings
     public int BatchSize { get; set; } = 32;
 
     [CommandOption("--max-length <N>")]
-    [Description("Tokens per text (pair), longer ones are truncated. Default: 128, or the model's max_position_embeddings when smaller.")]
+    [Description("Tokens per text (pair), longer ones are truncated; token task: tokens per window, longer sentences are split into windows. " +
+        "Default: 128, or the model's max_position_embeddings when smaller.")]
     public int? MaxLength { get; set; }
+
+    [CommandOption("--stride <N>")]
+    [Description("Token task: tokens of context that consecutive windows of a long sentence share. Default: a quarter of --max-length.")]
+    public int? Stride { get; set; }
 
     [CommandOption("--seed <N>")]
     [DefaultValue(42)]

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using SharpTune.Data;
+using SharpTune.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -11,7 +12,7 @@ namespace SharpTune.Cli.Commands;
 internal sealed class PredictSettings : CommandSettings
 {
     [CommandOption("--model <RUN_DIR>", true)]
-    [Description("A run directory written by train (or a Hugging Face BertForSequenceClassification directory).")]
+    [Description("A run directory written by train, or a Hugging Face XForSequenceClassification / XForTokenClassification directory.")]
     public string Model { get; set; } = "";
 
     [CommandOption("--adapter <DIR>")]
@@ -19,12 +20,18 @@ internal sealed class PredictSettings : CommandSettings
     public string? Adapter { get; set; }
 
     [CommandOption("--data <FILE>")]
-    [Description("Texts to label: .csv, .tsv or .jsonl; a label column is not needed (and is ignored). Needs --output.")]
+    [Description("Texts to label: .csv, .tsv or .jsonl; a label column is not needed (and is ignored). For a token-classification model: " +
+        "sentences to tag, CoNLL (one token per line, a blank line between sentences; other columns are ignored) or JSON lines with tokens. Needs --output.")]
     public string? Data { get; set; }
 
     [CommandOption("--output <FILE>")]
-    [Description("CSV written for --data: the text column(s), label (predicted) and p_<label> per class.")]
+    [Description("Written for --data: CSV with the text column(s), label (predicted) and p_<label> per class; for a token-classification model, " +
+        "CoNLL (token<TAB>tag lines, a blank line between sentences), or JSON lines {tokens, tags} when the name ends in .jsonl.")]
     public string? Output { get; set; }
+
+    [CommandOption("--stride <N>")]
+    [Description("Token-classification models: tokens of context shared by consecutive windows of a long sentence. Default: a quarter of the model's max length.")]
+    public int? Stride { get; set; }
 
     [CommandOption("--text <TEXT>")]
     [Description("One text to label (instead of --data).")]
@@ -81,7 +88,9 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        using var classifier = CommandSupport.LoadClassifier(settings.Model, settings.Adapter);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride);
+        if (model is TokenTagger tagger) return Tag(tagger, settings, json);
+        var classifier = (TextClassifier)model;
         if (settings.Text is not null)
         {
             Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision))[0];
@@ -116,6 +125,89 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         return 0;
     }
 
+    /// <summary>A token-classification model: --text gives words with tags and offsets plus entities; --data writes CoNLL or JSON lines.</summary>
+    private int Tag(TokenTagger tagger, PredictSettings settings, bool json)
+    {
+        var precision = Models.Precisions.Parse(settings.Precision);
+        if (settings.TextPair is not null) throw new SharpTuneException("--text-pair: a token-classification model tags one text.");
+        if (settings.Text is not null)
+        {
+            TaggedText tagged = tagger.PredictText(settings.Text, precision: precision);
+            if (json)
+                CommandSupport.WriteJson(console, new JsonObject
+                {
+                    ["text"] = tagged.Text,
+                    ["words"] = new JsonArray(tagged.Words.Select(w => (JsonNode)new JsonObject
+                    {
+                        ["word"] = w.Word, ["tag"] = w.Tag, ["probability"] = CommandSupport.Number(w.Probability), ["start"] = w.Start, ["end"] = w.End,
+                    }).ToArray()),
+                    ["entities"] = new JsonArray(tagged.Entities.Select(e => (JsonNode)new JsonObject
+                    {
+                        ["type"] = e.Type, ["text"] = e.Text, ["start"] = e.Start, ["end"] = e.End, ["first_word"] = e.FirstWord, ["last_word"] = e.LastWord,
+                    }).ToArray()),
+                });
+            else
+            {
+                var table = new Table().Border(TableBorder.Rounded).AddColumn("word").AddColumn("tag").AddColumn(new TableColumn("probability").RightAligned())
+                    .AddColumn(new TableColumn("characters").RightAligned());
+                foreach (TaggedWord w in tagged.Words)
+                    table.AddRow(Markup.Escape(w.Word), Markup.Escape(w.Tag), w.Probability.ToString("F4", Invariant), $"{w.Start}–{w.End}");
+                console.Write(table);
+                foreach (EntitySpan e in tagged.Entities)
+                    console.MarkupLineInterpolated($"entity [bold]{e.Type}[/]: {e.Text} (characters {e.Start}–{e.End})");
+            }
+            return 0;
+        }
+
+        LoadedTokenData data = CommandSupport.LoadTagged(settings.Data!, new TokenDataOptions { RequireTags = false, SkipBadRows = settings.SkipBadRows },
+            json ? CommandSupport.Silent() : console);
+        var sentences = data.Sentences.Select(s => s.Tokens).ToList();
+        var predictions = tagger.Predict(sentences, settings.BatchSize, precision: precision);
+        WriteTagged(settings.Output!, predictions);
+        var counts = new JsonObject();
+        foreach (var group in predictions.SelectMany(s => s).GroupBy(w => w.Tag).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal))
+            counts[group.Key] = group.Count();
+        if (json)
+            CommandSupport.WriteJson(console, new JsonObject
+            {
+                ["output"] = settings.Output, ["sentences"] = predictions.Count, ["words"] = predictions.Sum(s => s.Count),
+                ["skipped_sentences"] = data.SkippedSentences, ["tag_counts"] = counts,
+            });
+        else
+        {
+            console.MarkupLineInterpolated($"Wrote the tags of {predictions.Sum(s => s.Count)} words in {predictions.Count} sentences to {settings.Output}.");
+            var table = new Table().Border(TableBorder.Rounded).AddColumn("predicted tag").AddColumn(new TableColumn("words").RightAligned());
+            foreach (var (tag, count) in counts) table.AddRow(Markup.Escape(tag), count!.ToString());
+            console.Write(table);
+        }
+        return 0;
+    }
+
+    /// <summary>Writes word-level tags as CoNLL (or JSON lines for .jsonl) through a temporary file moved into place.</summary>
+    private static void WriteTagged(string path, IReadOnlyList<IReadOnlyList<TaggedWord>> sentences)
+    {
+        bool jsonLines = Path.GetExtension(path).Equals(".jsonl", StringComparison.OrdinalIgnoreCase);
+        WriteAtomically(path, writer =>
+        {
+            foreach (var sentence in sentences)
+            {
+                if (jsonLines)
+                {
+                    var line = new JsonObject
+                    {
+                        ["tokens"] = new JsonArray(sentence.Select(w => (JsonNode)JsonValue.Create(w.Word)!).ToArray()),
+                        ["tags"] = new JsonArray(sentence.Select(w => (JsonNode)JsonValue.Create(w.Tag)!).ToArray()),
+                    };
+                    writer.Write(line.ToJsonString());
+                    writer.Write('\n');
+                    continue;
+                }
+                foreach (TaggedWord w in sentence) writer.Write($"{w.Word}\t{w.Tag}\n");
+                writer.Write('\n');
+            }
+        });
+    }
+
     private static JsonObject LabelCounts(IReadOnlyList<Prediction> predictions)
     {
         var counts = new JsonObject();
@@ -144,29 +236,33 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
     /// Writes the predictions as RFC 4180 CSV (fields with commas, quotes or line breaks quoted, quotes doubled) into
     /// a temporary file beside <paramref name="path"/>, then moves it into place: a reader never sees half a file.
     /// </summary>
-    private static void WriteCsv(string path, LoadedData data, IReadOnlyList<string> labels, IReadOnlyList<Prediction> predictions)
+    private static void WriteCsv(string path, LoadedData data, IReadOnlyList<string> labels, IReadOnlyList<Prediction> predictions) =>
+        WriteAtomically(path, writer =>
+        {
+            var header = new List<string> { data.Columns.Text };
+            if (data.Columns.TextPair is not null) header.Add(data.Columns.TextPair);
+            header.Add("label");
+            header.AddRange(labels.Select(l => "p_" + l));
+            WriteRow(writer, header);
+            for (int i = 0; i < predictions.Count; i++)
+            {
+                var row = new List<string> { data.Examples[i].Text };
+                if (data.Columns.TextPair is not null) row.Add(data.Examples[i].TextPair ?? "");
+                row.Add(predictions[i].Label);
+                row.AddRange(labels.Select(l => predictions[i].Probabilities[l].ToString("R", Invariant)));
+                WriteRow(writer, row);
+            }
+        });
+
+    /// <summary>Writes UTF-8 into a temporary file beside <paramref name="path"/>, then moves it into place: a reader never sees half a file.</summary>
+    private static void WriteAtomically(string path, Action<TextWriter> write)
     {
         string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null) Directory.CreateDirectory(folder);
         string temp = path + ".tmp-" + Environment.ProcessId.ToString(Invariant);
         try
         {
-            using (var writer = new StreamWriter(temp, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)))
-            {
-                var header = new List<string> { data.Columns.Text };
-                if (data.Columns.TextPair is not null) header.Add(data.Columns.TextPair);
-                header.Add("label");
-                header.AddRange(labels.Select(l => "p_" + l));
-                WriteRow(writer, header);
-                for (int i = 0; i < predictions.Count; i++)
-                {
-                    var row = new List<string> { data.Examples[i].Text };
-                    if (data.Columns.TextPair is not null) row.Add(data.Examples[i].TextPair ?? "");
-                    row.Add(predictions[i].Label);
-                    row.AddRange(labels.Select(l => predictions[i].Probabilities[l].ToString("R", Invariant)));
-                    WriteRow(writer, row);
-                }
-            }
+            using (var writer = new StreamWriter(temp, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false))) write(writer);
             File.Move(temp, path, overwrite: true);
         }
         finally

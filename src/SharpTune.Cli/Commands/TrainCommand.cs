@@ -77,7 +77,8 @@ internal sealed class TrainSettings : FineTuneSettings
     public int? Patience { get; set; }
 
     [CommandOption("--metric <NAME>")]
-    [Description("Metric that picks the best evaluation: loss, accuracy, macro_f1, mcc, micro_f1, pearson, spearman, mse.")]
+    [Description("Metric that picks the best evaluation: loss, or one the task computes (single: accuracy, macro_f1, mcc; multi: macro_f1, micro_f1, " +
+        "subset_accuracy; regression: pearson, spearman, mse; token: token_accuracy, entity_f1, entity_precision, entity_recall, macro_f1).")]
     [DefaultValue("loss")]
     public string Metric { get; set; } = "loss";
 
@@ -109,22 +110,12 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         using var run = StagedDirectory.Begin(settings.Out, settings.Overwrite);
         bool replacing = Directory.Exists(settings.Out) && Directory.EnumerateFileSystemEntries(settings.Out).Any();
 
-        LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
-        LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
-        LoadedData? eval = null;
-        if (settings.Eval is not null)
-        {
-            eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), console);
-            if (train.Task != TaskType.Regression) eval = labels.Check(eval);
-        }
-        console.WriteLine($"Data: {train.Examples.Count} training examples from {settings.Train}" +
-            (eval is null ? "; no eval data" : $", {eval.Examples.Count} eval examples from {settings.Eval}") +
-            $"; task {train.Task}" + (train.Task == TaskType.Regression ? "." : $", {labels.Count} labels ({string.Join(", ", labels.Names.Take(10))}{(labels.Count > 10 ? ", …" : "")})."));
-
+        bool token = task?.PerToken ?? TokenDataset.LooksTagged(settings.Train);
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
-        using var classifier = TextClassifier.Create(settings.Model, settings.Head, labels, train.Task, maxLength, settings.Seed);
-        console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head}, strategy {strategy.Name}.");
+        using Prepared prepared = token ? PrepareTokens(settings, maxLength) : PrepareTexts(settings, task, maxLength);
+        TaskModel classifier = prepared.Model;
+        console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {prepared.Head}, strategy {strategy.Name}.");
         if (replacing) console.MarkupLineInterpolated($"[yellow]--overwrite: {settings.Out} will be replaced once this run is saved.[/]");
 
         var recorder = new RunRecorder(run.Path, settings.LogSteps);
@@ -142,7 +133,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         TrainingResult result;
         try
         {
-            result = display.Run(() => classifier.Train(train.Examples, eval?.Examples, strategy, options, progress, stop.Token));
+            result = display.Run(() => classifier.Fit(prepared.Train, prepared.Eval, strategy, options, progress, stop.Token));
         }
         finally
         {
@@ -155,7 +146,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         if (adapter) classifier.WriteAdapterFiles(Path.Combine(run.Path, PeftAdapter.RunSubdirectory), Path.GetFullPath(settings.Model ?? PackagedModels.MiniLM()));
         classifier.WriteFiles(run.Path);
         string chart = recorder.WriteCharts();
-        string summary = recorder.WriteSummary(result, SummaryExtras(settings, options, train, eval, labels, maxLength));
+        string summary = recorder.WriteSummary(result, SummaryExtras(settings, options, prepared, maxLength));
         run.Commit();
 
         console.MarkupLineInterpolated(
@@ -207,23 +198,79 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         };
     }
 
-    private static JsonObject SummaryExtras(TrainSettings s, TrainingOptions options, LoadedData train, LoadedData? eval, LabelSet labels, int maxLength) => new()
+    /// <summary>The model to train and its encoded data, with what the run summary says about the files.</summary>
+    private sealed record Prepared(TaskModel Model, string Head, TaskDataset Train, TaskDataset? Eval, int TrainCount, int TrainSkipped, int? EvalCount, int? EvalSkipped)
+        : IDisposable
+    {
+        public void Dispose() => Model.Dispose();
+    }
+
+    private Prepared PrepareTexts(TrainSettings settings, TaskType? task, int maxLength)
+    {
+        LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
+        LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
+        LoadedData? eval = null;
+        if (settings.Eval is not null)
+        {
+            eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), console);
+            if (train.Task != TaskType.Regression) eval = labels.Check(eval);
+        }
+        console.WriteLine($"Data: {train.Examples.Count} training examples from {settings.Train}" +
+            (eval is null ? "; no eval data" : $", {eval.Examples.Count} eval examples from {settings.Eval}") +
+            $"; task {train.Task}" + (train.Task == TaskType.Regression ? "." : $", {CommandSupport.Describe(labels)}."));
+        string head = settings.Head ?? "mean";
+        var classifier = TextClassifier.Create(settings.Model, head, labels, train.Task, maxLength, settings.Seed);
+        try
+        {
+            return new Prepared(classifier, head, classifier.Encode(train.Examples, settings.Train), eval is null ? null : classifier.Encode(eval.Examples, settings.Eval!),
+                train.Examples.Count, train.SkippedRows, eval?.Examples.Count, eval?.SkippedRows);
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
+    }
+
+    private Prepared PrepareTokens(TrainSettings settings, int maxLength)
+    {
+        LoadedTokenData train = CommandSupport.LoadTagged(settings.Train, settings.TokenDataOptions(), console);
+        LabelSet tags = TokenDataset.TagSet(train.Sentences);
+        LoadedTokenData? eval = settings.Eval is null ? null : CommandSupport.LoadTagged(settings.Eval, settings.TokenDataOptions(), console);
+        if (eval is not null) TokenDataset.CheckTags(eval.Sentences, tags, settings.Eval!);
+        console.WriteLine($"Data: {train.Sentences.Count} training sentences ({train.Sentences.Sum(s => s.Tokens.Count)} words) from {settings.Train}" +
+            (eval is null ? "; no eval data" : $", {eval.Sentences.Count} eval sentences from {settings.Eval}") + $"; task token, {CommandSupport.Describe(tags)}.");
+        string head = settings.Head ?? "token";
+        var tagger = TokenTagger.Create(settings.Model, head, tags, maxLength, settings.Seed, settings.Stride);
+        try
+        {
+            return new Prepared(tagger, head, tagger.Encode(train.Sentences, settings.Train), eval is null ? null : tagger.Encode(eval.Sentences, settings.Eval!),
+                train.Sentences.Count, train.SkippedSentences, eval?.Sentences.Count, eval?.SkippedSentences);
+        }
+        catch
+        {
+            tagger.Dispose();
+            throw;
+        }
+    }
+
+    private static JsonObject SummaryExtras(TrainSettings s, TrainingOptions options, Prepared prepared, int maxLength) => new()
     {
         ["model"] = s.Model ?? "packaged:all-MiniLM-L6-v2",
-        ["head"] = s.Head,
-        ["task"] = train.Task.ToString(),
-        ["labels"] = new JsonArray(labels.Names.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
+        ["head"] = prepared.Head,
+        ["task"] = prepared.Model.Task.Name,
+        ["labels"] = new JsonArray(prepared.Model.Labels.Names.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
         ["train_file"] = s.Train,
-        ["train_examples"] = train.Examples.Count,
-        ["train_skipped_rows"] = train.SkippedRows,
+        ["train_examples"] = prepared.TrainCount,
+        ["train_skipped_rows"] = prepared.TrainSkipped,
         ["eval_file"] = s.Eval,
-        ["eval_examples"] = eval?.Examples.Count,
-        ["eval_skipped_rows"] = eval?.SkippedRows,
+        ["eval_examples"] = prepared.EvalCount,
+        ["eval_skipped_rows"] = prepared.EvalSkipped,
         ["options"] = new JsonObject
         {
             ["strategy"] = s.Strategy, ["epochs"] = s.Epochs, ["lr"] = options.LearningRates.BaseRate, ["head_lr"] = options.LearningRates.EffectiveHeadRate,
             ["layer_lr_decay"] = s.LayerDecay, ["batch_size"] = s.BatchSize, ["grad_accum"] = s.GradientAccumulation,
-            ["max_length"] = maxLength, ["warmup_ratio"] = s.WarmupRatio, ["schedule"] = s.Schedule,
+            ["max_length"] = maxLength, ["stride"] = (prepared.Model as TokenTagger)?.Stride, ["warmup_ratio"] = s.WarmupRatio, ["schedule"] = s.Schedule,
             ["weight_decay"] = s.WeightDecay, ["max_grad_norm"] = s.MaxGradNorm, ["eval_steps"] = s.EvalSteps,
             ["patience"] = s.Patience, ["metric"] = s.Metric, ["seed"] = s.Seed, ["device"] = s.Device, ["cache"] = !s.NoCache,
         },

@@ -25,6 +25,9 @@ public static class TextDataset
     public const char MultiLabelSeparator = ';';
 
     private static readonly string[] TextDefaults = ["text", "sentence", "sentence1"];
+
+    /// <summary>The column names looked for when no text column is given.</summary>
+    public static IReadOnlyList<string> TextColumnDefaults => TextDefaults;
     private static readonly string[] PairDefaults = ["text_pair", "sentence2"];
     private static readonly string[] LabelDefaults = ["label", "labels"];
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);

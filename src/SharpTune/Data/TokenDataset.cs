@@ -104,6 +104,38 @@ public static class TokenDataset
     private static readonly string[] TokenKeys = ["tokens", "words"];
     private static readonly string[] TagKeys = ["tags", "ner_tags", "pos_tags"];
 
+    /// <summary>
+    /// True when <paramref name="path"/> holds tagged sentences rather than labelled texts, judged from its start:
+    /// .conll/.iob/.bio files; JSON lines whose first object has a <c>tokens</c> (or <c>words</c>) list; .tsv/.txt files
+    /// whose first line is not a header naming a text column and whose first 1,000 lines hold a blank line (a sentence end).
+    /// </summary>
+    public static bool LooksTagged(string path)
+    {
+        string extension = Path.GetExtension(path).ToLowerInvariant();
+        if (extension is ".conll" or ".iob" or ".bio") return true;
+        if (extension is not (".jsonl" or ".json" or ".tsv" or ".txt")) return false;
+        using var reader = new StreamReader(path, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        var lines = new List<string>();
+        for (string? line = reader.ReadLine(); line is not null && lines.Count < 1000; line = reader.ReadLine()) lines.Add(line);
+        string? first = lines.FirstOrDefault(l => l.Trim().Length > 0);
+        if (first is null) return false;
+        if (extension is ".jsonl" or ".json")
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(first);
+                return document.RootElement.ValueKind == JsonValueKind.Object &&
+                    TokenKeys.Any(k => document.RootElement.TryGetProperty(k, out var tokens) && tokens.ValueKind == JsonValueKind.Array);
+            }
+            catch (JsonException)
+            {
+                return false;
+            }
+        }
+        bool header = first.Split('\t').Any(f => TextDataset.TextColumnDefaults.Contains(f.Trim().Trim('"'), StringComparer.Ordinal));
+        return !header && lines.SkipWhile(l => l.Trim().Length == 0).Any(l => l.Trim().Length == 0);
+    }
+
     /// <summary>Reads the sentences of one file.</summary>
     /// <param name="path">A CoNLL (.conll, .tsv, .txt, .iob, .bio) or JSON-lines (.jsonl, .json) file, or any name with <see cref="TokenDataOptions.Format"/> set.</param>
     /// <param name="options">Format, columns, bad-sentence handling and whether tags are required; null for the defaults.</param>

@@ -12,7 +12,7 @@ public sealed class TokenDatasetTests : IDisposable
     private static readonly string[] UniversalTags = [".", "ADJ", "ADP", "ADV", "CONJ", "DET", "NOUN", "NUM", "PRON", "PRT", "VERB", "X"];
 
     /// <summary>data/brown-press-pos-sample at the repository root, found by walking up from the test output folder.</summary>
-    private static string BrownSample
+    internal static string BrownSample
     {
         get
         {

@@ -1,6 +1,7 @@
 using SharpTune.Checkpoints;
 using SharpTune.Heads;
 using SharpTune.Tests.Fixtures;
+using SharpTune.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,7 +55,7 @@ public sealed class TokenClassificationParityTests(Xunit.Abstractions.ITestOutpu
         model.eval(); // transformers ran train() with every dropout at 0
         var logits = model.call(ids, types, mask);
         var labels = HfParity.Ints(c, "labels")!;
-        var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: -100);
+        var loss = TaskType.Token.Loss(logits, labels); // the task's own loss: ignore index -100, mean over the tokens that count
         Assert.True(Math.Abs(loss.item<float>() - c["loss"]!.GetValue<float>()) < 1e-5, $"{architecture}: loss {loss.item<float>()} vs {c["loss"]}");
         loss.backward();
 
