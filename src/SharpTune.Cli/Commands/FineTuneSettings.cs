@@ -12,7 +12,7 @@ internal abstract class FineTuneSettings : DataSettings
 
     [CommandOption("--train <FILE>", true)]
     [Description("Training data: .csv, .tsv or .jsonl with a header / keys naming the columns; or tagged sentences for --task token " +
-        "(CoNLL: token<TAB>tag lines, a blank line between sentences; or JSON lines {\"tokens\": [...], \"tags\": [...]}), detected from the file when --task is not given.")]
+        "(CoNLL: token<TAB>tag lines, a blank line between sentences; or JSON lines {\"tokens\": list, \"tags\": list}), detected from the file when --task is not given.")]
     public string Train { get; set; } = "";
 
     [CommandOption("--head <HEAD>")]
