@@ -44,6 +44,26 @@ public sealed class TokenTaggerTests(ITestOutputHelper output) : IDisposable
         Assert.Null(after.Entities); // POS tags have no B-/I- scheme: no entity scores
     }
 
+    [Theory]
+    [InlineData("full")]
+    [InlineData("frozen")]
+    [InlineData("top:1")]
+    [InlineData("bitfit")]
+    [InlineData("lora")]
+    [InlineData("gradual")]
+    public void Every_strategy_trains_a_tagger_and_its_audit_passes(string name)
+    {
+        var train = Sample("train").Take(24).ToList();
+        using var tagger = TokenTagger.Create(HfFixtures.TokenDirectory("bert"), "token", TokenDataset.TagSet(train), maxLength: 64);
+        Strategy strategy = Strategy.Parse(name);
+        var result = tagger.Train(train, Sample("dev").Take(8).ToList(), strategy, Options(epochs: 2, rate: strategy.DefaultLearningRate));
+
+        Assert.True(result.Audit.Passed, name);
+        Assert.Equal(2, result.Evaluations.Count);
+        Assert.All(result.Evaluations, e => Assert.InRange(e.Metrics[MetricNames.TokenAccuracy], 0, 1));
+        Assert.Equal(name == "frozen", result.UsedFeatureCache);
+    }
+
     [Fact]
     public void Evaluation_scores_each_word_once_across_windows_as_seqeval_would()
     {
