@@ -140,6 +140,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             Console.CancelKeyPress -= onCancel;
         }
         if (result.Stopped == "cancelled") console.MarkupLine("[yellow]Training was cancelled; saving what was trained so far.[/]");
+        if (result.Fault is not null) console.MarkupLineInterpolated($"[red]Training stopped: {result.Stopped}.[/] Saving those weights; a lower --lr may help.");
 
         bool adapter = strategy is LoraStrategy;
         // The adapters as PEFT saves them (adapter/), before WriteFiles merges them into the weights.
@@ -164,7 +165,9 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         files.AddRow(Path.GetFileName(chart), "loss and metric curves");
         files.AddRow(Path.GetFileName(summary), "run figures");
         console.Write(files);
-        // A failed audit means the weights are not what the strategy said: the run is kept, but the exit code says so.
+        // A NaN or infinity stopped training (3), or the weights are not what the strategy said (2): the run is kept,
+        // but the exit code says so.
+        if (result.Fault is not null) return 3;
         return result.Audit.Passed ? 0 : 2;
     }
 

@@ -16,9 +16,27 @@ namespace SharpTune.Training;
 /// <param name="SamplesPerSecond">Training examples processed per second.</param>
 /// <param name="PaddingRatio">Padded tokens over real tokens in the first epoch's batches.</param>
 /// <param name="UsedFeatureCache">Whether the head trained on cached frozen features.</param>
-/// <param name="Stopped">Why training ended early (cancelled, early stopping), or null.</param>
+/// <param name="Stopped">Why training ended early (cancelled, early stopping, a numeric fault), or null.</param>
+/// <param name="Fault">The NaN or infinity that stopped the run, or null.</param>
 public sealed record TrainingResult(TrainingPlan Plan, AuditReport Audit, IReadOnlyList<EvaluationEvent> Evaluations,
-    EvaluationEvent? BestEvaluation, double TrainSeconds, double SamplesPerSecond, double PaddingRatio, bool UsedFeatureCache, string? Stopped);
+    EvaluationEvent? BestEvaluation, double TrainSeconds, double SamplesPerSecond, double PaddingRatio, bool UsedFeatureCache, string? Stopped,
+    NumericFault? Fault = null);
+
+/// <summary>
+/// A NaN or infinity in the loss or in a gradient. The step it would have been was not taken: the model holds the
+/// weights after step <see cref="Step"/> − 1.
+/// </summary>
+/// <param name="Epoch">Zero-based epoch.</param>
+/// <param name="Step">The optimizer step (one-based) that was being built.</param>
+/// <param name="Batch">Zero-based batch of the epoch.</param>
+/// <param name="Value">The loss, or the total gradient norm.</param>
+/// <param name="Tensor">The first parameter whose gradient is not finite; null when the loss is.</param>
+public sealed record NumericFault(int Epoch, int Step, int Batch, double Value, string? Tensor)
+{
+    /// <summary>One line naming where the fault appeared.</summary>
+    public string Message => (Tensor is null ? $"the loss is {Value}" : $"the gradient of {Tensor} is not finite (total norm {Value})") +
+        $" at step {Step} (epoch {Epoch + 1}, batch {Batch + 1}); the weights are those after step {Step - 1}";
+}
 
 /// <summary>
 /// Fine-tunes a <see cref="SequenceClassifier"/> under a <see cref="Strategy"/>. <see cref="Fit"/> reads top to
@@ -69,6 +87,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         int step = 0, evaluationsWithoutImprovement = 0;
         long samples = 0;
         string? stopped = null;
+        NumericFault? fault = null;
         double lossSum = 0;
         int lossCount = 0;
 
@@ -93,14 +112,29 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             for (int b = 0; b < batches.Count; b++)
             {
                 if (cancellation.IsCancellationRequested) { stopped = "cancelled"; break; }
+                double loss;
                 using (Batch batch = prefetcher.Next())
-                    lossSum += ForwardBackward(batch, cache, train.Task, AccumulationScale(b, batches.Count, options.GradientAccumulationSteps));
+                    loss = ForwardBackward(batch, cache, train.Task, AccumulationScale(b, batches.Count, options.GradientAccumulationSteps));
+                if (!double.IsFinite(loss)) fault = new NumericFault(epoch, step + 1, b, loss, null);
+                lossSum += loss;
                 lossCount++;
                 samples += batches[b].Length;
 
                 bool lastOfAccumulation = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
+                if (fault is null && lastOfAccumulation)
+                {
+                    double norm = optimizer.GradientNorm();
+                    if (!double.IsFinite(norm)) fault = new NumericFault(epoch, step + 1, b, norm, optimizer.FirstNonFiniteGradient() ?? "every tensor (each finite, their norm overflows)");
+                    else if (options.MaxGradNorm is { } maxNorm) optimizer.ClipGradients(maxNorm);
+                }
+                if (fault is not null)
+                {
+                    // The step is not taken: the model keeps the last good weights.
+                    optimizer.ZeroGrad();
+                    stopped = fault.Message;
+                    break;
+                }
                 if (!lastOfAccumulation) continue;
-                if (options.MaxGradNorm is { } maxNorm) nn.utils.clip_grad_norm_(optimizer.Parameters, maxNorm);
                 double rate = optimizer.SetSchedule(LearningRateFactor(step, totalSteps));
                 optimizer.Step();
                 optimizer.ZeroGrad();
@@ -142,7 +176,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         AuditReport report = audit.Compare(model, everTrainable);
         progress?.Report(new AuditEvent(report));
         model.eval();
-        return new TrainingResult(plan, report, evaluations, best, trainSeconds, samples / Math.Max(1e-9, trainSeconds), paddingRatio, cache is not null, stopped);
+        return new TrainingResult(plan, report, evaluations, best, trainSeconds, samples / Math.Max(1e-9, trainSeconds), paddingRatio, cache is not null, stopped, fault);
     }
 
     private double evaluationSeconds;
@@ -252,8 +286,36 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
     private readonly List<(AdamW.ParamGroup Group, double BaseRate)> groups = [];
     private readonly HashSet<string> held = [];
     private readonly List<Parameter> parameters = [];
+    private readonly List<string> names = [];
 
     public IEnumerable<Parameter> Parameters => parameters;
+
+    /// <summary>
+    /// The total norm of the gradients: NaN or infinity when any gradient is not finite. Read before clipping, which
+    /// would spread a NaN to every gradient and hide where it came from.
+    /// </summary>
+    public double GradientNorm()
+    {
+        using var scope = NewDisposeScope(); // also the .grad wrappers
+        var norms = parameters.Select(p => p.grad).OfType<Tensor>().Select(g => linalg.vector_norm(g)).ToList();
+        return norms.Count == 0 ? 0 : linalg.vector_norm(stack(norms)).item<float>();
+    }
+
+    /// <summary>Scales the gradients down to a total norm of at most <paramref name="maxNorm"/>.</summary>
+    public void ClipGradients(double maxNorm)
+    {
+        using var scope = NewDisposeScope();
+        nn.utils.clip_grad_norm_(parameters, maxNorm);
+    }
+
+    /// <summary>The name of the first parameter whose gradient holds a NaN or infinity, or null.</summary>
+    public string? FirstNonFiniteGradient()
+    {
+        using var scope = NewDisposeScope();
+        for (int i = 0; i < parameters.Count; i++)
+            if (parameters[i].grad is { } grad && !grad.isfinite().all().item<bool>()) return names[i];
+        return null;
+    }
 
     /// <summary>Adds the plan's trainable tensors that the optimizer does not hold yet.</summary>
     public void AddTrainable(TrainingPlan plan, LearningRates rates, int layers)
@@ -263,6 +325,7 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
         {
             var members = bucket.Select(e => e.Parameter).ToList();
             parameters.AddRange(members);
+            names.AddRange(bucket.Select(e => e.Key));
             var group = new AdamW.ParamGroup(members, lr: bucket.Key.Rate, weight_decay: bucket.Key.Decay ? weightDecay : 0);
             groups.Add((group, bucket.Key.Rate));
             if (optimizer is null) optimizer = torch.optim.AdamW(new[] { group }, lr: bucket.Key.Rate);
