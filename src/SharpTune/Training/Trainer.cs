@@ -74,7 +74,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         var batcher = new Batcher(train, options.BatchSize, options.LengthBucketing, model.Encoder.Config.PadTokenId);
         int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         int stepsPerEpoch = (batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
-        int totalSteps = stepsPerEpoch * options.Epochs;
+        int totalSteps = options.MaxSteps ?? (int)Math.Min(int.MaxValue, (long)stepsPerEpoch * options.Epochs);
+        bool budgeted = options.MaxSeconds is not null || options.MaxSteps is not null; // evaluated where the budget ends
         double paddingRatio = batcher.PaddingRatio(batcher.Plan(options.Seed, 0));
         progress?.Report(new TrainingStartedEvent(options.Epochs, stepsPerEpoch, train.Count, paddingRatio, cache is not null));
 
@@ -135,20 +136,22 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                     break;
                 }
                 if (!lastOfAccumulation) continue;
-                double rate = optimizer.SetSchedule(LearningRateFactor(step, totalSteps));
+                double rate = optimizer.SetSchedule(LearningRateFactor(step, options.MaxSeconds is null ? totalSteps : stepsPerEpoch));
                 optimizer.Step();
                 optimizer.ZeroGrad();
                 step++;
                 progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / (clock.Elapsed.TotalSeconds - evaluationSeconds), clock.Elapsed));
 
-                bool evaluateNow = eval is not null && options.EvalEverySteps is { } every && step % every == 0;
+                if (step >= options.MaxSteps) stopped = "step budget";
+                else if (clock.Elapsed.TotalSeconds - evaluationSeconds >= options.MaxSeconds) stopped = "time budget";
+                bool evaluateNow = eval is not null && (options.EvalEverySteps is { } every && step % every == 0 || stopped is not null);
                 if (evaluateNow && EvaluateAndKeepBest(eval!, evalCache, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / lossCount))
-                    stopped = "early stopping";
+                    stopped ??= "early stopping";
                 if (evaluateNow) StrategyApplier.SetTrainingMode(model, plan);
                 if (stopped is not null) break;
             }
 
-            if (eval is not null && options.EvalEverySteps is null && stopped is null &&
+            if (eval is not null && options.EvalEverySteps is null && stopped is null && (!budgeted || epoch == options.Epochs - 1) &&
                 EvaluateAndKeepBest(eval, evalCache, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / Math.Max(1, lossCount)))
                 stopped = "early stopping";
             lossSum = 0;
@@ -227,7 +230,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         double value = output.Metrics.TryGetValue(options.MetricForBest, out double v) ? v
             : throw new SharpTuneException($"--metric '{options.MetricForBest}' is not computed for the {eval.Task} task; available: {string.Join(", ", output.Metrics.Keys)}.");
         bool isBest = best is null || MetricNames.IsBetter(options.MetricForBest, value, best.Metrics[options.MetricForBest]);
-        var evaluation = new EvaluationEvent(epoch, step, trainLoss, output.Metrics, isBest);
+        var evaluation = new EvaluationEvent(epoch, step, trainLoss, output.Metrics, isBest) { Output = output };
         evaluations.Add(evaluation);
         progress?.Report(evaluation);
         if (isBest)

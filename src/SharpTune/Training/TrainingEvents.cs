@@ -22,7 +22,12 @@ public sealed record StepEvent(int Epoch, int Step, int TotalSteps, double Loss,
 }
 
 /// <summary>An evaluation on the eval set.</summary>
-public sealed record EvaluationEvent(int Epoch, int Step, double TrainLoss, IReadOnlyDictionary<string, double> Metrics, bool IsBest) : TrainingEvent;
+public sealed record EvaluationEvent(int Epoch, int Step, double TrainLoss, IReadOnlyDictionary<string, double> Metrics, bool IsBest) : TrainingEvent
+{
+    /// <summary>The whole evaluation: each example's probabilities (dataset order) and the task's detailed metrics
+    /// (per-class scores, confusion matrix); null when the event was made elsewhere than by the trainer.</summary>
+    public EvaluationOutput? Output { get; init; }
+}
 
 /// <summary>Early stopping ended the run; the weights of <see cref="BestEpoch"/> were restored.</summary>
 public sealed record EarlyStoppingEvent(int BestEpoch, int BestStep, double BestValue, string Metric) : TrainingEvent;

@@ -17,8 +17,22 @@ public enum LearningRateSchedule
 /// <summary>Training hyper-parameters. Defaults follow HF's Trainer where it has one.</summary>
 public sealed record TrainingOptions
 {
-    /// <summary>Passes over the training data.</summary>
+    /// <summary>Passes over the training data (with <see cref="MaxSeconds"/> or <see cref="MaxSteps"/>: at most this many).</summary>
     public int Epochs { get; init; } = 3;
+    /// <summary>
+    /// A time budget: training (feature caching included, evaluation excluded) stops after the optimizer step that
+    /// reaches this many seconds; null: none. The number of steps is then not known in advance, so the rate cannot
+    /// decay over it: <see cref="Schedule"/> must be <see cref="LearningRateSchedule.Constant"/>, and the warm-up covers
+    /// <see cref="WarmupRatio"/> of one epoch's steps. A budgeted run is evaluated where it ends (and every
+    /// <see cref="EvalEverySteps"/> when set), not after every epoch: a run of many cheap epochs would otherwise get
+    /// more chances to keep a lucky evaluation than a run of a few costly ones.
+    /// </summary>
+    public double? MaxSeconds { get; init; }
+    /// <summary>
+    /// A step budget: training stops after this many optimizer steps, the schedule runs over them, and the run is
+    /// evaluated where it ends, as with <see cref="MaxSeconds"/>; null: none.
+    /// </summary>
+    public int? MaxSteps { get; init; }
     /// <summary>Examples per forward pass.</summary>
     public int BatchSize { get; init; } = 32;
     /// <summary>Forward passes per optimizer step (effective batch = BatchSize × this).</summary>
@@ -67,6 +81,10 @@ public sealed record TrainingOptions
         if (WarmupRatio is < 0 or >= 1) throw new SharpTuneException($"--warmup-ratio must be in [0, 1), got {WarmupRatio}.");
         if (MaxGradNorm is <= 0) throw new SharpTuneException($"--max-grad-norm must be positive, got {MaxGradNorm}.");
         if (EvalEverySteps is <= 0) throw new SharpTuneException($"--eval-steps must be positive, got {EvalEverySteps}.");
+        if (MaxSeconds is { } seconds && !(seconds > 0 && double.IsFinite(seconds))) throw new SharpTuneException($"--seconds must be positive, got {seconds}.");
+        if (MaxSteps is <= 0) throw new SharpTuneException($"--steps must be positive, got {MaxSteps}.");
+        if (MaxSeconds is not null && Schedule != LearningRateSchedule.Constant)
+            throw new SharpTuneException($"A time budget needs --schedule constant (the number of steps is not known in advance), got {Schedule.ToString().ToLowerInvariant()}.");
         if (EarlyStoppingPatience is <= 0) throw new SharpTuneException($"--patience must be positive, got {EarlyStoppingPatience}.");
         LearningRates.Validate();
         return this;
