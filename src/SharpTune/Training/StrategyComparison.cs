@@ -10,9 +10,25 @@ using TorchSharp;
 
 namespace SharpTune.Training;
 
-/// <summary>What a <see cref="StrategyComparison"/> runs: the same model, head, data budget and seed under each strategy.</summary>
+/// <summary>How much training each run of a comparison gets.</summary>
+public enum BudgetKind
+{
+    /// <summary>The same number of epochs for every strategy (<see cref="TrainingOptions.Epochs"/>), unless
+    /// <see cref="ComparisonOptions.StrategyEpochs"/> gives a strategy its own; each run keeps its best epoch.</summary>
+    Epochs,
+    /// <summary>The same wall-clock training time (<see cref="ComparisonOptions.Seconds"/>): a strategy whose epochs are
+    /// cheap (frozen, on cached features) gets many of them. The rate is constant after warm-up; see <see cref="TrainingOptions.MaxSeconds"/>.</summary>
+    Time,
+    /// <summary>The same number of optimizer steps (<see cref="ComparisonOptions.Steps"/>): every run sees the same examples.</summary>
+    Steps,
+}
+
+/// <summary>What a <see cref="StrategyComparison"/> runs: the same model, head, data, budget and seeds under each strategy.</summary>
 public sealed record ComparisonOptions
 {
+    /// <summary>Epochs a time-budgeted run may take at most: far more than any budget allows, so the time decides.</summary>
+    public const int TimeBudgetEpochLimit = 100_000;
+
     /// <summary>The strategies, run one after another in this order. Their names must differ.</summary>
     public IReadOnlyList<Strategy> Strategies { get; init; } = [];
     /// <summary>Pretrained Hugging Face model directory; null: the packaged all-MiniLM-L6-v2.</summary>
@@ -26,16 +42,71 @@ public sealed record ComparisonOptions
     /// <summary>
     /// Training options shared by every run. Their base learning rate is replaced per run: by
     /// <see cref="LearningRate"/> when set, else by the strategy's <see cref="Strategy.DefaultLearningRate"/>.
-    /// <see cref="TrainingOptions.MetricForBest"/> is replaced by <see cref="Metric"/>.
+    /// <see cref="TrainingOptions.MetricForBest"/> is replaced by <see cref="Metric"/>, the seed by each of
+    /// <see cref="SeedValues"/>, and the epochs by the <see cref="Budget"/>.
     /// </summary>
     public TrainingOptions Training { get; init; } = new();
     /// <summary>One learning rate for every strategy; null: each strategy's default (a frozen backbone's head needs a far larger one than full fine-tuning).</summary>
     public double? LearningRate { get; init; }
-    /// <summary>The metric that picks each run's best epoch and the best row. Null: the task's <see cref="TaskType.DefaultMetric"/>.</summary>
+    /// <summary>The metric that picks each run's best epoch and the best strategy. Null: the task's <see cref="TaskType.DefaultMetric"/>.</summary>
     public string? Metric { get; init; }
+    /// <summary>How the runs' training is made equal.</summary>
+    public BudgetKind Budget { get; init; } = BudgetKind.Epochs;
+    /// <summary>
+    /// With <see cref="BudgetKind.Epochs"/>: epochs per strategy, keyed by its name (<c>lora:r=8,alpha=16</c>) or the part
+    /// before ':' (<c>lora</c>, <c>top</c>); strategies not named get <see cref="TrainingOptions.Epochs"/>.
+    /// </summary>
+    public IReadOnlyDictionary<string, int> StrategyEpochs { get; init; } = new Dictionary<string, int>();
+    /// <summary>With <see cref="BudgetKind.Time"/>: each run's training time in seconds.</summary>
+    public double? Seconds { get; init; }
+    /// <summary>With <see cref="BudgetKind.Steps"/>: each run's optimizer steps.</summary>
+    public int? Steps { get; init; }
+    /// <summary>Runs per strategy, seeded <see cref="TrainingOptions.Seed"/>, +1, +2 …</summary>
+    public int Seeds { get; init; } = 1;
+    /// <summary>How far below the best mean a strategy may be and still be recommended; null: the best's standard deviation (see <see cref="Recommendation.Choose"/>).</summary>
+    public double? Tolerance { get; init; }
 
     /// <summary>The metric in use: <see cref="Metric"/> or the task's default.</summary>
     public string MetricOrDefault => Metric ?? Task.DefaultMetric;
+
+    /// <summary>The seeds, one run per strategy each.</summary>
+    public IReadOnlyList<int> SeedValues => Enumerable.Range(0, Seeds).Select(i => Training.Seed + i).ToList();
+
+    /// <summary>The base learning rate of <paramref name="strategy"/>'s runs.</summary>
+    public double RateFor(Strategy strategy) => LearningRate ?? strategy.DefaultLearningRate;
+
+    /// <summary>The epochs of <paramref name="strategy"/> under an epochs budget.</summary>
+    public int EpochsFor(Strategy strategy) =>
+        StrategyEpochs.TryGetValue(strategy.Name, out int exact) ? exact
+        : StrategyEpochs.TryGetValue(Kind(strategy), out int byKind) ? byKind : Training.Epochs;
+
+    /// <summary>The training options of one run: the strategy's rate, the metric, the seed and the budget.</summary>
+    public TrainingOptions TrainingFor(Strategy strategy, int seed)
+    {
+        TrainingOptions run = Training with
+        {
+            LearningRates = Training.LearningRates with { BaseRate = RateFor(strategy) },
+            MetricForBest = MetricOrDefault,
+            Seed = seed,
+        };
+        return Budget switch
+        {
+            BudgetKind.Time => run with { Epochs = TimeBudgetEpochLimit, MaxSeconds = Seconds, Schedule = LearningRateSchedule.Constant },
+            BudgetKind.Steps => run with { Epochs = Steps ?? 1, MaxSteps = Steps }, // every epoch has a step, so that many epochs always suffice
+            _ => run with { Epochs = EpochsFor(strategy) },
+        };
+    }
+
+    /// <summary>The budget in words, e.g. "120 s of training per run" or "3 epochs (frozen 30)".</summary>
+    public string BudgetText => Budget switch
+    {
+        BudgetKind.Time => string.Create(CultureInfo.InvariantCulture, $"time budget: {Seconds:0.###} s of training per run (learning rate constant after warm-up), evaluated at its end"),
+        BudgetKind.Steps => string.Create(CultureInfo.InvariantCulture, $"step budget: {Steps} optimizer steps per run, evaluated at its end"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"epoch budget: {Training.Epochs} epoch(s)") +
+            (StrategyEpochs.Count == 0 ? "" : " (" + string.Join(", ", StrategyEpochs.Select(e => $"{e.Key} {e.Value}")) + ")") + ", best epoch kept",
+    };
+
+    private static string Kind(Strategy strategy) => strategy.Name.Split(':')[0];
 
     /// <summary>Throws a <see cref="SharpTuneException"/> naming the bad option.</summary>
     public ComparisonOptions Validate()
@@ -48,12 +119,26 @@ public sealed record ComparisonOptions
         if (!Task.Metrics.Contains(MetricOrDefault))
             throw new SharpTuneException($"--metric '{MetricOrDefault}' is not computed for the {Task} task; allowed: {string.Join(", ", Task.Metrics)}.");
         if (LearningRate is { } rate && !(rate > 0)) throw new SharpTuneException($"--lr must be positive, got {rate}.");
+        if (Seeds <= 0) throw new SharpTuneException($"--seeds must be positive, got {Seeds}.");
+        if (Tolerance is { } tolerance && !(tolerance >= 0 && double.IsFinite(tolerance))) throw new SharpTuneException($"--tolerance must not be negative, got {tolerance}.");
+        if (Budget == BudgetKind.Time && Seconds is null) throw new SharpTuneException("--budget time needs --seconds S: the training time each run gets.");
+        if (Budget == BudgetKind.Steps && Steps is null) throw new SharpTuneException("--budget steps needs --steps N: the optimizer steps each run takes.");
+        if (Budget != BudgetKind.Time && Seconds is not null) throw new SharpTuneException("--seconds applies to --budget time only.");
+        if (Budget != BudgetKind.Steps && Steps is not null) throw new SharpTuneException("--steps applies to --budget steps only.");
+        if (Budget != BudgetKind.Epochs && StrategyEpochs.Count > 0) throw new SharpTuneException("--strategy-epochs applies to --budget epochs only.");
+        foreach (var (key, epochs) in StrategyEpochs)
+        {
+            if (!Strategies.Any(s => s.Name == key || Kind(s) == key))
+                throw new SharpTuneException($"--strategy-epochs: '{key}' is none of the strategies ({string.Join(", ", Strategies.Select(s => s.Name))}).");
+            if (epochs <= 0) throw new SharpTuneException($"--strategy-epochs: {key}={epochs}: epochs must be positive.");
+        }
         Training.Validate();
+        foreach (Strategy strategy in Strategies) TrainingFor(strategy, Training.Seed).Validate();
         return this;
     }
 }
 
-/// <summary>One strategy's outcome in a comparison.</summary>
+/// <summary>One run (one strategy, one seed) of a comparison.</summary>
 /// <param name="Strategy">The strategy's name (as the CLI spells it).</param>
 /// <param name="LearningRate">The base learning rate the run used.</param>
 /// <param name="TrainableParameters">Parameters that trained.</param>
@@ -73,56 +158,65 @@ public sealed record ComparisonOptions
 /// <param name="FeatureSource">"computed" or "disk" (the features came from an earlier run's disk cache, so the
 /// train time holds no encoding); null without a feature cache.</param>
 /// <param name="RunDirectory">Where the run's model and record were saved.</param>
+/// <param name="Seed">The run's seed.</param>
+/// <param name="EpochsTrained">Passes over the training data (fractional when a budget ended mid-epoch).</param>
+/// <param name="Steps">Optimizer steps taken.</param>
 public sealed record ComparisonRow(string Strategy, double LearningRate, long TrainableParameters, long TotalParameters, double TrainablePercent,
     double TrainSeconds, double SamplesPerSecond, long? PeakRssBytes, bool PeakRssPerRun, long? RssBeforeBytes, long? RssAfterBytes,
     IReadOnlyDictionary<string, double> Metrics, int BestEpoch, bool AuditPassed, bool UsedFeatureCache, string RunDirectory,
-    string? FeatureSource = null)
+    string? FeatureSource = null, int Seed = 42, double EpochsTrained = 1, int Steps = 0)
 {
     /// <summary>The value of a metric of the best evaluation, or null when not computed.</summary>
     public double? Metric(string name) => Metrics.TryGetValue(name, out double value) ? value : null;
+
+    /// <summary>Train time per pass over the training data.</summary>
+    public double SecondsPerEpoch => TrainSeconds / Math.Max(1e-9, EpochsTrained);
 }
 
-/// <summary>The rows of a comparison, the best one and where the results were written.</summary>
-/// <param name="Rows">Finished strategies, in the order run.</param>
-/// <param name="Metric">The metric that picked the best row.</param>
-/// <param name="BestIndex">Index of the best row in <paramref name="Rows"/>, or null when there are none.</param>
-/// <param name="Stopped">Why the comparison ended before the last strategy (e.g. "cancelled during top:2"), or null.</param>
+/// <summary>The runs of a comparison, their summary per strategy and where the results were written.</summary>
+/// <param name="Rows">Finished runs, in the order run (seed by seed, each seed through every strategy).</param>
+/// <param name="Summary">Mean ± standard deviation per strategy, the verdict and the recommendation.</param>
+/// <param name="Stopped">Why the comparison ended before the last run (e.g. "cancelled during top:2, seed 43"), or null.</param>
 /// <param name="JsonPath">compare.json.</param>
 /// <param name="MarkdownPath">compare.md.</param>
 /// <param name="ChartPath">compare.png (null when there were no rows to draw).</param>
-public sealed record ComparisonResult(IReadOnlyList<ComparisonRow> Rows, string Metric, int? BestIndex, string? Stopped,
+public sealed record ComparisonResult(IReadOnlyList<ComparisonRow> Rows, ComparisonSummary Summary, string? Stopped,
     string JsonPath, string MarkdownPath, string? ChartPath)
 {
-    /// <summary>The best row, or null.</summary>
-    public ComparisonRow? Best => BestIndex is { } i ? Rows[i] : null;
+    /// <summary>The metric that compared the strategies.</summary>
+    public string Metric => Summary.Metric;
 }
 
 /// <summary>What a comparison reports while it runs.</summary>
 public abstract record ComparisonEvent;
 
-/// <summary>A strategy's run starts.</summary>
-/// <param name="Index">0-based position of the strategy.</param>
-/// <param name="Count">Number of strategies.</param>
+/// <summary>A run (a strategy under one seed) starts.</summary>
+/// <param name="Index">0-based position of the run.</param>
+/// <param name="Count">Number of runs (strategies × seeds).</param>
 /// <param name="Strategy">The strategy.</param>
+/// <param name="Seed">The run's seed.</param>
 /// <param name="LearningRate">Its base learning rate.</param>
 /// <param name="RunDirectory">Where its run is saved.</param>
-public sealed record StrategyStartedEvent(int Index, int Count, Strategy Strategy, double LearningRate, string RunDirectory) : ComparisonEvent;
+public sealed record StrategyStartedEvent(int Index, int Count, Strategy Strategy, int Seed, double LearningRate, string RunDirectory) : ComparisonEvent;
 
-/// <summary>A training event of the current strategy's run.</summary>
+/// <summary>A training event of the current run.</summary>
 public sealed record StrategyTrainingEvent(Strategy Strategy, TrainingEvent Event) : ComparisonEvent;
 
-/// <summary>A strategy finished: its row has been written to compare.json and compare.md.</summary>
+/// <summary>A run finished: its row has been written to compare.json and compare.md.</summary>
 public sealed record StrategyFinishedEvent(int Index, ComparisonRow Row) : ComparisonEvent;
 
 /// <summary>
-/// Trains the same pretrained model on the same data with the same budget and seed under several strategies,
-/// one after another (a fresh <see cref="TextClassifier"/> per strategy, released afterwards), and writes:
+/// Trains the same pretrained model on the same data with the same budget under several strategies and seeds,
+/// one run after another (a fresh <see cref="TextClassifier"/> per run, released afterwards): seed by seed, each
+/// seed through every strategy, so that a machine whose load drifts slows every strategy alike. Writes:
 /// <list type="bullet">
-/// <item><c>&lt;out&gt;/&lt;strategy&gt;/</c>: each run, saved as <c>sharptune train</c> saves it (model + <see cref="RunRecorder"/> files).</item>
-/// <item><c>compare.json</c>: every row, the options and the machine; <c>compare.md</c>: the table and the command line;
-/// <c>compare.png</c>: the metric against train time, one labelled point per strategy.</item>
+/// <item><c>&lt;out&gt;/&lt;strategy&gt;/</c> (several seeds: <c>&lt;out&gt;/&lt;strategy&gt;/seed-&lt;seed&gt;/</c>): each run, saved
+/// as <c>sharptune train</c> saves it (model + <see cref="RunRecorder"/> files).</item>
+/// <item><c>compare.json</c>: every run, the summary per strategy, the verdict, the recommendation, the options and the
+/// machine; <c>compare.md</c>: the same as tables and the command line; <c>compare.png</c>: the metric (mean ± standard
+/// deviation) against the train time per epoch.</item>
 /// </list>
-/// The three files are rewritten after each strategy, so a crash or Ctrl+C keeps every finished row.
+/// The three files are rewritten after each run, so a crash or Ctrl+C keeps every finished run.
 /// Cancellation stops the current run (its row is not added) and writes the finished rows.
 /// </summary>
 public sealed class StrategyComparison(string directory, ComparisonOptions options)
@@ -151,42 +245,55 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         return name.ToString().Trim('-');
     }
 
-    /// <summary>Runs every strategy on <paramref name="train"/>, evaluating on <paramref name="eval"/>, labels <paramref name="labels"/>.</summary>
+    /// <summary>Where the run of <paramref name="strategy"/> under <paramref name="seed"/> is saved.</summary>
+    public string RunDirectory(Strategy strategy, int seed) => options.Seeds == 1
+        ? Path.Combine(Directory, DirectoryName(strategy))
+        : Path.Combine(Directory, DirectoryName(strategy), "seed-" + seed.ToString(Invariant));
+
+    /// <summary>Runs every strategy under every seed on <paramref name="train"/>, evaluating on <paramref name="eval"/>, labels <paramref name="labels"/>.</summary>
     public ComparisonResult Run(IReadOnlyList<TextExample> train, IReadOnlyList<TextExample> eval, LabelSet labels,
         IProgress<ComparisonEvent>? progress = null, CancellationToken cancellation = default)
     {
         if (eval.Count == 0) throw new SharpTuneException("A comparison needs evaluation data: the eval set is empty.");
         System.IO.Directory.CreateDirectory(Directory);
-        string metric = options.MetricOrDefault;
         var rows = new List<ComparisonRow>();
+        var predictions = new List<float[][]>();
+        TaskDataset? evalData = null;
         string? stopped = null;
         string? chart = null;
-        for (int i = 0; i < options.Strategies.Count; i++)
+        int count = options.Strategies.Count * options.Seeds, index = 0;
+        ComparisonSummary summary = ComparisonSummary.Compute(rows, predictions, null, options.MetricOrDefault);
+        foreach (int seed in options.SeedValues)
         {
-            Strategy strategy = options.Strategies[i];
-            if (cancellation.IsCancellationRequested) { stopped = $"cancelled before {strategy.Name}"; break; }
-            ComparisonRow? row = RunOne(i, strategy, train, eval, labels, progress, cancellation);
-            if (row is null) { stopped = $"cancelled during {strategy.Name}"; break; }
-            rows.Add(row);
-            chart = Write(rows, metric, null);
-            progress?.Report(new StrategyFinishedEvent(i, row));
+            foreach (Strategy strategy in options.Strategies)
+            {
+                string what = options.Seeds == 1 ? strategy.Name : $"{strategy.Name}, seed {seed}";
+                if (cancellation.IsCancellationRequested) { stopped = $"cancelled before {what}"; break; }
+                var run = RunOne(index, count, strategy, seed, train, eval, labels, ref evalData, progress, cancellation);
+                if (run is null) { stopped = $"cancelled during {what}"; break; }
+                rows.Add(run.Value.Row);
+                predictions.Add(run.Value.Predictions);
+                summary = ComparisonSummary.Compute(rows, predictions, evalData, options.MetricOrDefault, options.Tolerance);
+                chart = Write(rows, summary, null);
+                progress?.Report(new StrategyFinishedEvent(index, run.Value.Row));
+                index++;
+            }
+            if (stopped is not null) break;
         }
-        chart = Write(rows, metric, stopped) ?? chart;
-        return new ComparisonResult(rows, metric, BestIndex(rows, metric), stopped, PathOf(JsonFile), PathOf(MarkdownFile), chart);
+        chart = Write(rows, summary, stopped) ?? chart;
+        return new ComparisonResult(rows, summary, stopped, PathOf(JsonFile), PathOf(MarkdownFile), chart);
     }
 
-    /// <summary>One strategy: fresh classifier → train → save like <c>train</c> → row. Null when cancelled.</summary>
-    private ComparisonRow? RunOne(int index, Strategy strategy, IReadOnlyList<TextExample> train, IReadOnlyList<TextExample> eval, LabelSet labels,
+    /// <summary>One run: fresh classifier → train → save like <c>train</c> → row and eval predictions. Null when cancelled.
+    /// The first run also encodes the eval set into <paramref name="evalData"/>.</summary>
+    private (ComparisonRow Row, float[][] Predictions)? RunOne(int index, int count, Strategy strategy, int seed,
+        IReadOnlyList<TextExample> train, IReadOnlyList<TextExample> eval, LabelSet labels, ref TaskDataset? evalData,
         IProgress<ComparisonEvent>? progress, CancellationToken cancellation)
     {
-        double rate = options.LearningRate ?? strategy.DefaultLearningRate;
-        TrainingOptions training = options.Training with
-        {
-            LearningRates = options.Training.LearningRates with { BaseRate = rate },
-            MetricForBest = options.MetricOrDefault,
-        };
-        string runDirectory = Path.Combine(Directory, DirectoryName(strategy));
-        progress?.Report(new StrategyStartedEvent(index, options.Strategies.Count, strategy, rate, runDirectory));
+        TrainingOptions training = options.TrainingFor(strategy, seed);
+        double rate = training.LearningRates.BaseRate;
+        string runDirectory = RunDirectory(strategy, seed);
+        progress?.Report(new StrategyStartedEvent(index, count, strategy, seed, rate, runDirectory));
 
         // Release the previous run's tensors before measuring this one.
         GC.Collect();
@@ -194,10 +301,13 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         bool perRun = ProcessMemory.ResetPeak();
         long? before = ProcessMemory.Read("VmRSS");
 
+        // A frozen head makes thousands of cheap epochs under a time budget: a metrics.jsonl line (and its flush) per epoch,
+        // not per 10 steps, keeps the record's own cost out of the training time it is measured by.
+        int stepsPerEpoch = (train.Count + training.BatchSize - 1) / training.BatchSize;
         using var run = Checkpoints.StagedDirectory.Begin(runDirectory); // the run directory appears whole, or not at all
-        var recorder = new RunRecorder(run.Path);
+        var recorder = new RunRecorder(run.Path, strategy is FrozenStrategy ? Math.Max(10, stepsPerEpoch) : 10);
         var forward = new Progress(strategy, recorder, progress);
-        using var classifier = TextClassifier.Create(options.ModelDirectory, options.Head, labels, options.Task, options.MaxLength, training.Seed);
+        using var classifier = TextClassifier.Create(options.ModelDirectory, options.Head, labels, options.Task, options.MaxLength, seed);
         TrainingResult result = classifier.Train(train, eval, strategy, training, forward, cancellation);
         long? after = ProcessMemory.Read("VmRSS");
         long? peak = ProcessMemory.Read("VmHWM");
@@ -211,51 +321,109 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             ["head"] = options.Head,
             ["max_length"] = options.MaxLength,
             ["lr"] = rate,
+            ["seed"] = seed,
+            ["budget"] = options.BudgetText,
+            ["load_average_at_end"] = ProcessMemory.LoadAverage(), // other work on the machine slows a time-budgeted run
             ["comparison"] = Path.GetFullPath(PathOf(JsonFile)),
         });
         run.Commit();
         EvaluationEvent best = result.BestEvaluation ?? throw new SharpTuneException($"strategy {strategy.Name}: training produced no evaluation.");
-        return new ComparisonRow(strategy.Name, rate, result.Plan.TrainableParameters, result.Plan.TotalParameters, result.Plan.TrainablePercent,
+        float[][] probabilities = best.Output?.Probabilities ?? throw new SharpTuneException($"strategy {strategy.Name}: the best evaluation kept no predictions.");
+        double samples = result.SamplesPerSecond * result.TrainSeconds;
+        var row = new ComparisonRow(strategy.Name, rate, result.Plan.TrainableParameters, result.Plan.TotalParameters, result.Plan.TrainablePercent,
             result.TrainSeconds, result.SamplesPerSecond, peak, perRun, before, after,
             best.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)).ToDictionary(),
-            best.Epoch + 1, result.Audit.Passed, result.UsedFeatureCache, runDirectory, forward.FeatureSource);
-    }
-
-    /// <summary>The index of the best row by <paramref name="metric"/> (lower is better for loss and mse), or null.</summary>
-    public static int? BestIndex(IReadOnlyList<ComparisonRow> rows, string metric)
-    {
-        int? best = null;
-        for (int i = 0; i < rows.Count; i++)
-            if (rows[i].Metric(metric) is { } value && (best is null || MetricNames.IsBetter(metric, value, rows[best.Value].Metric(metric)!.Value)))
-                best = i;
-        return best;
+            best.Epoch + 1, result.Audit.Passed, result.UsedFeatureCache, runDirectory, forward.FeatureSource,
+            seed, samples / Math.Max(1, train.Count), forward.Steps);
+        evalData ??= classifier.Encode(eval, "eval"); // the targets the significance test scores predictions against
+        return (row, probabilities);
     }
 
     private string PathOf(string fileName) => Path.Combine(Directory, fileName);
 
-    /// <summary>Rewrites compare.json, compare.md and (with rows) compare.png; returns the chart's path or null.</summary>
-    private string? Write(IReadOnlyList<ComparisonRow> rows, string metric, string? stopped)
+    /// <summary>
+    /// Reads a comparison back from its directory's compare.json (the one reader of the file): the runs, the summary
+    /// per strategy, the verdict's test and the recommendation as they were written.
+    /// </summary>
+    public static ComparisonResult Load(string directory)
     {
-        int? best = BestIndex(rows, metric);
-        WriteAtomically(JsonFile, ToJson(rows, metric, best, stopped).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        WriteAtomically(MarkdownFile, ToMarkdown(rows, metric, best, stopped));
+        string path = Path.Combine(directory, JsonFile);
+        JsonObject json = StrictJson.ReadObject(path);
+        T Get<T>(JsonNode? node, string key)
+        {
+            try { return node![key]!.GetValue<T>(); }
+            catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
+            { throw new SharpTuneException($"{path}: \"{key}\" is missing or not a {typeof(T).Name}."); }
+        }
+        T? Optional<T>(JsonNode? node, string key) where T : struct => node?[key] is JsonValue value && value.TryGetValue(out T v) ? v : null;
+
+        string metric = Get<string>(json, "metric");
+        var rows = new List<ComparisonRow>();
+        foreach (JsonNode? row in json["rows"] as JsonArray ?? throw new SharpTuneException($"{path}: \"rows\" is missing or not an array."))
+        {
+            var metrics = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var (name, value) in row?["metrics"] as JsonObject ?? [])
+                metrics[name] = value is JsonValue v && v.TryGetValue(out double d) ? d : double.NaN;
+            rows.Add(new ComparisonRow(Get<string>(row, "strategy"), Get<double>(row, "lr"), Get<long>(row, "trainable_parameters"),
+                Get<long>(row, "total_parameters"), Get<double>(row, "trainable_percent"), Get<double>(row, "train_seconds"),
+                Get<double>(row, "samples_per_second"), Optional<long>(row, "peak_rss_bytes"),
+                Get<string>(row, "peak_rss_scope").StartsWith("this run", StringComparison.Ordinal),
+                Optional<long>(row, "rss_before_bytes"), Optional<long>(row, "rss_after_bytes"), metrics, Get<int>(row, "best_epoch"),
+                Get<bool>(row, "audit_passed"), Get<bool>(row, "used_feature_cache"), Get<string>(row, "run_directory"),
+                row?["feature_source"]?.GetValue<string>(), Get<int>(row, "seed"), Get<double>(row, "epochs"), Get<int>(row, "steps")));
+        }
+        SignificanceTest? test = json["test"] is JsonObject t
+            ? new SignificanceTest(Get<string>(t, "better"), Get<string>(t, "other"), metric, Get<double>(t, "difference"), Get<double>(t, "low_2_5"),
+                Get<double>(t, "high_97_5"), Get<double>(t, "p_value"), Get<double>(t, "better_standard_error"), Get<int>(t, "replicates"),
+                Get<int>(t, "examples"), Get<int>(t, "better_seeds"), Get<int>(t, "other_seeds"))
+            : null;
+        Recommendation? recommendation = json["recommendation"] is JsonObject r
+            ? new Recommendation(Get<string>(r, "strategy"), Get<string>(r, "best"), metric, Get<double>(r, "threshold"), Get<string>(r, "threshold_source"),
+                Get<string>(r, "reference"), Get<double>(r, "time_per_epoch_ratio"), Optional<double>(r, "peak_memory_ratio"), Get<string>(r, "text"))
+            : null;
+        string chart = Path.Combine(directory, ChartFile);
+        return new ComparisonResult(rows, ComparisonSummary.FromParts(rows, metric, test, recommendation), json["stopped"]?.GetValue<string>(),
+            path, Path.Combine(directory, MarkdownFile), File.Exists(chart) ? chart : null);
+    }
+
+    /// <summary>Rewrites compare.json, compare.md and (with rows) compare.png; returns the chart's path or null.</summary>
+    private string? Write(IReadOnlyList<ComparisonRow> rows, ComparisonSummary summary, string? stopped)
+    {
+        WriteAtomically(JsonFile, ToJson(rows, summary, stopped).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        WriteAtomically(MarkdownFile, ToMarkdown(rows, summary, stopped));
         if (rows.Count == 0) return null;
         string chart = PathOf(ChartFile);
-        ComparisonChart.Write(chart + ".tmp.png", rows, metric, best);
+        ComparisonChart.WritePng(chart + ".tmp.png", summary);
         File.Move(chart + ".tmp.png", chart, overwrite: true);
         return chart;
     }
 
-    private JsonObject ToJson(IReadOnlyList<ComparisonRow> rows, string metric, int? best, string? stopped)
+    private JsonObject ToJson(IReadOnlyList<ComparisonRow> rows, ComparisonSummary summary, string? stopped)
     {
         var training = options.Training;
+        string metric = summary.Metric;
         return new JsonObject
         {
             ["command_line"] = CommandLine,
             ["metric"] = metric,
-            ["best"] = best is { } b ? rows[b].Strategy : null,
+            ["best"] = summary.Best?.Strategy,
+            ["winner"] = summary.WinnerIndex is { } w ? summary.Strategies[w].Strategy : null,
+            ["verdict"] = summary.Verdict,
+            ["test"] = summary.Test is { } t ? new JsonObject
+            {
+                ["method"] = "paired bootstrap over the eval examples, seeds resampled per strategy",
+                ["better"] = t.Better, ["other"] = t.Other, ["difference"] = t.Difference, ["low_2_5"] = t.Low, ["high_97_5"] = t.High,
+                ["p_value"] = t.PValue, ["alpha"] = SignificanceTest.Alpha, ["significant"] = t.Significant, ["replicates"] = t.Replicates,
+                ["examples"] = t.Examples, ["better_standard_error"] = t.BetterStandardError, ["better_seeds"] = t.BetterSeeds, ["other_seeds"] = t.OtherSeeds,
+            } : null,
+            ["recommendation"] = summary.Recommendation is { } r ? new JsonObject
+            {
+                ["strategy"] = r.Strategy, ["best"] = r.Best, ["threshold"] = r.Threshold, ["threshold_source"] = r.ThresholdSource,
+                ["reference"] = r.Reference, ["time_per_epoch_ratio"] = r.TimeRatio, ["peak_memory_ratio"] = r.MemoryRatio, ["text"] = r.Text,
+            } : null,
             ["stopped"] = stopped,
             ["finished"] = rows.Count,
+            ["runs_planned"] = options.Strategies.Count * options.Seeds,
             ["strategies"] = new JsonArray(options.Strategies.Select(s => (JsonNode)JsonValue.Create(s.Name)).ToArray()),
             ["options"] = new JsonObject
             {
@@ -264,14 +432,21 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
                 ["task"] = options.Task.Name,
                 ["max_length"] = options.MaxLength,
                 ["lr"] = options.LearningRate is { } lr ? lr : "strategy default",
+                ["budget"] = options.Budget.ToString().ToLowerInvariant(),
+                ["budget_text"] = options.BudgetText,
                 ["epochs"] = training.Epochs,
+                ["strategy_epochs"] = new JsonObject(options.StrategyEpochs.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))),
+                ["seconds"] = options.Seconds,
+                ["steps"] = options.Steps,
+                ["seeds"] = new JsonArray(options.SeedValues.Select(s => (JsonNode)s).ToArray()),
+                ["tolerance"] = options.Tolerance,
                 ["batch_size"] = training.BatchSize,
                 ["grad_accum"] = training.GradientAccumulationSteps,
                 ["weight_decay"] = training.WeightDecay,
                 ["warmup_ratio"] = training.WarmupRatio,
-                ["schedule"] = training.Schedule.ToString(),
-                ["seed"] = training.Seed,
+                ["schedule"] = options.Budget == BudgetKind.Time ? nameof(LearningRateSchedule.Constant) : training.Schedule.ToString(),
                 ["cache_frozen_features"] = training.CacheFrozenFeatures,
+                ["precision"] = training.Precision.ToString(),
                 ["device"] = training.Device,
             },
             ["inputs"] = Inputs?.DeepClone(),
@@ -286,23 +461,60 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
                 ["load_average"] = ProcessMemory.LoadAverage(),
                 ["time"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", Invariant),
             },
-            ["rows"] = new JsonArray(rows.Select((r, i) => (JsonNode)RowJson(r, i == best)).ToArray()),
+            ["summary"] = new JsonArray(summary.Strategies.Select((s, i) => (JsonNode)SummaryJson(s, summary, i)).ToArray()),
+            ["rows"] = new JsonArray(rows.Select(r => (JsonNode)RowJson(r)).ToArray()),
         };
     }
 
-    private static JsonObject RowJson(ComparisonRow row, bool isBest)
+    private static JsonObject SummaryJson(StrategySummary s, ComparisonSummary summary, int index)
+    {
+        var mean = new JsonObject();
+        var std = new JsonObject();
+        foreach (string name in ShownMetrics(s.Runs))
+        {
+            mean[name] = Number(s.Mean(name));
+            std[name] = Number(s.Std(name));
+        }
+        return new JsonObject
+        {
+            ["strategy"] = s.Strategy,
+            ["runs"] = s.Runs.Count,
+            ["best"] = index == summary.BestIndex,
+            ["winner"] = index == summary.WinnerIndex,
+            ["tie"] = summary.IsTie && (index == summary.BestIndex || index == summary.RunnerUpIndex),
+            ["recommended"] = summary.Recommendation?.Strategy == s.Strategy,
+            ["lr"] = s.LearningRate,
+            ["trainable_parameters"] = s.TrainableParameters,
+            ["trainable_percent"] = Math.Round(s.TrainablePercent, 4),
+            ["epochs_mean"] = Math.Round(s.EpochsTrained, 3),
+            ["train_seconds_mean"] = Math.Round(s.TrainSeconds, 3),
+            ["seconds_per_epoch_mean"] = Math.Round(s.SecondsPerEpoch, 4),
+            ["samples_per_second_mean"] = Math.Round(s.SamplesPerSecond, 2),
+            ["peak_rss_bytes_mean"] = s.PeakRssBytes,
+            ["audits_passed"] = s.AuditsPassed,
+            ["mean"] = mean,
+            ["std"] = std,
+        };
+    }
+
+    private static JsonNode? Number(double? value) => value is { } v && double.IsFinite(v) ? JsonValue.Create(v) : null;
+
+    private static JsonObject RowJson(ComparisonRow row)
     {
         var metrics = new JsonObject();
         foreach (var (name, value) in row.Metrics) metrics[name] = double.IsFinite(value) ? value : null;
         return new JsonObject
         {
             ["strategy"] = row.Strategy,
-            ["best"] = isBest,
+            ["seed"] = row.Seed,
             ["lr"] = row.LearningRate,
             ["trainable_parameters"] = row.TrainableParameters,
             ["total_parameters"] = row.TotalParameters,
             ["trainable_percent"] = Math.Round(row.TrainablePercent, 4),
             ["train_seconds"] = Math.Round(row.TrainSeconds, 3),
+            ["epochs"] = Math.Round(row.EpochsTrained, 3),
+            ["steps"] = row.Steps,
+            ["seconds_per_epoch"] = Math.Round(row.SecondsPerEpoch, 4),
             ["samples_per_second"] = Math.Round(row.SamplesPerSecond, 2),
             ["peak_rss_bytes"] = row.PeakRssBytes,
             ["peak_rss_scope"] = row.PeakRssPerRun ? "this run (VmHWM reset before loading the model)" : "process so far (VmHWM could not be reset)",
@@ -317,7 +529,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         };
     }
 
-    private string ToMarkdown(IReadOnlyList<ComparisonRow> rows, string metric, int? best, string? stopped)
+    private string ToMarkdown(IReadOnlyList<ComparisonRow> rows, ComparisonSummary summary, string? stopped)
     {
         var md = new StringBuilder();
         md.AppendLine("# Strategy comparison").AppendLine();
@@ -325,27 +537,46 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         var training = options.Training;
         string rates = options.LearningRate is { } lr ? lr.ToString("0.###e+0", Invariant) + " for every strategy" : "each strategy's default";
         md.AppendLine(Invariant, $"Model {options.ModelDirectory ?? "packaged all-MiniLM-L6-v2"}, head {options.Head}, max length {options.MaxLength}, " +
-            $"{training.Epochs} epoch(s), batch size {training.BatchSize}, seed {training.Seed}; learning rate: {rates}" +
-            $". Each run keeps its best epoch by {metric}; ★ marks the best row by {metric}.").AppendLine();
+            $"{options.BudgetText}, batch size {training.BatchSize}, seed(s) {string.Join(", ", options.SeedValues)}; learning rate: {rates}. " +
+            $"Figures are mean ± standard deviation over the seeds; ★ marks a strategy that beats the runner-up by {summary.Metric} beyond the noise.").AppendLine();
+
         string[] shown = ShownMetrics(rows);
-        md.AppendLine("| strategy | lr | trainable | trainable % | train time (s) | samples/s | peak RSS (MiB) | peak − RSS before (MiB) | " +
+        md.AppendLine("| strategy | runs | lr | trainable | trainable % | epochs | train time (s) | time per epoch (s) | peak RSS (MiB) | " +
+            string.Join(" | ", shown) + " | audit |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + string.Concat(shown.Select(_ => "---:|")) + "---|");
+        for (int i = 0; i < summary.Strategies.Count; i++)
+        {
+            StrategySummary s = summary.Strategies[i];
+            string name = i == summary.WinnerIndex ? $"**{s.Strategy}** ★"
+                : summary.IsTie && (i == summary.BestIndex || i == summary.RunnerUpIndex) ? $"{s.Strategy} (tie)" : s.Strategy;
+            if (summary.Recommendation?.Strategy == s.Strategy) name += " ← recommended";
+            md.AppendLine(Invariant, $"| {name} | {s.Runs.Count} | {s.LearningRate:0.###e+0} | {s.TrainableParameters:N0} | {s.TrainablePercent:F2} | " +
+                $"{s.EpochsTrained:0.##} | {s.TrainSeconds:F1}{(s.FeaturesFromDisk ? " (features from disk cache)" : "")} | {s.SecondsPerEpoch:0.###} | " +
+                $"{Mib(s.PeakRssBytes)}{(s.PeakRssPerRun ? "" : " (so far)")} | {string.Join(" | ", shown.Select(m => s.Format(m)))} | " +
+                $"{(s.AuditsPassed == s.Runs.Count ? "passed" : $"FAILED {s.Runs.Count - s.AuditsPassed}/{s.Runs.Count}")} |");
+        }
+        md.AppendLine();
+        md.AppendLine(summary.Verdict).AppendLine();
+        if (summary.Recommendation is { } recommendation) md.AppendLine("**" + recommendation.Text + "**").AppendLine();
+
+        md.AppendLine("## Every run").AppendLine();
+        md.AppendLine("| strategy | seed | epochs | steps | train time (s) | samples/s | peak RSS (MiB) | peak − RSS before (MiB) | " +
             string.Join(" | ", shown) + " | best epoch | audit |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|" + string.Concat(shown.Select(_ => "---:|")) + "---:|---|");
-        for (int i = 0; i < rows.Count; i++)
+        foreach (ComparisonRow r in rows)
         {
-            ComparisonRow r = rows[i];
-            string name = i == best ? $"**{r.Strategy}** ★" : r.Strategy;
             string values = string.Join(" | ", shown.Select(m => r.Metric(m) is { } v ? v.ToString("F4", Invariant) : "–"));
-            md.AppendLine(Invariant, $"| {name} | {r.LearningRate:0.###e+0} | {r.TrainableParameters:N0} | {r.TrainablePercent:F2} | {r.TrainSeconds:F1}{(r.FeatureSource == "disk" ? " (features from disk cache)" : "")} | " +
+            md.AppendLine(Invariant, $"| {r.Strategy} | {r.Seed} | {r.EpochsTrained:0.##} | {r.Steps} | {r.TrainSeconds:F1}{(r.FeatureSource == "disk" ? " (features from disk cache)" : "")} | " +
                 $"{r.SamplesPerSecond:F1} | {Mib(r.PeakRssBytes)}{(r.PeakRssPerRun ? "" : " (so far)")} | {Mib(r.PeakRssBytes - r.RssBeforeBytes)} | {values}" +
                 $" | {r.BestEpoch} | {(r.AuditPassed ? "passed" : "FAILED")} |");
         }
         md.AppendLine();
-        md.AppendLine("Train time excludes evaluation and includes computing a frozen backbone's features once. Peak RSS is the " +
+        md.AppendLine("Train time excludes evaluation and includes computing a frozen backbone's features once; time per epoch is the train " +
+            "time over the passes made through the training data, the cost the recommendation compares. Peak RSS is the " +
             "process's resident-memory high-water mark (VmHWM), reset before each run where the kernel allows it (else marked " +
             "\"so far\": the peak over the whole process up to that run). Memory a finished run freed is not always returned to " +
             "the system, so a later run starts from a higher RSS; \"peak − RSS before\" is what the run itself added.");
-        if (stopped is not null) md.AppendLine().AppendLine(Invariant, $"**Stopped:** {stopped}; the rows above finished.");
+        if (stopped is not null) md.AppendLine().AppendLine(Invariant, $"**Stopped:** {stopped}; the runs above finished.");
         return md.ToString();
     }
 
@@ -372,9 +603,13 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         /// <summary>Where the frozen features of the training set came from, once reported.</summary>
         public string? FeatureSource { get; private set; }
 
+        /// <summary>Optimizer steps taken so far.</summary>
+        public int Steps { get; private set; }
+
         public void Report(TrainingEvent value)
         {
             if (value is FeaturesCachedEvent cached) FeatureSource ??= cached.Source;
+            if (value is StepEvent step) Steps = step.Step;
             recorder.Report(value);
             listener?.Report(new StrategyTrainingEvent(strategy, value));
         }
