@@ -97,19 +97,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         };
         foreach (var (name, value) in output.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)))
             result[name] = CommandSupport.Number(value);
-        var (perClass, confusion) = Breakdown(output.Details);
-        if (perClass is not null)
-            result["per_class"] = new JsonArray(perClass.Select(c => (JsonNode)new JsonObject
-            {
-                ["label"] = c.Label, ["precision"] = c.Precision, ["recall"] = c.Recall, ["f1"] = c.F1, ["support"] = c.Support,
-            }).ToArray());
-        if (confusion is not null)
-            result["confusion_matrix"] = new JsonObject
-            {
-                ["labels"] = new JsonArray(perClass!.Select(c => (JsonNode)JsonValue.Create(c.Label)!).ToArray()),
-                ["rows_gold_columns_predicted"] = new JsonArray(confusion
-                    .Select(row => (JsonNode)new JsonArray(row.Select(v => (JsonNode)JsonValue.Create(v)).ToArray())).ToArray()),
-            };
+        foreach (var (name, node) in EvaluationJson.Details(output.Details)) result[name] = node?.DeepClone();
         if (output.Details is TokenMetrics { Entities: { } entities } token)
         {
             result["scheme"] = token.Scheme?.ToString();

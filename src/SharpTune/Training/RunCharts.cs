@@ -12,8 +12,23 @@ internal static class RunCharts
     /// Left axis: running train loss per optimizer step and eval loss per evaluation. Right axis: the headline
     /// metrics per evaluation. Writes a PNG of <paramref name="width"/> × <paramref name="height"/> pixels.
     /// </summary>
-    public static void Write(string path, IReadOnlyList<StepEvent> steps, IReadOnlyList<EvaluationEvent> evaluations, int width = 1000, int height = 560)
+    public static void Write(string path, IReadOnlyList<StepEvent> steps, IReadOnlyList<EvaluationEvent> evaluations, int width = 1000, int height = 560) =>
+        Build(steps, evaluations).SavePng(path, width, height);
+
+    /// <summary>The same chart as an SVG document, for inline use in HTML.</summary>
+    public static string Svg(IReadOnlyList<StepEvent> steps, IReadOnlyList<EvaluationEvent> evaluations, int width = 1000, int height = 560) =>
+        Build(steps, evaluations).GetSvgXml(width, height);
+
+    /// <summary>Steps drawn at most: a long run (a frozen head under a time budget makes many thousands) is thinned evenly.</summary>
+    private const int MaxStepPoints = 2000;
+
+    private static Plot Build(IReadOnlyList<StepEvent> steps, IReadOnlyList<EvaluationEvent> evaluations)
     {
+        if (steps.Count > MaxStepPoints)
+        {
+            int stride = (steps.Count + MaxStepPoints - 1) / MaxStepPoints;
+            steps = steps.Where((_, i) => i % stride == 0 || i == steps.Count - 1).ToList();
+        }
         var plot = new Plot();
         plot.Title(evaluations.Count == 0 ? "Training loss" : "Training loss and evaluation");
         plot.XLabel("optimizer step");
@@ -52,6 +67,6 @@ internal static class RunCharts
         }
 
         plot.ShowLegend(Edge.Bottom);
-        plot.SavePng(path, width, height);
+        return plot;
     }
 }

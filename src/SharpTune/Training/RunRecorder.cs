@@ -14,6 +14,8 @@ namespace SharpTune.Training;
 /// <item><c>metrics.jsonl</c>: one JSON object per line, appended and flushed at once — <c>"type": "step"</c> every
 /// <see cref="StepInterval"/> optimizer steps (running train loss) and <c>"type": "eval"</c> per evaluation.</item>
 /// <item><c>audit.md</c> / <c>audit.json</c>: the freeze audit.</item>
+/// <item><c>evaluation.json</c>: the best evaluation's metrics, per-class scores and confusion matrix (<see cref="EvaluationJson"/>),
+/// rewritten whenever a better one arrives — the weights the run keeps.</item>
 /// <item><c>training.png</c> (<see cref="WriteCharts"/>) and <c>summary.json</c> (<see cref="WriteSummary"/>) at the end.</item>
 /// </list>
 /// A run directory keeps one run: a previous run's record files there are replaced.
@@ -22,7 +24,8 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
 {
     /// <summary>File names of the record, in the run directory.</summary>
     public const string ParametersMarkdown = "parameters.md", ParametersJson = "parameters.json", MetricsFile = "metrics.jsonl",
-        AuditMarkdown = "audit.md", AuditJson = "audit.json", ChartFile = "training.png", SummaryFile = "summary.json";
+        AuditMarkdown = "audit.md", AuditJson = "audit.json", ChartFile = "training.png", SummaryFile = "summary.json",
+        EvaluationFile = "evaluation.json";
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
     private readonly List<TrainingPlan> plans = [];
@@ -39,7 +42,7 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
         Directory = directory;
         StepInterval = stepInterval;
         System.IO.Directory.CreateDirectory(directory);
-        foreach (string stale in new[] { MetricsFile, ChartFile, SummaryFile, AuditMarkdown, AuditJson })
+        foreach (string stale in new[] { MetricsFile, ChartFile, SummaryFile, AuditMarkdown, AuditJson, EvaluationFile })
             File.Delete(PathOf(stale));
     }
 
@@ -91,6 +94,7 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
                 line["elapsed_seconds"] = Number(lastElapsed.TotalSeconds);
                 line["time"] = Now();
                 AppendLine(line);
+                if (evaluation.IsBest) WriteAtomically(EvaluationFile, BestEvaluationJson(evaluation).ToJsonString(Indented));
                 break;
             case AuditEvent audit:
                 WriteAtomically(AuditMarkdown, audit.Audit.ToMarkdown());
@@ -127,7 +131,7 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
             ["used_feature_cache"] = result.UsedFeatureCache,
             ["stopped"] = result.Stopped,
             ["evaluations"] = result.Evaluations.Count,
-            ["best_evaluation"] = result.BestEvaluation is { } best ? EvaluationJson(best) : null,
+            ["best_evaluation"] = result.BestEvaluation is { } best ? EvaluationObject(best) : null,
             ["audit_passed"] = result.Audit.Passed,
             ["audit_summary"] = result.Audit.Summary,
             ["total_parameters"] = result.Plan.TotalParameters,
@@ -140,11 +144,66 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
         return PathOf(SummaryFile);
     }
 
-    private static JsonObject EvaluationJson(EvaluationEvent evaluation)
+    /// <summary>
+    /// Reads a run directory's metrics.jsonl back into its step and evaluation events (the one reader of the file).
+    /// A line that is not JSON, or lacks its "type", is an error naming the file and line.
+    /// </summary>
+    public static (IReadOnlyList<StepEvent> Steps, IReadOnlyList<EvaluationEvent> Evaluations) ReadMetrics(string directory)
+    {
+        string path = Path.Combine(directory, MetricsFile);
+        if (!File.Exists(path)) throw new SharpTuneException($"{path}: not found; a run directory written by train or compare has it.");
+        var steps = new List<StepEvent>();
+        var evaluations = new List<EvaluationEvent>();
+        string[] notMetrics = ["type", "epoch", "step", "train_loss", "is_best", "elapsed_seconds", "time"];
+        foreach (var (line, document, error) in Data.JsonLines.Read(File.ReadAllText(path), path))
+        {
+            if (error is not null) throw new SharpTuneException($"{path}:{line}: {error}");
+            using (document)
+            {
+                JsonElement root = document!.RootElement;
+                if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("type", out JsonElement type) || type.ValueKind != JsonValueKind.String)
+                    throw new SharpTuneException($"{path}:{line}: expected an object with a \"type\" (step or eval).");
+                int epoch = Int(root, "epoch", path, line), step = Int(root, "step", path, line);
+                switch (type.GetString())
+                {
+                    case "step":
+                        steps.Add(new StepEvent(epoch, step, 0, Double(root, "train_loss"), Double(root, "learning_rate"), Double(root, "samples_per_second"),
+                            TimeSpan.FromSeconds(double.IsFinite(Double(root, "elapsed_seconds")) ? Double(root, "elapsed_seconds") : 0)));
+                        break;
+                    case "eval":
+                        var metrics = new Dictionary<string, double>(StringComparer.Ordinal);
+                        foreach (JsonProperty property in root.EnumerateObject())
+                            if (!notMetrics.Contains(property.Name)) metrics[property.Name] = Double(root, property.Name);
+                        bool isBest = root.TryGetProperty("is_best", out JsonElement best) && best.ValueKind == JsonValueKind.True;
+                        evaluations.Add(new EvaluationEvent(epoch, step, Double(root, "train_loss"), metrics, isBest));
+                        break;
+                    default:
+                        throw new SharpTuneException($"{path}:{line}: unknown \"type\" '{type.GetString()}'; expected step or eval.");
+                }
+            }
+        }
+        return (steps, evaluations);
+    }
+
+    private static double Double(JsonElement root, string name) =>
+        root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : double.NaN;
+
+    private static int Int(JsonElement root, string name, string path, int line) =>
+        root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int number) ? number
+            : throw new SharpTuneException($"{path}:{line}: \"{name}\" must be an integer.");
+
+    private static JsonObject EvaluationObject(EvaluationEvent evaluation)
     {
         var metrics = new JsonObject();
         foreach (var (name, value) in evaluation.Metrics) metrics[name] = Number(value);
         return new JsonObject { ["epoch"] = evaluation.Epoch, ["step"] = evaluation.Step, ["train_loss"] = Number(evaluation.TrainLoss), ["metrics"] = metrics };
+    }
+
+    private static JsonObject BestEvaluationJson(EvaluationEvent evaluation)
+    {
+        JsonObject json = EvaluationObject(evaluation);
+        foreach (var (name, node) in SharpTune.Training.EvaluationJson.Details(evaluation.Output?.Details)) json[name] = node?.DeepClone();
+        return json;
     }
 
     private void WriteParameters()
