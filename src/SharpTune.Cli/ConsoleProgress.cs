@@ -110,8 +110,8 @@ public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEv
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title(string.Create(Invariant, $"Strategy [bold]{Markup.Escape(plan.Strategy)}[/] (from epoch {plan.Epoch + 1})"))
-            .AddColumn("group").AddColumn(new TableColumn("tensors").RightAligned()).AddColumn(new TableColumn("parameters").RightAligned())
-            .AddColumn(new TableColumn("trainable").RightAligned()).AddColumn("status").AddColumn(new TableColumn("learning rate").RightAligned()).AddColumn("mode");
+            .AddColumn("group").AddColumn(new TableColumn("tensors").RightAligned().NoWrap()).AddColumn(new TableColumn("parameters").RightAligned().NoWrap())
+            .AddColumn(new TableColumn("trainable").RightAligned().NoWrap()).AddColumn("status").AddColumn(new TableColumn("learning rate").RightAligned().NoWrap()).AddColumn("mode");
         foreach (PlanRow row in plan.Rows)
         {
             string status = row.TrainableParameters == 0 ? $"[grey]{Markup.Escape(row.Status)}[/]" : $"[green]{Markup.Escape(row.Status)}[/]";

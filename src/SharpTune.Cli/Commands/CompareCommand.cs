@@ -49,6 +49,41 @@ internal sealed class CompareSettings : FineTuneSettings
     [Description("Use only the first N evaluation examples.")]
     public int? EvalLimit { get; set; }
 
+    [CommandOption("--budget <KIND>")]
+    [Description("epochs: every strategy trains --epochs (or its own, --strategy-epochs) and keeps its best epoch; " +
+        "time: every run trains --seconds of wall-clock time (frozen spends it on many cheap epochs), learning rate constant after warm-up; " +
+        "steps: every run takes --steps optimizer steps. Time and steps runs are evaluated once, at their end.")]
+    [DefaultValue("epochs")]
+    public string Budget { get; set; } = "epochs";
+
+    [CommandOption("--seconds <S>")]
+    [Description("With --budget time: the training time of each run (feature caching included, evaluation excluded).")]
+    public double? Seconds { get; set; }
+
+    [CommandOption("--steps <N>")]
+    [Description("With --budget steps: the optimizer steps of each run.")]
+    public int? Steps { get; set; }
+
+    [CommandOption("--strategy-epochs <LIST>")]
+    [Description("With --budget epochs: epochs per strategy, e.g. frozen=30,full=3 (a strategy's name or its kind before ':'); the others get --epochs.")]
+    public string? StrategyEpochs { get; set; }
+
+    [CommandOption("--seeds <N>")]
+    [Description("Runs per strategy, seeded --seed, --seed+1 …; the table shows mean ± standard deviation, and ★ marks the best only " +
+        "when a paired bootstrap over the eval examples (seeds resampled too) finds it better than the runner-up (p < 0.05); otherwise it says tie.")]
+    [DefaultValue(1)]
+    public int Seeds { get; set; } = 1;
+
+    [CommandOption("--tolerance <X>")]
+    [Description("The recommendation is the cheapest strategy (time per epoch) within this much of the best mean. " +
+        "Default: the best's standard deviation over its seeds (one seed: its standard error over the eval examples).")]
+    public double? Tolerance { get; set; }
+
+    [CommandOption("--format <FORMAT>")]
+    [Description("table | json (compare.json's object on standard output; progress goes to standard error).")]
+    [DefaultValue("table")]
+    public string Format { get; set; } = "table";
+
 }
 
 /// <summary>sharptune compare: the same data, model, budget and seed under several strategies, side by side.</summary>
@@ -61,7 +96,10 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
     public static (int Exit, ComparisonResult Result) Run(IAnsiConsole console, CompareSettings settings, string commandLine, CancellationToken cancellationToken)
     {
         // Everything that can be checked without reading data or weights is checked first.
+        bool json = CommandSupport.IsJson(settings.Format);
         IReadOnlyList<Strategy> strategies = ParseStrategies(settings.Strategies);
+        BudgetKind budget = ParseBudget(settings.Budget);
+        IReadOnlyDictionary<string, int> strategyEpochs = ParseStrategyEpochs(settings.StrategyEpochs);
         TaskType? task = CommandSupport.ParseTask(settings.Task);
         if (settings.TrainLimit is <= 0) throw new SharpTuneException($"--train-limit must be positive, got {settings.TrainLimit}.");
         if (settings.EvalLimit is <= 0) throw new SharpTuneException($"--eval-limit must be positive, got {settings.EvalLimit}.");
@@ -74,21 +112,25 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
             Epochs = settings.Epochs, BatchSize = settings.BatchSize, Seed = settings.Seed, Device = settings.Device,
             Precision = Models.Precisions.Parse(settings.Precision),
         }.Validate();
+        var options = new ComparisonOptions
+        {
+            Strategies = strategies, ModelDirectory = settings.Model, Head = settings.Head ?? "mean", Training = training,
+            LearningRate = settings.LearningRate, Metric = settings.Metric, Budget = budget, StrategyEpochs = strategyEpochs,
+            Seconds = settings.Seconds, Steps = settings.Steps, Seeds = settings.Seeds, Tolerance = settings.Tolerance,
+        };
+        // With --format json the standard output is the JSON alone: everything else goes to standard error.
+        IAnsiConsole log = json ? CliApp.ConsoleFor(Console.Error, Console.IsErrorRedirected) : console;
 
-        LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
+        LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), log);
         LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
-        LoadedData eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), console);
+        LoadedData eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), log);
         if (train.Task != TaskType.Regression) eval = labels.Check(eval);
         var trainExamples = train.Examples.Take(settings.TrainLimit ?? int.MaxValue).ToList();
         var evalExamples = eval.Examples.Take(settings.EvalLimit ?? int.MaxValue).ToList();
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
 
-        var options = new ComparisonOptions
-        {
-            Strategies = strategies, ModelDirectory = settings.Model, Head = settings.Head ?? "mean", Task = train.Task,
-            MaxLength = maxLength, Training = training, LearningRate = settings.LearningRate, Metric = settings.Metric,
-        }.Validate();
+        options = (options with { Task = train.Task, MaxLength = maxLength }).Validate();
         var comparison = new StrategyComparison(settings.Out, options)
         {
             CommandLine = commandLine,
@@ -100,9 +142,9 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
                 ["labels"] = new JsonArray(labels.Names.Select(n => (JsonNode)JsonValue.Create(n)).ToArray()),
             },
         };
-        console.WriteLine($"Comparing {strategies.Count} strategies on {trainExamples.Count} training and {evalExamples.Count} eval examples " +
-            $"({settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {settings.Head ?? "mean"}, max length {maxLength}, {settings.Epochs} epoch(s), " +
-            $"batch size {settings.BatchSize}, seed {settings.Seed}, best by {options.MetricOrDefault}).");
+        log.WriteLine($"Comparing {strategies.Count} strategies × {settings.Seeds} seed(s) on {trainExamples.Count} training and {evalExamples.Count} eval examples " +
+            $"({settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {options.Head}, max length {maxLength}, {options.BudgetText}, " +
+            $"batch size {settings.BatchSize}, seed(s) {string.Join(", ", options.SeedValues)}, best by {options.MetricOrDefault}).");
 
         // The first Ctrl+C stops the current run; finished rows are kept. A second one ends the process.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -116,24 +158,57 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         ComparisonResult result;
         try
         {
-            result = comparison.Run(trainExamples, evalExamples, labels, new CompareProgress(console), stop.Token);
+            result = comparison.Run(trainExamples, evalExamples, labels, new CompareProgress(log, budget), stop.Token);
         }
         finally
         {
             Console.CancelKeyPress -= onCancel;
         }
 
-        if (result.Stopped is not null) console.MarkupLineInterpolated($"[yellow]Stopped ({result.Stopped}); the finished rows are kept.[/]");
-        // A terminal narrower than the whole table gets it in two halves (cost, then quality) rather than wrapped cells.
-        if (console.Profile.Width >= WideTable) console.Write(Table(result));
+        if (result.Stopped is not null) log.MarkupLineInterpolated($"[yellow]Stopped ({result.Stopped}); the finished rows are kept.[/]");
+        if (json) CommandSupport.WriteJson(console, JsonNode.Parse(File.ReadAllText(result.JsonPath))!);
         else
         {
-            console.Write(Table(result, quality: false));
-            console.Write(Table(result, cost: false));
+            // A terminal narrower than the whole table gets it in two halves (cost, then quality) rather than wrapped cells.
+            if (console.Profile.Width >= WideTable) console.Write(Table(result));
+            else
+            {
+                console.Write(Table(result, quality: false));
+                console.Write(Table(result, cost: false));
+            }
+            console.WriteLine(result.Summary.Verdict);
+            if (result.Summary.Recommendation is { } recommendation) console.MarkupLine("[bold]" + Markup.Escape(recommendation.Text) + "[/]");
+            string chart = result.ChartPath is null ? "" : ", " + Path.GetFileName(result.ChartPath);
+            console.WriteLine($"Written: {Path.GetFullPath(result.JsonPath)}, {Path.GetFileName(result.MarkdownPath)}{chart}; one run directory per run. " +
+                $"A page to look at: sharptune report {settings.Out}");
         }
-        string chart = result.ChartPath is null ? "" : ", " + Path.GetFileName(result.ChartPath);
-        console.MarkupLineInterpolated($"Written: {Path.GetFullPath(result.JsonPath)}, {Path.GetFileName(result.MarkdownPath)}{chart}; one run directory per strategy.");
         return (result.Rows.All(r => r.AuditPassed) ? 0 : 2, result);
+    }
+
+    /// <summary>Parses --budget: epochs, time or steps.</summary>
+    public static BudgetKind ParseBudget(string text) => text.ToLowerInvariant() switch
+    {
+        "epochs" => BudgetKind.Epochs,
+        "time" => BudgetKind.Time,
+        "steps" => BudgetKind.Steps,
+        _ => throw new SharpTuneException($"--budget must be epochs, time or steps, got '{text}'."),
+    };
+
+    /// <summary>Parses --strategy-epochs: NAME=EPOCHS pairs separated by commas (frozen=30,full=3); the last '=' splits a pair.</summary>
+    public static IReadOnlyDictionary<string, int> ParseStrategyEpochs(string? list)
+    {
+        var epochs = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (list is null) return epochs;
+        foreach (string part in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            int split = part.LastIndexOf('=');
+            if (split <= 0 || !int.TryParse(part[(split + 1)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out int value))
+                throw new SharpTuneException($"--strategy-epochs: '{part}' is not NAME=EPOCHS (e.g. frozen=30,full=3).");
+            string name = part[..split].Trim();
+            if (!epochs.TryAdd(name, value)) throw new SharpTuneException($"--strategy-epochs: '{name}' is given twice.");
+        }
+        if (epochs.Count == 0) throw new SharpTuneException("--strategy-epochs: give NAME=EPOCHS pairs, e.g. frozen=30,full=3.");
+        return epochs;
     }
 
     /// <summary>
@@ -155,47 +230,50 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
     }
 
     /// <summary>Console columns the whole table needs; narrower consoles get it in two halves.</summary>
-    public const int WideTable = 130;
+    public const int WideTable = 150;
 
     /// <summary>
-    /// The comparison table: one row per strategy, the best one bold and starred; <paramref name="cost"/> columns (lr,
-    /// trainable, time, samples/s, peak RSS) and/or <paramref name="quality"/> columns (metrics, best epoch, audit).
-    /// Cells are compact (3.55M, 1e-4, 0.912); compare.md and compare.json hold the exact figures.
+    /// The comparison table: one row per strategy (figures are means over its seeds, metrics mean ± standard
+    /// deviation); ★ marks a strategy that beats the runner-up beyond the noise, "=" the two best when it does not
+    /// (a tie). <paramref name="cost"/> columns (trainable, epochs, time, time per epoch, peak RSS; the whole table also
+    /// the learning rate) and/or <paramref name="quality"/> columns (metrics, audit). Cells are compact (3.55M, 1e-4,
+    /// 0.912) and never wrap; compare.md and compare.json hold the exact figures, the line below the table the recommendation.
     /// </summary>
     public static Table Table(ComparisonResult result, bool cost = true, bool quality = true)
     {
         var invariant = CultureInfo.InvariantCulture;
+        ComparisonSummary summary = result.Summary;
         string[] metrics = quality ? StrategyComparison.ShownMetrics(result.Rows) : [];
+        int seeds = summary.Strategies.Count == 0 ? 0 : summary.Strategies.Max(s => s.Runs.Count);
         string part = cost && quality ? "" : cost ? " (cost)" : " (quality)";
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"Strategies compared{part}; ★ best by {Markup.Escape(result.Metric)}")
+            .Title($"Strategies compared{part}{(seeds > 1 ? $", mean of {seeds} seeds" : "")}; ★ best beyond the noise by {Markup.Escape(result.Metric)}, = tie")
             .AddColumn(new TableColumn("strategy").NoWrap());
+        if (cost && quality) table.AddColumn(new TableColumn("lr").RightAligned().NoWrap());
         if (cost)
-            table.AddColumn(new TableColumn("lr").RightAligned()).AddColumn(new TableColumn("trainable").RightAligned().NoWrap())
-                .AddColumn(new TableColumn("train time").RightAligned()).AddColumn(new TableColumn("samples/s").RightAligned())
-                .AddColumn(new TableColumn("peak RSS").RightAligned());
-        foreach (string metric in metrics) table.AddColumn(new TableColumn(metric).RightAligned());
-        if (quality) table.AddColumn(new TableColumn("best epoch").RightAligned()).AddColumn("audit");
-        for (int i = 0; i < result.Rows.Count; i++)
+            table.AddColumn(new TableColumn("trainable").RightAligned().NoWrap()).AddColumn(new TableColumn("epochs").RightAligned().NoWrap())
+                .AddColumn(new TableColumn("time").RightAligned().NoWrap()).AddColumn(new TableColumn("s/epoch").RightAligned().NoWrap())
+                .AddColumn(new TableColumn("peak RSS").RightAligned().NoWrap());
+        foreach (string metric in metrics) table.AddColumn(new TableColumn(metric).RightAligned().NoWrap());
+        if (quality) table.AddColumn(new TableColumn("audit").NoWrap());
+        for (int i = 0; i < summary.Strategies.Count; i++)
         {
-            ComparisonRow row = result.Rows[i];
-            bool best = i == result.BestIndex;
-            string Cell(string text) => best ? $"[bold]{Markup.Escape(text)}[/]" : Markup.Escape(text);
-            var cells = new List<string> { best ? $"[bold]★ {Markup.Escape(row.Strategy)}[/]" : "  " + Markup.Escape(row.Strategy) };
+            StrategySummary s = summary.Strategies[i];
+            bool winner = i == summary.WinnerIndex;
+            bool tie = summary.IsTie && (i == summary.BestIndex || i == summary.RunnerUpIndex);
+            string Cell(string text) => winner ? $"[bold]{Markup.Escape(text)}[/]" : Markup.Escape(text);
+            var cells = new List<string> { Cell((winner ? "★ " : tie ? "= " : "  ") + s.Strategy) };
+            if (cost && quality) cells.Add(Cell(s.LearningRate.ToString("0.###e+0", invariant)));
             if (cost)
                 cells.AddRange([
-                    Cell(row.LearningRate.ToString("0.###e+0", invariant)),
-                    Cell(Short(row.TrainableParameters) + " " + row.TrainablePercent.ToString(row.TrainablePercent >= 1 ? "F1" : "F2", invariant) + "%"),
-                    Cell(string.Create(invariant, $"{row.TrainSeconds:F1} s")),
-                    Cell(row.SamplesPerSecond.ToString("F1", invariant)),
-                    Cell(StrategyComparison.Mib(row.PeakRssBytes) + " MiB" + (row.PeakRssPerRun ? "" : " so far")),
+                    Cell(Short(s.TrainableParameters) + " " + s.TrainablePercent.ToString(s.TrainablePercent >= 1 ? "F1" : "F2", invariant) + "%"),
+                    Cell(s.EpochsTrained.ToString(s.EpochsTrained >= 100 ? "F0" : "0.##", invariant)),
+                    Cell(string.Create(invariant, $"{s.TrainSeconds:F1} s")),
+                    Cell(s.SecondsPerEpoch.ToString(s.SecondsPerEpoch >= 10 ? "F1" : "G3", invariant)),
+                    Cell(StrategyComparison.Mib(s.PeakRssBytes) + " MiB" + (s.PeakRssPerRun ? "" : " so far")),
                 ]);
-            cells.AddRange(metrics.Select(m => Cell(row.Metric(m) is { } v ? v.ToString("F3", invariant) : "–")));
-            if (quality)
-            {
-                cells.Add(Cell(row.BestEpoch.ToString(invariant)));
-                cells.Add(row.AuditPassed ? "[green]passed[/]" : "[red]FAILED[/]");
-            }
+            cells.AddRange(metrics.Select(m => Cell(s.Format(m, "F3"))));
+            if (quality) cells.Add(s.AuditsPassed == s.Runs.Count ? "[green]passed[/]" : $"[red]FAILED {s.Runs.Count - s.AuditsPassed}/{s.Runs.Count}[/]");
             table.AddRow(cells.ToArray());
         }
         return table;
@@ -223,26 +301,33 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
     private static string Quote(string argument) =>
         argument.Length > 0 && argument.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:=,+".Contains(c)) ? argument : "'" + argument.Replace("'", "'\\''") + "'";
 
-    /// <summary>Compact progress: a header per strategy, one line per epoch and per evaluation, the audit verdict.</summary>
-    private sealed class CompareProgress(IAnsiConsole console) : IProgress<ComparisonEvent>
+    /// <summary>
+    /// Compact progress: a header per run, one line per epoch (under a time or step budget, where a frozen run may
+    /// make thousands of epochs, at most one every <see cref="BudgetLineSeconds"/> seconds), evaluations, the audit verdict.
+    /// </summary>
+    private sealed class CompareProgress(IAnsiConsole console, BudgetKind budget) : IProgress<ComparisonEvent>
     {
+        private const double BudgetLineSeconds = 10;
         private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
         private TrainingStartedEvent? started;
+        private double lastLine;
 
         public void Report(ComparisonEvent value)
         {
             switch (value)
             {
                 case StrategyStartedEvent start:
+                    lastLine = double.NegativeInfinity;
                     console.MarkupLine(string.Create(Invariant,
-                        $"[bold][[{start.Index + 1}/{start.Count}]] {Markup.Escape(start.Strategy.Name)}[/] (lr {start.LearningRate:0.###e+0}) → {Markup.Escape(start.RunDirectory)}"));
+                        $"[bold][[{start.Index + 1}/{start.Count}]] {Markup.Escape(start.Strategy.Name)}[/] (seed {start.Seed}, lr {start.LearningRate:0.###e+0}) → {Markup.Escape(start.RunDirectory)}"));
                     break;
                 case StrategyTrainingEvent { Event: var e }:
                     OnTraining(e);
                     break;
                 case StrategyFinishedEvent finished:
+                    ComparisonRow row = finished.Row;
                     console.MarkupLine(string.Create(Invariant,
-                        $"  done: {finished.Row.TrainSeconds:F1} s, {finished.Row.SamplesPerSecond:F1} samples/s, best epoch {finished.Row.BestEpoch}"));
+                        $"  done: {row.TrainSeconds:F1} s, {row.EpochsTrained:0.##} epoch(s) in {row.Steps} steps, {row.SamplesPerSecond:F1} samples/s, kept epoch {row.BestEpoch}"));
                     break;
             }
         }
@@ -256,19 +341,22 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
                         $"  trainable {plan.Plan.TrainableParameters:N0} of {plan.Plan.TotalParameters:N0} parameters ({plan.Plan.TrainablePercent:F2}%) from epoch {plan.Plan.Epoch + 1}"));
                     break;
                 case FeaturesCachedEvent cached:
-                    console.WriteLine(string.Create(Invariant, $"  cached the frozen backbone's features of {cached.Examples} examples in {cached.Seconds:F1} s"));
+                    console.WriteLine(string.Create(Invariant, $"  cached the frozen backbone's features of {cached.Examples} examples in {cached.Seconds:F1} s ({cached.Source})"));
                     break;
                 case TrainingStartedEvent start:
                     started = start;
                     break;
                 case StepEvent step when started is { } s && (step.Step % s.StepsPerEpoch == 0 || step.Step == step.TotalSteps):
+                    if (budget != BudgetKind.Epochs && step.Elapsed.TotalSeconds - lastLine < BudgetLineSeconds) break;
+                    lastLine = step.Elapsed.TotalSeconds;
+                    string of = budget == BudgetKind.Epochs ? "/" + s.Epochs.ToString(Invariant) : "";
                     console.WriteLine(string.Create(Invariant,
-                        $"  epoch {step.Epoch + 1}/{s.Epochs}: loss {step.Loss:F4}, {step.SamplesPerSecond:F1} samples/s, {step.Elapsed.TotalSeconds:F1} s"));
+                        $"  epoch {step.Epoch + 1}{of}: loss {step.Loss:F4}, {step.SamplesPerSecond:F1} samples/s, {step.Elapsed.TotalSeconds:F1} s"));
                     break;
                 case EvaluationEvent evaluation:
                     var shown = evaluation.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal))
                         .Select(m => string.Create(Invariant, $"{m.Key} {m.Value:F4}"));
-                    console.WriteLine($"  eval epoch {evaluation.Epoch + 1}: {string.Join(", ", shown)}{(evaluation.IsBest ? " (best so far)" : "")}");
+                    console.WriteLine($"  eval epoch {evaluation.Epoch + 1}, step {evaluation.Step}: {string.Join(", ", shown)}{(evaluation.IsBest ? " (best so far)" : "")}");
                     break;
                 case AuditEvent audit:
                     console.MarkupLine("  freeze audit: " + (audit.Audit.Passed ? "[green]passed[/]" : "[red]FAILED[/] ") + (audit.Audit.Passed ? "" : Markup.Escape(audit.Audit.Summary)));

@@ -34,13 +34,12 @@ public sealed class CompareCommandTests : IDisposable
             "--out", output);
 
         Assert.True(exit == 0, text);
-        // The table: five rows in the order given, the best one starred.
+        // The table: five rows in the order given.
         string[] tableRows = text.Split('\n').SkipWhile(l => !l.Contains("Strategies compared"))
-            .SkipWhile(l => !l.StartsWith('├')).Where(l => l.StartsWith('│')).ToArray(); // rows below the header
+            .SkipWhile(l => !l.StartsWith('├')).TakeWhile(l => !l.StartsWith('╰')).Where(l => l.StartsWith('│')).ToArray(); // rows below the header
         Assert.Equal(5, tableRows.Length);
-        string[] names = tableRows.Select(r => r.Split('│', StringSplitOptions.TrimEntries)[1].TrimStart('★', ' ')).ToArray();
+        string[] names = tableRows.Select(r => r.Split('│', StringSplitOptions.TrimEntries)[1].TrimStart('★', '=', ' ')).ToArray();
         Assert.Equal(["frozen", "top:1", "bitfit", "lora:r=8,alpha=16", "full"], names);
-        Assert.Single(tableRows, r => r.Contains('★'));
 
         foreach (string file in new[] { "compare.json", "compare.md", "compare.png" })
             Assert.True(File.Exists(Path.Combine(output, file)), file + " missing");
@@ -51,7 +50,15 @@ public sealed class CompareCommandTests : IDisposable
         Assert.Equal(24, json["inputs"]!["train_examples"]!.GetValue<int>());
         var rows = json["rows"]!.AsArray();
         Assert.Equal(5, rows.Count);
-        Assert.Single(rows, r => r!["best"]!.GetValue<bool>());
+        var summary = json["summary"]!.AsArray();
+        Assert.Single(summary, r => r!["best"]!.GetValue<bool>());
+        // ★ in the table exactly when compare.json names a winner; otherwise the two best say "tie" — and the verdict says which.
+        string? winner = json["winner"]?.GetValue<string>();
+        if (winner is null) Assert.Equal(2, tableRows.Count(r => r.Contains("│ = ")));
+        else Assert.Contains("★ " + winner, Assert.Single(tableRows, r => r.Contains('★')));
+        static string Words(string s) => string.Join(' ', s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)); // the console wraps long lines
+        Assert.Contains(Words(json["verdict"]!.GetValue<string>()), Words(text));
+        Assert.Contains(Words(json["recommendation"]!["text"]!.GetValue<string>()), Words(text));
 
         var head = CountFresh("frozen").Head;
         for (int i = 0; i < Strategies.Length; i++)
@@ -72,8 +79,9 @@ public sealed class CompareCommandTests : IDisposable
 
         string markdown = File.ReadAllText(Path.Combine(output, "compare.md"));
         Assert.Contains("sharptune compare --model", markdown);
-        Assert.Contains("| strategy | lr |", markdown);
-        Assert.Single(markdown.Split('\n'), l => l.Contains('★') && l.StartsWith("| **"));
+        Assert.Contains("| strategy | runs | lr |", markdown);
+        Assert.Contains(json["verdict"]!.GetValue<string>(), markdown);
+        Assert.Single(markdown.Split('\n'), l => l.Contains("← recommended"));
     }
 
     [Fact]
@@ -143,6 +151,8 @@ public sealed class CompareCommandTests : IDisposable
 
         Assert.Equal(0, exit);
         Assert.Contains("--data", output);
+        Assert.Contains("--seconds", output);
+        Assert.Contains("--seeds", output);
         Assert.Contains("runs/demo", output);
     }
 
@@ -174,36 +184,90 @@ public sealed class CompareCommandTests : IDisposable
     }
 
     [Fact]
-    public void Best_row_is_the_highest_score_or_the_lowest_loss()
+    public void Best_strategy_is_the_highest_mean_score_or_the_lowest_mean_loss()
     {
         ComparisonRow Row(string name, double f1, double loss) => new(name, 1e-3, 1, 10, 10, 1, 1, null, false, null, null,
             new Dictionary<string, double> { ["macro_f1"] = f1, ["loss"] = loss }, 1, true, false, name);
-        var rows = new[] { Row("a", 0.7, 0.3), Row("b", 0.9, 0.5), Row("c", 0.8, 0.2) };
+        ComparisonRow[] rows = [Row("a", 0.7, 0.3), Row("b", 0.9, 0.5), Row("c", 0.8, 0.2), Row("a", 0.95, 0.3)];
+        ComparisonSummary Summary(string metric) => ComparisonSummary.Compute(rows, rows.Select(_ => Array.Empty<float[]>()).ToList(), null, metric);
 
-        Assert.Equal(1, StrategyComparison.BestIndex(rows, "macro_f1"));
-        Assert.Equal(2, StrategyComparison.BestIndex(rows, "loss"));
-        Assert.Null(StrategyComparison.BestIndex(rows, "accuracy"));
+        Assert.Equal((1, 0), (Summary("macro_f1").BestIndex!.Value, Summary("macro_f1").RunnerUpIndex!.Value)); // b 0.9, a (0.7 + 0.95) / 2
+        Assert.Equal(2, Summary("loss").BestIndex);
+        Assert.Null(Summary("accuracy").BestIndex);
+    }
+
+    private static ComparisonResult TwoRows()
+    {
+        ComparisonRow Row(string name, long trainable) => new(name, 5e-4, trainable, 22_713_986, 100.0 * trainable / 22_713_986, 258.4, 2.3,
+            1_800_000_000, true, null, null, new Dictionary<string, double> { ["accuracy"] = 0.91, ["macro_f1"] = 0.8974, ["loss"] = 0.2048 }, 2, true, false, name,
+            EpochsTrained: 2.5, Steps: 320);
+        ComparisonRow[] rows = [Row("lora:r=8,alpha=16", 74_498), Row("full", 22_566_146)];
+        return new ComparisonResult(rows, ComparisonSummary.Compute(rows, [[], []], null, "macro_f1"), null, "compare.json", "compare.md", null);
     }
 
     [Fact]
     public void Each_half_of_the_table_fits_an_80_column_terminal_without_cut_cells()
     {
-        ComparisonRow Row(string name, long trainable) => new(name, 5e-4, trainable, 22_713_986, 100.0 * trainable / 22_713_986, 258.4, 2.3,
-            1_800_000_000, true, null, null, new Dictionary<string, double> { ["accuracy"] = 0.91, ["macro_f1"] = 0.8974, ["loss"] = 0.2048 }, 2, true, false, name);
-        var result = new ComparisonResult([Row("lora:r=8,alpha=16", 74_498), Row("full", 22_566_146)], "macro_f1", 1, null, "compare.json", "compare.md", null);
         var (console, writer) = TrainCliHarness.Console();
         console.Profile.Width = 80;
 
-        console.Write(CompareCommand.Table(result, quality: false));
-        console.Write(CompareCommand.Table(result, cost: false));
+        console.Write(CompareCommand.Table(TwoRows(), quality: false));
+        console.Write(CompareCommand.Table(TwoRows(), cost: false));
 
         string text = writer.ToString();
         Assert.DoesNotContain("…", text);
+        Assert.True(text.Split('\n').All(l => l.Length <= 80), text);
         Assert.Contains("74.5k 0.33%", text);
         Assert.Contains("22.6M 99.3%", text);
         Assert.Contains("1717 MiB", text);
-        Assert.Contains("★ full", text);
+        Assert.Contains("lora:r=8,alpha=16", text);
         Assert.Contains("0.897", text);
+    }
+
+    [Fact]
+    public void Output_to_a_file_or_pipe_keeps_every_table_line_whole()
+    {
+        // What `sharptune compare … > log.txt` gets: without a terminal Spectre assumes 80 columns and wraps mid-number.
+        var writer = new StringWriter();
+        var console = SharpTune.Cli.CliApp.ConsoleFor(writer, redirected: true);
+
+        console.Write(CompareCommand.Table(TwoRows()));
+
+        string[] lines = writer.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string[] table = lines.Where(l => l.StartsWith('│') || l.StartsWith('╭') || l.StartsWith('├') || l.StartsWith('╰')).ToArray();
+        Assert.Equal(6, table.Length); // top, header, rule, two rows, bottom: nothing wrapped onto extra lines
+        Assert.True(table[0].Length > 80, $"{table[0].Length} columns");
+        Assert.All(table, l => Assert.Equal(table[0].Length, l.Length));
+        Assert.Contains(table, l => l.Contains("full") && l.Contains("22.6M 99.3%") && l.Contains("0.897"));
+    }
+
+    [Fact]
+    public void Compare_format_json_prints_compare_json_alone()
+    {
+        string output = cli.PathOf("compare-json");
+        var (exit, text) = TrainCliHarness.Run("compare", "--model", cli.ModelDirectory, "--train", cli.TrainFile, "--eval", cli.EvalFile,
+            "--strategies", "frozen,bitfit", "--budget", "steps", "--steps", "2", "--seeds", "2", "--batch-size", "8", "--format", "json", "--out", output);
+
+        Assert.True(exit == 0, text);
+        var printed = JsonNode.Parse(text)!; // the whole standard output is one JSON document
+        Assert.Equal(File.ReadAllText(Path.Combine(output, "compare.json")).Trim(), printed.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }).Trim());
+        Assert.Equal(4, printed["rows"]!.AsArray().Count);
+        Assert.Equal("steps", printed["options"]!["budget"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("--budget", "hours", "--budget must be epochs, time or steps, got 'hours'")]
+    [InlineData("--strategy-epochs", "frozen30", "--strategy-epochs: 'frozen30' is not NAME=EPOCHS")]
+    [InlineData("--seconds", "20", "--seconds applies to --budget time only")]
+    [InlineData("--format", "xml", "--format must be json or table")]
+    public void Compare_rejects_bad_budget_options_naming_the_flag(string flag, string value, string message)
+    {
+        var (exit, output) = TrainCliHarness.Run("compare", "--model", cli.ModelDirectory, "--train", cli.TrainFile, "--eval", cli.EvalFile,
+            flag, value, "--out", cli.PathOf("bad-" + flag.TrimStart('-')));
+
+        Assert.Equal(1, exit);
+        Assert.Contains(message, output);
+        Assert.False(Directory.Exists(cli.PathOf("bad-" + flag.TrimStart('-'))));
     }
 
     private sealed class Listener(Action<ComparisonEvent> action) : IProgress<ComparisonEvent>
