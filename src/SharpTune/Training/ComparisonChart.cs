@@ -56,7 +56,8 @@ internal static class ComparisonChart
         {
             MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
             IntegerTicksOnly = true,
-            LabelFormatter = value => Math.Pow(10, value).ToString("G3", CultureInfo.InvariantCulture),
+            LabelFormatter = value => Math.Pow(10, value) is var seconds && seconds >= 1
+                ? seconds.ToString("#,0", CultureInfo.InvariantCulture) : seconds.ToString("0.###", CultureInfo.InvariantCulture),
         };
         if (points.Count > 0)
         {

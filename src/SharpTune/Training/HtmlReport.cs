@@ -89,7 +89,7 @@ public static class HtmlReport
             if (summary["samples_per_second"] is JsonValue speed) facts.Add(string.Create(Invariant, $"{speed.GetValue<double>():F1} samples/s"));
             if (summary["stopped"] is JsonValue stopped) facts.Add("ended by " + stopped);
             if (summary["audit_summary"] is JsonValue verdict) facts.Add("audit " + verdict);
-            html.Append("<p class=\"facts\">").Append(Encode(string.Join("; ", facts))).Append(".</p>\n");
+            html.Append("<p class=\"facts\">").Append(Encode(string.Join("; ", facts).TrimEnd('.'))).Append(".</p>\n");
         }
         string parameters = Path.Combine(directory, RunRecorder.ParametersMarkdown);
         if (File.Exists(parameters)) html.Append(Heading(level + 1, "Parameters")).Append(MarkdownFile(parameters));

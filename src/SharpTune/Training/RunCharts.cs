@@ -47,7 +47,7 @@ internal static class RunCharts
             var evalLoss = plot.Add.Scatter(evalSteps, evaluations.Select(e => e.Metrics[MetricNames.Loss]).ToArray());
             evalLoss.LegendText = "eval loss";
             evalLoss.MarkerSize = 7;
-            evalLoss.LinePattern = LinePattern.Dashed;
+            evalLoss.LineWidth = 2; // solid: the SVG backend cannot draw dashes (SkiaSharp prints "Unsupported path effect")
         }
 
         var metrics = Headline.Where(m => evaluations.Count > 0 && evaluations.All(e => e.Metrics.ContainsKey(m))).ToList();

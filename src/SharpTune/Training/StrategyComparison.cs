@@ -329,7 +329,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         run.Commit();
         EvaluationEvent best = result.BestEvaluation ?? throw new SharpTuneException($"strategy {strategy.Name}: training produced no evaluation.");
         float[][] probabilities = best.Output?.Probabilities ?? throw new SharpTuneException($"strategy {strategy.Name}: the best evaluation kept no predictions.");
-        double samples = result.SamplesPerSecond * result.TrainSeconds;
+        double samples = Math.Round(result.SamplesPerSecond * result.TrainSeconds); // a count: undo the rate's rounding
         var row = new ComparisonRow(strategy.Name, rate, result.Plan.TrainableParameters, result.Plan.TotalParameters, result.Plan.TrainablePercent,
             result.TrainSeconds, result.SamplesPerSecond, peak, perRun, before, after,
             best.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)).ToDictionary(),
