@@ -135,7 +135,7 @@ public sealed record ComparisonSummary(IReadOnlyList<StrategySummary> Strategies
                 return $"No winner marked: {best.Strategy} has the best mean {Metric} ({best.Format(Metric)}) ahead of {runnerUp.Strategy} " +
                     $"({runnerUp.Format(Metric)}), but {Metric} cannot be recomputed from the predictions to test the difference.";
             string how = string.Create(Invariant,
-                $"difference {t.Difference:0.####}, 95% interval {t.Low:0.####} to {t.High:0.####}, p = {t.PValue:0.###}; " +
+                $"difference {t.Difference:0.####}, 95% interval {t.Low:0.####} to {t.High:0.####}, {(t.PValue < 0.001 ? "p < 0.001" : $"p = {t.PValue:0.###}")}; " +
                 $"paired bootstrap over {t.Examples} eval examples and {t.BetterSeeds}+{t.OtherSeeds} seed runs");
             return t.Significant
                 ? $"★ {best.Strategy} beats {runnerUp.Strategy} by {Metric} beyond the noise ({how})."
