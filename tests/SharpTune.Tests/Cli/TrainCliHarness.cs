@@ -69,7 +69,7 @@ public sealed class TrainCliHarness : IDisposable
             Interactive = interactive ? InteractionSupport.Yes : InteractionSupport.No,
             Out = new AnsiConsoleOutput(writer),
         });
-        console.Profile.Width = 200;
+        console.Profile.Width = SharpTune.Cli.CliApp.RedirectedWidth; // as sharptune writes to a file or pipe: long lines (paths) stay whole
         return (console, writer);
     }
 
