@@ -27,9 +27,14 @@ public static class CliApp
         return console;
     }
 
-    /// <summary>Runs the CLI with the given arguments, writing to <paramref name="console"/> (the terminal when null).</summary>
-    public static int Run(string[] args, IAnsiConsole? console = null)
+    /// <summary>
+    /// Runs the CLI with the given arguments, writing output to <paramref name="console"/> and the one-line error of a
+    /// failure to <paramref name="errors"/>. Defaults: standard output and standard error; with only
+    /// <paramref name="console"/> given, errors go there too.
+    /// </summary>
+    public static int Run(string[] args, IAnsiConsole? console = null, IAnsiConsole? errors = null)
     {
+        errors ??= console ?? ConsoleFor(Console.Error, Console.IsErrorRedirected);
         console ??= ConsoleFor(Console.Out, Console.IsOutputRedirected);
         var app = new CommandApp();
         app.Configure(config =>
@@ -55,7 +60,7 @@ public static class CliApp
         }
         catch (Exception e) when (e is CommandAppException or SharpTuneException or IOException or InvalidDataException or InvalidOperationException or ArgumentException)
         {
-            console.MarkupLine("[red]error:[/] " + Markup.Escape(e.Message));
+            errors.MarkupLine("[red]error:[/] " + Markup.Escape(e.Message));
             return 1;
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("SHARPTUNE_DEBUG") is null)
@@ -63,7 +68,7 @@ public static class CliApp
             // A failure that is not bad input (a libtorch error, a bug): one readable line, not a stack dump.
             // Files already written (run records, finished compare rows) stay as they are.
             string first = e.Message.Split('\n', 2)[0];
-            console.MarkupLine("[red]internal error:[/] " + Markup.Escape($"{e.GetType().Name}: {first}") +
+            errors.MarkupLine("[red]internal error:[/] " + Markup.Escape($"{e.GetType().Name}: {first}") +
                 " (set SHARPTUNE_DEBUG=1 for the stack trace)");
             return 3;
         }
