@@ -106,9 +106,8 @@ public abstract class TaskModel : IDisposable
     public TrainingResult Fit(TaskDataset train, TaskDataset? eval, Strategy strategy, TrainingOptions options,
         IProgress<TrainingEvent>? progress = null, CancellationToken cancellation = default)
     {
-        var result = new Trainer(Model, strategy, options, progress).Fit(train, eval, cancellation);
-        StrategyName = strategy.Name;
-        return result;
+        StrategyName = strategy.Name; // checkpoints written during training name it too
+        return new Trainer(Model, strategy, options, progress) { ModelWriter = WriteFiles }.Fit(train, eval, cancellation);
     }
 
     /// <summary>Loss and metrics on encoded, labelled data.</summary>

@@ -18,9 +18,21 @@ internal sealed class TrainSettings : FineTuneSettings
     [Description("Evaluation data, evaluated after every epoch (or every --eval-steps); its labels must occur in the training data.")]
     public string? Eval { get; set; }
 
-    [CommandOption("--out <RUN_DIR>", true)]
-    [Description("Run directory: the model (Hugging Face layout), parameters.md, metrics.jsonl, audit.md, training.png, summary.json.")]
-    public string Out { get; set; } = "";
+    [CommandOption("--out <RUN_DIR>")]
+    [Description("Run directory (required unless --resume): the model (Hugging Face layout), parameters.md, metrics.jsonl, audit.md, training.png, summary.json.")]
+    public string? Out { get; set; }
+
+    [CommandOption("--save-steps <N>")]
+    [Description("Write a checkpoint to resume from (RUN_DIR/checkpoint-STEP/: model, optimizer moments, position, random state, best so far) every N optimizer steps and at every epoch end.")]
+    public int? SaveSteps { get; set; }
+
+    [CommandOption("--save-total-limit <K>")]
+    [Description("Keep only the newest K checkpoints.")]
+    public int? SaveTotalLimit { get; set; }
+
+    [CommandOption("--resume <RUN_DIR>")]
+    [Description("Continue the newest checkpoint of RUN_DIR (trained with --save-steps) and save the run there: give the same data, --epochs, --batch-size, --grad-accum, --seed and --strategy (--lr may change). Ends with the weights of an uninterrupted run.")]
+    public string? Resume { get; set; }
 
     [CommandOption("--overwrite")]
     [Description("Replace an existing, non-empty --out. The new run takes its place as a whole once it is saved; until then the old one stays intact.")]
@@ -100,23 +112,32 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         // Everything that can be checked without reading data or weights is checked first.
         Strategy strategy = Strategy.Parse(settings.Strategy);
         TaskType? task = CommandSupport.ParseTask(settings.Task);
-        TrainingOptions options = Options(settings, strategy).Validate();
+        string output = RunDirectory(settings);
+        string? resumeFrom = settings.Resume is null ? null : TrainingCheckpoint.Newest(settings.Resume);
+        TrainingOptions options = Options(settings, strategy, output, resumeFrom).Validate();
         MetricNames.HigherIsBetter(settings.Metric);
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Train, "--train");
         if (settings.Eval is not null) CommandSupport.RequireFile(settings.Eval, "--eval");
         // The run is written into a temporary sibling and swapped into place at the end: an existing --out is never
         // overwritten without --overwrite (refused here, before any data is read), and survives any failure until then.
-        using var run = StagedDirectory.Begin(settings.Out, settings.Overwrite);
-        bool replacing = Directory.Exists(settings.Out) && Directory.EnumerateFileSystemEntries(settings.Out).Any();
+        // A resumed run replaces its own directory.
+        using var run = StagedDirectory.Begin(output, settings.Overwrite || resumeFrom is not null);
+        bool replacing = resumeFrom is null && Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any();
 
         bool token = task?.PerToken ?? TokenDataset.LooksTagged(settings.Train);
+        // A saved run (a checkpoint to resume, or --model RUN_DIR) brings its head and labels; otherwise a new head goes on the encoder.
+        string? savedRun = resumeFrom ?? (settings.Model is not null && File.Exists(Path.Combine(settings.Model, ClassifierCheckpoint.SettingsFile)) ? settings.Model : null);
+        if (savedRun is not null && token)
+            throw new SharpTuneException($"{savedRun}: continuing a token-classification run (--resume, --model RUN_DIR) is not supported yet.");
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
-        using Prepared prepared = token ? PrepareTokens(settings, maxLength) : PrepareTexts(settings, task, maxLength);
+        using Prepared prepared = token ? PrepareTokens(settings, maxLength) : PrepareTexts(settings, task, maxLength, savedRun);
         TaskModel classifier = prepared.Model;
-        console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {prepared.Head}, strategy {strategy.Name}.");
-        if (replacing) console.MarkupLineInterpolated($"[yellow]--overwrite: {settings.Out} will be replaced once this run is saved.[/]");
+        if (savedRun is not null) maxLength = classifier.MaxLength;
+        if (savedRun is null) console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {prepared.Head}, strategy {strategy.Name}.");
+        else console.MarkupLineInterpolated($"Model: {(resumeFrom is not null ? "resuming" : "continuing")} {savedRun}, its head {prepared.Head} and labels, strategy {strategy.Name}.");
+        if (replacing) console.MarkupLineInterpolated($"[yellow]--overwrite: {output} will be replaced once this run is saved.[/]");
 
         var recorder = new RunRecorder(run.Path, settings.LogSteps);
         var display = new ConsoleProgress(console);
@@ -148,13 +169,14 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         classifier.WriteFiles(run.Path);
         string chart = recorder.WriteCharts();
         string summary = recorder.WriteSummary(result, SummaryExtras(settings, options, prepared, maxLength));
+        TrainingCheckpoint.MoveAll(output, run.Path); // the checkpoints written during training join the run
         run.Commit();
 
         console.MarkupLineInterpolated(
             $"Trained in {result.TrainSeconds:F1} s ({result.SamplesPerSecond:F1} samples/s){(result.UsedFeatureCache ? ", head on cached features" : "")}.");
         if (result.BestEvaluation is { } best)
             console.MarkupLineInterpolated($"Kept the weights of epoch {best.Epoch + 1}, step {best.Step} ({settings.Metric} {best.Metrics[settings.Metric]:F4}).");
-        var files = new Table().Border(TableBorder.Rounded).Title($"Run directory {Markup.Escape(Path.GetFullPath(settings.Out))}")
+        var files = new Table().Border(TableBorder.Rounded).Title($"Run directory {Markup.Escape(Path.GetFullPath(output))}")
             .AddColumn("file").AddColumn("what");
         files.AddRow("config.json, model.safetensors, vocab.txt", "the model, Hugging Face layout (load with --model)");
         files.AddRow(ClassifierCheckpoint.SettingsFile, "head, task and strategy");
@@ -171,7 +193,38 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         return result.Audit.Passed ? 0 : 2;
     }
 
-    private static TrainingOptions Options(TrainSettings s, Strategy strategy)
+    // --out, or the run being resumed.
+    private static string RunDirectory(TrainSettings s)
+    {
+        if (s.Resume is null) return s.Out ?? throw new SharpTuneException("--out is required: the run directory to write.");
+        CommandSupport.RequireDirectory(s.Resume, "--resume");
+        if (s.Model is not null) throw new SharpTuneException("--resume continues the checkpoint's model; do not give --model.");
+        if (s.Out is not null && Path.GetFullPath(s.Out) != Path.GetFullPath(s.Resume))
+            throw new SharpTuneException($"--resume saves into the run it continues ({s.Resume}); --out {s.Out} differs.");
+        return s.Resume;
+    }
+
+    /// <summary>A saved run or checkpoint with its head and labels; the training data's labels must be among them.</summary>
+    private static TextClassifier ContinueRun(string directory, LoadedData train, int? maxLength)
+    {
+        var classifier = TextClassifier.Load(directory);
+        try
+        {
+            if (classifier.Task != train.Task)
+                throw new SharpTuneException($"{directory}: the saved run is a {classifier.Task} model; the training data is {train.Task}.");
+            if (train.Task != TaskType.Regression) classifier.Labels.Check(train);
+            if (maxLength is { } m && m != classifier.MaxLength)
+                throw new SharpTuneException($"{directory}: the saved run reads {classifier.MaxLength} tokens; --max-length {m} differs.");
+            return classifier;
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
+    }
+
+    private static TrainingOptions Options(TrainSettings s, Strategy strategy, string output, string? resumeFrom)
     {
         LearningRateSchedule schedule = s.Schedule.ToLowerInvariant() switch
         {
@@ -198,6 +251,10 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             CacheFrozenFeatures = !s.NoCache,
             Device = s.Device,
             Precision = Models.Precisions.Parse(s.Precision),
+            CheckpointDirectory = s.SaveSteps is null ? null : output,
+            SaveEverySteps = s.SaveSteps,
+            SaveTotalLimit = s.SaveTotalLimit,
+            ResumeFrom = resumeFrom,
         };
     }
 
@@ -208,7 +265,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         public void Dispose() => Model.Dispose();
     }
 
-    private Prepared PrepareTexts(TrainSettings settings, TaskType? task, int maxLength)
+    private Prepared PrepareTexts(TrainSettings settings, TaskType? task, int maxLength, string? savedRun)
     {
         LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
         LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
@@ -222,7 +279,9 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             (eval is null ? "; no eval data" : $", {eval.Examples.Count} eval examples from {settings.Eval}") +
             $"; task {train.Task}" + (train.Task == TaskType.Regression ? "." : $", {CommandSupport.Describe(labels)}."));
         string head = settings.Head ?? "mean";
-        var classifier = TextClassifier.Create(settings.Model, head, labels, train.Task, maxLength, settings.Seed);
+        var classifier = savedRun is not null ? ContinueRun(savedRun, train, settings.MaxLength)
+            : TextClassifier.Create(settings.Model, head, labels, train.Task, maxLength, settings.Seed);
+        if (savedRun is not null) head = classifier.Model.Head.GetType().Name;
         try
         {
             return new Prepared(classifier, head, classifier.Encode(train.Examples, settings.Train), eval is null ? null : classifier.Encode(eval.Examples, settings.Eval!),

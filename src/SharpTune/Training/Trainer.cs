@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using SharpTune.Models;
 using SharpTune.Strategies;
 using TorchSharp;
@@ -40,12 +41,19 @@ public sealed record NumericFault(int Epoch, int Step, int Batch, double Value, 
 
 /// <summary>
 /// Fine-tunes a <see cref="SequenceClassifier"/> under a <see cref="Strategy"/>. <see cref="Fit"/> reads top to
-/// bottom: plan → snapshot → (frozen: cache features) → epochs → batches → step → evaluate → restore best → audit.
+/// bottom: plan → snapshot → (frozen: cache features) → (resuming: the checkpoint's state) → epochs → batches → step →
+/// evaluate → checkpoint → restore best → audit.
 /// </summary>
 public sealed class Trainer(SequenceClassifier model, Strategy strategy, TrainingOptions options, IProgress<TrainingEvent>? progress = null)
 {
     private readonly TrainingOptions options = options.Validate();
     private readonly Device device = torch.device(options.Device);
+
+    /// <summary>
+    /// Writes the model files into a checkpoint directory (the run directory's writer, e.g. <see cref="TaskModel.WriteFiles"/>);
+    /// needed with <see cref="TrainingOptions.CheckpointDirectory"/>.
+    /// </summary>
+    public Action<string>? ModelWriter { get; init; }
 
     /// <summary>Trains on <paramref name="train"/>, evaluating on <paramref name="eval"/> when given.</summary>
     public TrainingResult Fit(TaskDataset train, TaskDataset? eval = null, CancellationToken cancellation = default)
@@ -54,6 +62,12 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         torch.manual_seed(options.Seed);
         evaluationSeconds = 0;
         int layers = model.Encoder.Config.NumHiddenLayers;
+        if (options.CheckpointDirectory is not null && ModelWriter is null)
+            throw new ArgumentException("Checkpoints need a ModelWriter.", nameof(options));
+        if (options.CheckpointDirectory is not null && strategy is LoraStrategy)
+            throw new SharpTuneException("--save-steps: checkpoints of LoRA runs are not supported yet (saving merges the adapters).");
+        using TrainingCheckpoint? resume = options.ResumeFrom is { } from ? TrainingCheckpoint.Read(from) : null;
+        resume?.CheckFixed(FixedSettings(train), options.ResumeFrom!);
         model.to(device);
 
         // 1. Say what trains, and remember where every tensor started.
@@ -82,35 +96,30 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         var optimizer = new GroupedAdamW(options.WeightDecay);
         optimizer.AddTrainable(plan, options.LearningRates, layers);
 
-        var evaluations = new List<EvaluationEvent>();
-        EvaluationEvent? best = null;
-        Dictionary<string, Tensor>? bestWeights = null;
-        int step = 0, evaluationsWithoutImprovement = 0;
-        long samples = 0;
+        // 3. Resuming continues the checkpoint's position with its running figures; otherwise everything starts at zero.
+        var evaluations = resume?.Evaluations.ToList() ?? [];
+        EvaluationEvent? best = resume?.BestIndex is { } bestIndex ? evaluations[bestIndex] : null;
+        Dictionary<string, Tensor>? bestWeights = resume?.BestWeights?.ToDictionary(w => w.Key, w => w.Value.to(device, copy: true).DetachFromDisposeScope());
+        int step = resume?.Step ?? 0, evaluationsWithoutImprovement = resume?.EvaluationsWithoutImprovement ?? 0;
+        long samples = resume?.Samples ?? 0;
         string? stopped = null;
         NumericFault? fault = null;
-        double lossSum = 0;
-        int lossCount = 0;
+        double lossSum = resume?.LossSum ?? 0;
+        int lossCount = resume?.LossCount ?? 0;
+        int firstEpoch = resume?.Epoch ?? 0;
+        for (int epoch = 1; epoch < firstEpoch; epoch++) plan = OpenEpoch(epoch, plan, optimizer, everTrainable, layers);
 
-        for (int epoch = 0; epoch < options.Epochs && stopped is null; epoch++)
+        for (int epoch = firstEpoch; epoch < options.Epochs && stopped is null; epoch++)
         {
-            // Gradual unfreezing: each epoch may make more tensors trainable; the optimizer gains them.
-            if (epoch > 0)
-            {
-                TrainingPlan next = StrategyApplier.Apply(model, strategy, epoch, options.LearningRates);
-                if (next.TrainableParameters != plan.TrainableParameters)
-                {
-                    optimizer.AddTrainable(next, options.LearningRates, layers);
-                    everTrainable.UnionWith(next.Trainable.Select(e => e.Key));
-                    progress?.Report(new PlanEvent(next));
-                }
-                plan = next;
-            }
+            if (epoch > 0) plan = OpenEpoch(epoch, plan, optimizer, everTrainable, layers);
             StrategyApplier.SetTrainingMode(model, plan);
+            // The optimizer's moments and the random numbers (dropout) continue from the checkpoint.
+            if (resume is not null && epoch == firstEpoch) resume.Restore(optimizer.States(), options.ResumeFrom!);
 
             IReadOnlyList<int[]> batches = batcher.Plan(options.Seed, epoch);
-            using var prefetcher = new BatchPrefetcher(batcher.Make, batches); // makes the next batches while this one trains
-            for (int b = 0; b < batches.Count; b++)
+            int firstBatch = epoch == firstEpoch ? resume?.Batch ?? 0 : 0;
+            using var prefetcher = new BatchPrefetcher(batcher.Make, batches.Skip(firstBatch).ToList()); // makes the next batches while this one trains
+            for (int b = firstBatch; b < batches.Count; b++)
             {
                 if (cancellation.IsCancellationRequested) { stopped = "cancelled"; break; }
                 double loss;
@@ -149,6 +158,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                     stopped ??= "early stopping";
                 if (evaluateNow) StrategyApplier.SetTrainingMode(model, plan);
                 if (stopped is not null) break;
+                if (options.SaveEverySteps is { } save && step % save == 0 && b + 1 < batches.Count)
+                    SaveCheckpoint(epoch, b + 1, step, samples, lossSum, lossCount, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train);
             }
 
             if (eval is not null && options.EvalEverySteps is null && stopped is null && (!budgeted || epoch == options.Epochs - 1) &&
@@ -156,6 +167,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                 stopped = "early stopping";
             lossSum = 0;
             lossCount = 0;
+            if (stopped is null && options.CheckpointDirectory is not null)
+                SaveCheckpoint(epoch + 1, 0, step, samples, 0, 0, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train);
         }
         clock.Stop();
         double trainSeconds = clock.Elapsed.TotalSeconds - evaluationSeconds;
@@ -183,6 +196,45 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
     }
 
     private double evaluationSeconds;
+
+    /// <summary>Gradual unfreezing: epoch <paramref name="epoch"/> may make more tensors trainable; the optimizer gains them.</summary>
+    private TrainingPlan OpenEpoch(int epoch, TrainingPlan plan, GroupedAdamW optimizer, HashSet<string> everTrainable, int layers)
+    {
+        TrainingPlan next = StrategyApplier.Apply(model, strategy, epoch, options.LearningRates);
+        if (next.TrainableParameters == plan.TrainableParameters) return next;
+        optimizer.AddTrainable(next, options.LearningRates, layers);
+        everTrainable.UnionWith(next.Trainable.Select(e => e.Key));
+        progress?.Report(new PlanEvent(next));
+        return next;
+    }
+
+    /// <summary>What a resumed run must share with its checkpoint, by the CLI flag that sets it.</summary>
+    private Dictionary<string, string> FixedSettings(TaskDataset train) => new()
+    {
+        ["--epochs"] = options.Epochs.ToString(CultureInfo.InvariantCulture),
+        ["--batch-size"] = options.BatchSize.ToString(CultureInfo.InvariantCulture),
+        ["--grad-accum"] = options.GradientAccumulationSteps.ToString(CultureInfo.InvariantCulture),
+        ["--seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
+        ["--strategy"] = strategy.Name,
+        ["training examples"] = train.Count.ToString(CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>Writes <c>checkpoint-STEP/</c>: the model, then the state to continue at <paramref name="epoch"/>, <paramref name="batch"/>.</summary>
+    private void SaveCheckpoint(int epoch, int batch, int step, long samples, double lossSum, int lossCount, int withoutImprovement,
+        List<EvaluationEvent> evaluations, EvaluationEvent? best, Dictionary<string, Tensor>? bestWeights, GroupedAdamW optimizer, TaskDataset train)
+    {
+        using var scope = NewDisposeScope();
+        var checkpoint = new TrainingCheckpoint
+        {
+            Epoch = epoch, Batch = batch, Step = step, Samples = samples, LossSum = lossSum, LossCount = lossCount,
+            EvaluationsWithoutImprovement = withoutImprovement, Evaluations = evaluations,
+            BestIndex = best is null ? null : evaluations.IndexOf(best), Fixed = FixedSettings(train),
+            Optimizer = optimizer.States().ToDictionary(s => s.Key, s => (s.Value.step, s.Value.exp_avg.cpu(), s.Value.exp_avg_sq.cpu())),
+            RandomState = torch.get_rng_state(), BestWeights = bestWeights?.ToDictionary(w => w.Key, w => w.Value.cpu()),
+        };
+        checkpoint.Save(options.CheckpointDirectory!, ModelWriter!, options.SaveTotalLimit);
+        progress?.Report(new CheckpointEvent(step, TrainingCheckpoint.DirectoryOf(options.CheckpointDirectory!, step)));
+    }
 
     /// <summary>
     /// One forward and backward pass; gradients accumulate in the parameters, scaled by <paramref name="scale"/>
@@ -349,6 +401,14 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
     }
 
     public void Step() => optimizer?.step();
+
+    /// <summary>AdamW's state of each parameter, by key.</summary>
+    public IReadOnlyDictionary<string, AdamW.State> States()
+    {
+        if (optimizer is null) return new Dictionary<string, AdamW.State>();
+        var states = optimizer.state_dict().State;
+        return names.Select((name, i) => (name, (AdamW.State)states[i])).ToDictionary(x => x.name, x => x.Item2, StringComparer.Ordinal);
+    }
 
     public void ZeroGrad()
     {

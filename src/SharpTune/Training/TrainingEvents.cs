@@ -29,6 +29,9 @@ public sealed record EvaluationEvent(int Epoch, int Step, double TrainLoss, IRea
     public EvaluationOutput? Output { get; init; }
 }
 
+/// <summary>A checkpoint to resume from was written after <see cref="Step"/>.</summary>
+public sealed record CheckpointEvent(int Step, string Directory) : TrainingEvent;
+
 /// <summary>Early stopping ended the run; the weights of <see cref="BestEpoch"/> were restored.</summary>
 public sealed record EarlyStoppingEvent(int BestEpoch, int BestStep, double BestValue, string Metric) : TrainingEvent;
 

@@ -71,6 +71,21 @@ public sealed record TrainingOptions
     /// <summary>Device: cpu, cuda, cuda:1 …</summary>
     public string Device { get; init; } = "cpu";
 
+    /// <summary>
+    /// Where checkpoints to resume from go (<c>checkpoint-STEP/</c> inside it): one at every epoch end, and every
+    /// <see cref="SaveEverySteps"/> steps. Null: none.
+    /// </summary>
+    public string? CheckpointDirectory { get; init; }
+    /// <summary>Also write a checkpoint every N optimizer steps (needs <see cref="CheckpointDirectory"/>).</summary>
+    public int? SaveEverySteps { get; init; }
+    /// <summary>Keep only the newest K checkpoints (null: all).</summary>
+    public int? SaveTotalLimit { get; init; }
+    /// <summary>
+    /// A checkpoint directory to continue from (see <see cref="TrainingCheckpoint"/>); the model must hold its weights
+    /// already (load it with <see cref="TaskModel"/>'s Load). The run then ends with the weights of an uninterrupted one.
+    /// </summary>
+    public string? ResumeFrom { get; init; }
+
     /// <summary>Throws a <see cref="SharpTuneException"/> naming the bad option.</summary>
     public TrainingOptions Validate()
     {
@@ -86,6 +101,9 @@ public sealed record TrainingOptions
         if (MaxSeconds is not null && Schedule != LearningRateSchedule.Constant)
             throw new SharpTuneException($"A time budget needs --schedule constant (the number of steps is not known in advance), got {Schedule.ToString().ToLowerInvariant()}.");
         if (EarlyStoppingPatience is <= 0) throw new SharpTuneException($"--patience must be positive, got {EarlyStoppingPatience}.");
+        if (SaveEverySteps is <= 0) throw new SharpTuneException($"--save-steps must be positive, got {SaveEverySteps}.");
+        if (SaveTotalLimit is <= 0) throw new SharpTuneException($"--save-total-limit must be positive, got {SaveTotalLimit}.");
+        if (SaveEverySteps is not null && CheckpointDirectory is null) throw new SharpTuneException("--save-steps needs a directory for the checkpoints.");
         LearningRates.Validate();
         return this;
     }
