@@ -47,6 +47,7 @@ public static class CliApp
             config.AddCommand<InspectCommand>("inspect").WithDescription("Print a model's architecture and its parameter counts per module.");
             config.AddCommand<EmbedCommand>("embed").WithDescription("Print the embedding of a text (or text pair).");
             config.AddCommand<ImportOnnxCommand>("import-onnx").WithDescription("Import an ONNX BERT export into a Hugging Face model directory.");
+            config.AddCommand<ExportOnnxCommand>("export-onnx").WithDescription("Export a run (encoder + head, output logits) or a bare encoder (last_hidden_state) to ONNX for ONNX Runtime.");
             config.AddCommand<Commands.TrainCommand>("train").WithDescription("Fine-tune a pretrained encoder with a new head; writes the model and the run's record to --out.");
             config.AddCommand<Commands.EvaluateCommand>("evaluate").WithDescription("Loss and metrics of a trained model on labelled data.");
             config.AddCommand<Commands.PredictCommand>("predict").WithDescription("Labels and per-class probabilities of texts.");

@@ -141,6 +141,12 @@ public abstract class TaskModel : IDisposable
         ClassifierCheckpoint.WriteSettings(directory, Model, Settings(), Labels);
     }
 
+    /// <summary>
+    /// Exports the model to ONNX at <paramref name="path"/> (see <see cref="Export.OnnxExporter"/>): output <c>logits</c>,
+    /// dynamic batch and sequence axes, LoRA adapters merged into the written weights (the model is not changed).
+    /// </summary>
+    public Export.OnnxExportReport ExportOnnx(string path, Export.OnnxExportOptions? options = null) => Export.OnnxExporter.Export(Model, path, options);
+
     private ClassifierSettings Settings() =>
         new(Model.Head.GetType().Name, Model.Head.Options(), Model.Head.Outputs, Task, MaxLength, StrategyName);
 

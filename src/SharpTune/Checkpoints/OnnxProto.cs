@@ -3,11 +3,13 @@ using Google.Protobuf;
 
 namespace SharpTune.Checkpoints;
 
-// A minimal reader for the parts of an ONNX model (onnx/onnx.proto) that weight import needs:
+// A minimal reader and writer for the parts of an ONNX model (onnx/onnx.proto) that weight import and export need:
 // ModelProto.graph → GraphProto {node, initializer, input, output} → NodeProto {input, output, name,
-// op_type, attribute} → AttributeProto {name, f, i, t, ints} and TensorProto. Everything else is skipped.
+// op_type, attribute} → AttributeProto {name, f, i, t, ints} and TensorProto. Everything else is skipped on read.
 // Messages are read field by field from a CodedInputStream over the file, so a 90 MB model is streamed
-// once and only the tensor payloads are kept.
+// once and only the tensor payloads are kept. The writer (OnnxModelWriter, at the end) writes the same messages with
+// the same field numbers, plus what a runnable model needs besides: ir_version, opset_import and the typed
+// ValueInfoProto of the graph inputs and outputs.
 
 /// <summary>One ONNX tensor (an initializer or a Constant node's value) with its data as little-endian bytes.</summary>
 internal sealed record OnnxTensor(string Name, OnnxDataType DataType, long[] Dims, byte[] Data)
@@ -32,17 +34,25 @@ internal sealed record OnnxTensor(string Name, OnnxDataType DataType, long[] Dim
     };
 }
 
-/// <summary>TensorProto.DataType values that the importer reads.</summary>
-internal enum OnnxDataType
+/// <summary>TensorProto.DataType values that the importer reads and the exporter writes.</summary>
+public enum OnnxDataType
 {
     /// <summary>Not set.</summary>
     Undefined = 0,
     /// <summary>32-bit IEEE float.</summary>
     Float = 1,
+    /// <summary>8-bit unsigned integer (quantised activations).</summary>
+    UInt8 = 2,
+    /// <summary>8-bit signed integer (quantised weights).</summary>
+    Int8 = 3,
     /// <summary>32-bit signed integer.</summary>
     Int32 = 6,
     /// <summary>64-bit signed integer.</summary>
     Int64 = 7,
+    /// <summary>Boolean.</summary>
+    Bool = 9,
+    /// <summary>16-bit IEEE float.</summary>
+    Float16 = 10,
     /// <summary>64-bit IEEE float.</summary>
     Double = 11,
 }
@@ -288,5 +298,157 @@ internal sealed class OnnxGraph
         if (wire != WireFormat.WireType.LengthDelimited) { input.SkipLastField(); return; }
         long end = End(input);
         while (input.Position < end) into.Add(input.ReadFloat());
+    }
+}
+
+/// <summary>One dimension of a graph input or output: a fixed size, or the name of a dynamic axis (<c>batch</c>).</summary>
+internal readonly record struct OnnxDim(long? Value, string? Param)
+{
+    public static implicit operator OnnxDim(long value) => new(value, null);
+    public static implicit operator OnnxDim(string param) => new(null, param);
+}
+
+/// <summary>A graph input or output (ValueInfoProto): its name, element type and shape.</summary>
+internal sealed record OnnxValueInfo(string Name, OnnxDataType ElementType, IReadOnlyList<OnnxDim> Dims);
+
+/// <summary>Everything <see cref="OnnxModelWriter"/> writes: one graph in the default domain at one opset.</summary>
+internal sealed record OnnxModelContents(
+    int Opset, string Producer, string ProducerVersion, string GraphName,
+    IReadOnlyList<OnnxNode> Nodes, IReadOnlyList<OnnxTensor> Initializers,
+    IReadOnlyList<OnnxValueInfo> Inputs, IReadOnlyList<OnnxValueInfo> Outputs);
+
+/// <summary>
+/// Writes a ModelProto with the field numbers <see cref="OnnxGraph.Load"/> reads. Each nested message is serialised
+/// into its own buffer first, since protobuf puts a message's length before it.
+/// </summary>
+internal static class OnnxModelWriter
+{
+    /// <summary>ONNX IR version 8: the one that goes with opset 17 (onnx 1.12).</summary>
+    public const long IrVersion = 8;
+
+    /// <summary>Writes <paramref name="model"/> to <paramref name="stream"/>.</summary>
+    public static void Write(Stream stream, OnnxModelContents model)
+    {
+        var output = new CodedOutputStream(stream, leaveOpen: true);
+        output.WriteTag(1, WireFormat.WireType.Varint);
+        output.WriteInt64(IrVersion);
+        WriteString(output, 2, model.Producer);
+        WriteString(output, 3, model.ProducerVersion);
+        Message(output, 7, graph => WriteGraph(graph, model));
+        Message(output, 8, opset =>
+        {
+            WriteString(opset, 1, "");
+            opset.WriteTag(2, WireFormat.WireType.Varint);
+            opset.WriteInt64(model.Opset);
+        });
+        output.Flush();
+    }
+
+    private static void WriteGraph(CodedOutputStream output, OnnxModelContents model)
+    {
+        foreach (var node in model.Nodes) Message(output, 1, n => WriteNode(n, node));
+        WriteString(output, 2, model.GraphName);
+        foreach (var tensor in model.Initializers) Message(output, 5, t => WriteTensor(t, tensor));
+        foreach (var input in model.Inputs) Message(output, 11, v => WriteValueInfo(v, input));
+        foreach (var graphOutput in model.Outputs) Message(output, 12, v => WriteValueInfo(v, graphOutput));
+    }
+
+    private static void WriteNode(CodedOutputStream output, OnnxNode node)
+    {
+        foreach (string input in node.Inputs) WriteString(output, 1, input);
+        foreach (string value in node.Outputs) WriteString(output, 2, value);
+        WriteString(output, 3, node.Name);
+        WriteString(output, 4, node.OpType);
+        foreach (var attribute in node.Attributes) Message(output, 5, a => WriteAttribute(a, attribute));
+    }
+
+    // AttributeProto.type (field 20) must be set: FLOAT 1, INT 2, TENSOR 4, INTS 7.
+    private static void WriteAttribute(CodedOutputStream output, OnnxAttribute attribute)
+    {
+        WriteString(output, 1, attribute.Name);
+        int type;
+        if (attribute.Tensor is { } tensor)
+        {
+            Message(output, 5, t => WriteTensor(t, tensor));
+            type = 4;
+        }
+        else if (attribute.Float is { } f)
+        {
+            output.WriteTag(2, WireFormat.WireType.Fixed32);
+            output.WriteFloat(f);
+            type = 1;
+        }
+        else if (attribute.Int is { } i)
+        {
+            output.WriteTag(3, WireFormat.WireType.Varint);
+            output.WriteInt64(i);
+            type = 2;
+        }
+        else
+        {
+            foreach (long value in attribute.Ints)
+            {
+                output.WriteTag(8, WireFormat.WireType.Varint);
+                output.WriteInt64(value);
+            }
+            type = 7;
+        }
+        output.WriteTag(20, WireFormat.WireType.Varint);
+        output.WriteInt32(type);
+    }
+
+    // Data as raw_data (little-endian, as the reader expects).
+    private static void WriteTensor(CodedOutputStream output, OnnxTensor tensor)
+    {
+        foreach (long dim in tensor.Dims)
+        {
+            output.WriteTag(1, WireFormat.WireType.Varint);
+            output.WriteInt64(dim);
+        }
+        output.WriteTag(2, WireFormat.WireType.Varint);
+        output.WriteInt32((int)tensor.DataType);
+        WriteString(output, 8, tensor.Name);
+        output.WriteTag(9, WireFormat.WireType.LengthDelimited);
+        output.WriteBytes(UnsafeByteOperations.UnsafeWrap(tensor.Data));
+    }
+
+    // ValueInfoProto { name = 1, type = 2: TypeProto { tensor_type = 1: { elem_type = 1, shape = 2: { dim = 1: { dim_value = 1 | dim_param = 2 } } } } }
+    private static void WriteValueInfo(CodedOutputStream output, OnnxValueInfo info)
+    {
+        WriteString(output, 1, info.Name);
+        Message(output, 2, type => Message(type, 1, tensorType =>
+        {
+            tensorType.WriteTag(1, WireFormat.WireType.Varint);
+            tensorType.WriteInt32((int)info.ElementType);
+            Message(tensorType, 2, shape =>
+            {
+                foreach (var dim in info.Dims)
+                    Message(shape, 1, d =>
+                    {
+                        if (dim.Value is { } value)
+                        {
+                            d.WriteTag(1, WireFormat.WireType.Varint);
+                            d.WriteInt64(value);
+                        }
+                        else WriteString(d, 2, dim.Param!);
+                    });
+            });
+        }));
+    }
+
+    private static void WriteString(CodedOutputStream output, int field, string value)
+    {
+        output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        output.WriteString(value);
+    }
+
+    private static void Message(CodedOutputStream output, int field, Action<CodedOutputStream> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var inner = new CodedOutputStream(buffer, leaveOpen: true)) write(inner);
+        if (buffer.Length > int.MaxValue)
+            throw new SharpTuneException($"ONNX message (field {field}) is {buffer.Length} bytes, over protobuf's 2 GB limit; the model is too large for one .onnx file.");
+        output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        output.WriteBytes(UnsafeByteOperations.UnsafeWrap(buffer.GetBuffer().AsMemory(0, (int)buffer.Length)));
     }
 }

@@ -1,5 +1,6 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments
 using System.Text.Json.Nodes;
+using SharpTune.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -49,5 +50,12 @@ public sealed class ClassificationHead : Head
         x = Models.Activations.Apply(activation, dense.call(x));
         x = dropout.call(x);
         return out_proj.call(x);
+    }
+
+    /// <inheritdoc />
+    public override string ExportOnnx(OnnxGraphBuilder g, string prefix, string features)
+    {
+        string x = g.Activation(activation, g.Linear(dense, prefix + "dense", features));
+        return g.Linear(out_proj, prefix + "out_proj", x);
     }
 }

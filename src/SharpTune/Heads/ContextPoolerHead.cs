@@ -1,5 +1,6 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments
 using System.Text.Json.Nodes;
+using SharpTune.Export;
 using SharpTune.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -71,6 +72,10 @@ public sealed class ContextPoolerHead : Head
 
     /// <inheritdoc />
     public override Tensor forward(Tensor features, Tensor? attentionMask) => classifier.call(dropout.call(pooler.call(features)));
+
+    /// <inheritdoc />
+    public override string ExportOnnx(OnnxGraphBuilder g, string prefix, string features) =>
+        g.Linear(classifier, prefix + "classifier", pooler.ExportOnnx(g, prefix + "pooler.", features));
 }
 
 /// <summary>HF's ContextPooler: dropout → dense → activation on the first token's hidden state.</summary>
@@ -89,4 +94,7 @@ internal sealed class ContextPooler : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor firstToken) => Models.Activations.Apply(activation, dense.call(dropout.call(firstToken)));
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string firstToken) =>
+        g.Activation(activation, g.Linear(dense, prefix + "dense", firstToken));
 }

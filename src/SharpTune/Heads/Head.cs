@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using SharpTune.Export;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,4 +55,12 @@ public abstract class Head : nn.Module<Tensor, Tensor?, Tensor>
 
     /// <summary>Runs the head. <paramref name="attentionMask"/> is only given for <see cref="HeadInput.Sequence"/>.</summary>
     public abstract override Tensor forward(Tensor features, Tensor? attentionMask);
+
+    /// <summary>
+    /// Writes the head's graph into <paramref name="g"/>: <paramref name="features"/> (what <see cref="Input"/> says,
+    /// already selected) in, logits out; weights are named <paramref name="prefix"/> + their key. A head that does not
+    /// override it has no ONNX export.
+    /// </summary>
+    public virtual string ExportOnnx(OnnxGraphBuilder g, string prefix, string features) =>
+        throw new SharpTuneException($"head {GetType().Name} has no ONNX export: it does not override Head.ExportOnnx to describe its graph.");
 }

@@ -1,5 +1,6 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments
 using System.Text.Json.Nodes;
+using SharpTune.Export;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -37,6 +38,10 @@ public abstract class LinearHead : Head
     /// <inheritdoc />
     public override Tensor forward(Tensor features, Tensor? attentionMask) =>
         functional.linear(dropout.call(features), weight, bias);
+
+    /// <inheritdoc />
+    public override string ExportOnnx(OnnxGraphBuilder g, string prefix, string features) =>
+        g.Linear(weight, bias, prefix + "weight", prefix + "bias", features);
 }
 
 /// <summary>BERT's pooled output → dropout → linear: HF <c>BertForSequenceClassification</c>'s head.</summary>

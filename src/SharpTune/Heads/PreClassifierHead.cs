@@ -1,5 +1,6 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments
 using System.Text.Json.Nodes;
+using SharpTune.Export;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -43,5 +44,12 @@ public sealed class PreClassifierHead : Head
     {
         Tensor x = functional.relu(pre_classifier.call(features));
         return classifier.call(dropout.call(x));
+    }
+
+    /// <inheritdoc />
+    public override string ExportOnnx(OnnxGraphBuilder g, string prefix, string features)
+    {
+        string x = g.Activation("relu", g.Linear(pre_classifier, prefix + "pre_classifier", features));
+        return g.Linear(classifier, prefix + "classifier", x);
     }
 }

@@ -67,6 +67,17 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         return result + update * Scaling;
     }
 
+    /// <summary>The wrapped Linear layer (its bias is the layer's bias).</summary>
+    public Linear BaseLayer => base_layer;
+
+    /// <summary>What <see cref="Merge"/> would make the base weight, W + alpha/r · B·A, as a new tensor; the layer is unchanged.</summary>
+    public Tensor MergedWeight()
+    {
+        using var noGrad = torch.no_grad();
+        using var delta = torch.matmul(lora_B.weight!, lora_A.weight!);
+        return base_layer.weight!.detach().add(delta.to_type(base_layer.weight.dtype), alpha: Scaling);
+    }
+
     /// <summary>Folds the adapter into the base weight (W += alpha/r · B·A) and returns the plain Linear.</summary>
     public Linear Merge()
     {

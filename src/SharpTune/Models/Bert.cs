@@ -2,6 +2,7 @@
 // Field names are the Hugging Face BertModel checkpoint keys, so a state dict loads 1:1:
 // embeddings.word_embeddings.weight, encoder.layer.0.attention.self.query.weight, …, pooler.dense.weight.
 #pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, self), not C# style
+using SharpTune.Export;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -65,6 +66,15 @@ public class BertModel : Encoder
         Tensor? pooled = pooler?.call(lastHiddenState);
         return new EncoderOutput(lastHiddenState, pooled);
     }
+
+    /// <inheritdoc />
+    public override OnnxEncoderOutput ExportOnnx(OnnxGraphBuilder g, string prefix, bool pooled)
+    {
+        string hidden = ((BertEmbeddings)embeddings).ExportOnnx(g, prefix + "embeddings.");
+        string lastHiddenState = encoder.ExportOnnx(g, prefix + "encoder.", hidden);
+        string? pooledOutput = pooled ? pooler?.ExportOnnx(g, prefix + "pooler.", lastHiddenState) : null;
+        return new OnnxEncoderOutput(lastHiddenState, pooledOutput);
+    }
 }
 
 // Word + position + token-type embeddings, LayerNorm, dropout. RoBERTa's embeddings differ only in PositionIds.
@@ -75,6 +85,7 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
     private readonly Embedding token_type_embeddings;
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
+    private readonly double layerNormEps;
 
     /// <summary><paramref name="width"/>: the embedding width when it differs from the hidden size (ELECTRA's embedding_size).</summary>
     public BertEmbeddings(BertConfig config, int? width = null) : base("embeddings")
@@ -85,6 +96,7 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
         token_type_embeddings = Embedding(config.TypeVocabSize, size);
         LayerNorm = nn.LayerNorm(size, config.LayerNormEps);
         dropout = Dropout(config.HiddenDropoutProb);
+        layerNormEps = config.LayerNormEps;
         RegisterComponents();
     }
 
@@ -105,6 +117,23 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
         Tensor sum = words + positions + types;
         return dropout.call(LayerNorm.call(sum));
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix)
+    {
+        string words = g.Embedding(word_embeddings, prefix + "word_embeddings", g.InputIds);
+        string positions = PositionsOnnx(g, position_embeddings, prefix + "position_embeddings");
+        string types = TokenTypesOnnx
+            ? g.Embedding(token_type_embeddings, prefix + "token_type_embeddings", g.TokenTypeIds)
+            : g.Row(token_type_embeddings, prefix + "token_type_embeddings.weight.0", 0);
+        string sum = g.Add(g.Add(words, positions), types);
+        return g.LayerNorm(LayerNorm, prefix + "LayerNorm", sum, layerNormEps);
+    }
+
+    /// <summary>The graph of <see cref="PositionIds"/> looked up in <paramref name="table"/>: BERT's first L rows.</summary>
+    protected virtual string PositionsOnnx(OnnxGraphBuilder g, Embedding table, string key) => g.LeadingRows(table, key, g.InputIds);
+
+    /// <summary>True: the graph reads the token_type_ids input; false: every token has type 0 (RoBERTa's single type).</summary>
+    protected virtual bool TokenTypesOnnx => true;
 }
 
 internal sealed class BertEncoder : Module<Tensor, Tensor?, Tensor>
@@ -124,6 +153,13 @@ internal sealed class BertEncoder : Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor hidden, Tensor? keyMask)
     {
         foreach (BertLayer block in layer) hidden = block.call(hidden, keyMask);
+        return hidden;
+    }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden)
+    {
+        int index = 0;
+        foreach (BertLayer block in layer) hidden = block.ExportOnnx(g, $"{prefix}layer.{index++}.", hidden);
         return hidden;
     }
 }
@@ -148,6 +184,13 @@ internal sealed class BertLayer : Module<Tensor, Tensor?, Tensor>
         Tensor expanded = intermediate.call(attended);
         return output.call(expanded, attended);
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden)
+    {
+        string attended = attention.ExportOnnx(g, prefix + "attention.", hidden);
+        string expanded = intermediate.ExportOnnx(g, prefix + "intermediate.", attended);
+        return output.ExportOnnx(g, prefix + "output.", expanded, attended);
+    }
 }
 
 internal sealed class BertAttention : Module<Tensor, Tensor?, Tensor>
@@ -163,6 +206,9 @@ internal sealed class BertAttention : Module<Tensor, Tensor?, Tensor>
     }
 
     public override Tensor forward(Tensor hidden, Tensor? keyMask) => output.call(self.call(hidden, keyMask), hidden);
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden) =>
+        output.ExportOnnx(g, prefix + "output.", self.ExportOnnx(g, prefix + "self.", hidden), hidden);
 }
 
 internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
@@ -195,6 +241,14 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
         Tensor context = functional.scaled_dot_product_attention(q, k, v, keyMask, training ? attentionDropout : 0.0);
         return context.transpose(1, 2).reshape(batch, sequence, heads * headDim);
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden)
+    {
+        string q = g.Linear(query, prefix + "query", hidden);
+        string k = g.Linear(key, prefix + "key", hidden);
+        string v = g.Linear(value, prefix + "value", hidden);
+        return g.Attention(q, k, v, heads, headDim);
+    }
 }
 
 internal sealed class BertIntermediate : Module<Tensor, Tensor>
@@ -210,6 +264,9 @@ internal sealed class BertIntermediate : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor hidden) => Activations.Apply(activation, Autocast.Linear(dense, hidden));
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden) =>
+        g.Activation(activation, g.Linear(dense, prefix + "dense", hidden));
 }
 
 // dense → dropout → residual add → LayerNorm. HF has two copies of this class (BertSelfOutput after attention,
@@ -220,16 +277,21 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
     private Module<Tensor, Tensor> dense;
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
+    private readonly double layerNormEps;
 
     public BertOutput(int inputSize, int hiddenSize, double layerNormEps, double dropoutProbability) : base("output")
     {
         dense = Linear(inputSize, hiddenSize);
         LayerNorm = nn.LayerNorm(hiddenSize, layerNormEps);
         dropout = Dropout(dropoutProbability);
+        this.layerNormEps = layerNormEps;
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, input)) + residual);
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string input, string residual) =>
+        g.LayerNorm(LayerNorm, prefix + "LayerNorm", g.Add(g.Linear(dense, prefix + "dense", input), residual), layerNormEps);
 }
 
 internal sealed class BertPooler : Module<Tensor, Tensor>
@@ -248,6 +310,9 @@ internal sealed class BertPooler : Module<Tensor, Tensor>
         // Heads are float32: under bf16 autocast the pooled vector goes back to float32 (a no-op otherwise).
         return torch.tanh(Autocast.Linear(dense, first)).to_type(ScalarType.Float32);
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string lastHiddenState) =>
+        g.Activation("tanh", g.Linear(dense, prefix + "dense", g.FirstToken(lastHiddenState)));
 }
 
 /// <summary>The feed-forward activations HF configs name in <c>hidden_act</c>.</summary>

@@ -3,6 +3,7 @@
 // embeddings.word_embeddings.weight, transformer.layer.0.attention.q_lin.weight, transformer.layer.0.ffn.lin1.weight, …
 #pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, q_lin, sa_layer_norm), not C# style
 using System.Text.Json.Serialization;
+using SharpTune.Export;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -119,6 +120,13 @@ public sealed class DistilBertModel : Encoder
         Tensor lastHiddenState = transformer.call(hidden, keyMask);
         return new EncoderOutput(lastHiddenState, null);
     }
+
+    /// <inheritdoc />
+    public override OnnxEncoderOutput ExportOnnx(OnnxGraphBuilder g, string prefix, bool pooled)
+    {
+        string hidden = embeddings.ExportOnnx(g, prefix + "embeddings.");
+        return new OnnxEncoderOutput(transformer.ExportOnnx(g, prefix + "transformer.", hidden), null);
+    }
 }
 
 internal sealed class DistilBertEmbeddings : Module<Tensor, Tensor>
@@ -147,6 +155,13 @@ internal sealed class DistilBertEmbeddings : Module<Tensor, Tensor>
         Tensor positions = position_embeddings.call(positionIds);
         return dropout.call(LayerNorm.call(words + positions));
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix)
+    {
+        string words = g.Embedding(word_embeddings, prefix + "word_embeddings", g.InputIds);
+        string positions = g.LeadingRows(position_embeddings, prefix + "position_embeddings", g.InputIds);
+        return g.LayerNorm(LayerNorm, prefix + "LayerNorm", g.Add(words, positions), 1e-12);
+    }
 }
 
 internal sealed class DistilBertTransformer : Module<Tensor, Tensor?, Tensor>
@@ -162,6 +177,13 @@ internal sealed class DistilBertTransformer : Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor hidden, Tensor? keyMask)
     {
         foreach (DistilBertBlock block in layer) hidden = block.call(hidden, keyMask);
+        return hidden;
+    }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden)
+    {
+        int index = 0;
+        foreach (DistilBertBlock block in layer) hidden = block.ExportOnnx(g, $"{prefix}layer.{index++}.", hidden);
         return hidden;
     }
 }
@@ -187,6 +209,12 @@ internal sealed class DistilBertBlock : Module<Tensor, Tensor?, Tensor>
     {
         Tensor attended = sa_layer_norm.call(attention.call(hidden, keyMask) + hidden);
         return output_layer_norm.call(ffn.call(attended) + attended);
+    }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden)
+    {
+        string attended = g.LayerNorm(sa_layer_norm, prefix + "sa_layer_norm", g.Add(attention.ExportOnnx(g, prefix + "attention.", hidden), hidden), 1e-12);
+        return g.LayerNorm(output_layer_norm, prefix + "output_layer_norm", g.Add(ffn.ExportOnnx(g, prefix + "ffn.", attended), attended), 1e-12);
     }
 }
 
@@ -224,6 +252,14 @@ internal sealed class DistilBertAttention : Module<Tensor, Tensor?, Tensor>
         Tensor merged = context.transpose(1, 2).reshape(batch, sequence, heads * headDim);
         return Autocast.Linear(out_lin, merged);
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden)
+    {
+        string q = g.Linear(q_lin, prefix + "q_lin", hidden);
+        string k = g.Linear(k_lin, prefix + "k_lin", hidden);
+        string v = g.Linear(v_lin, prefix + "v_lin", hidden);
+        return g.Linear(out_lin, prefix + "out_lin", g.Attention(q, k, v, heads, headDim));
+    }
 }
 
 // lin1 → activation → lin2 → dropout.
@@ -248,4 +284,7 @@ internal sealed class DistilBertFfn : Module<Tensor, Tensor>
         Tensor expanded = Activations.Apply(activation, Autocast.Linear(lin1, hidden));
         return dropout.call(Autocast.Linear(lin2, expanded));
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden) =>
+        g.Linear(lin2, prefix + "lin2", g.Activation(activation, g.Linear(lin1, prefix + "lin1", hidden)));
 }

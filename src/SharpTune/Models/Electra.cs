@@ -3,6 +3,7 @@
 // embeddings.word_embeddings.weight, embeddings_project.weight, encoder.layer.0.attention.self.query.weight, …
 #pragma warning disable IDE1006 // field names are checkpoint key segments (embeddings_project), not C# style
 using System.Text.Json.Serialization;
+using SharpTune.Export;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -89,5 +90,13 @@ public sealed class ElectraModel : Encoder
         Tensor? keyMask = BertEncoder.KeyMask(attentionMask);
         Tensor lastHiddenState = encoder.call(hidden, keyMask);
         return new EncoderOutput(lastHiddenState, null);
+    }
+
+    /// <inheritdoc />
+    public override OnnxEncoderOutput ExportOnnx(OnnxGraphBuilder g, string prefix, bool pooled)
+    {
+        string embedded = embeddings.ExportOnnx(g, prefix + "embeddings.");
+        string hidden = embeddings_project is null ? embedded : g.Linear(embeddings_project, prefix + "embeddings_project", embedded);
+        return new OnnxEncoderOutput(encoder.ExportOnnx(g, prefix + "encoder.", hidden), null);
     }
 }

@@ -1,3 +1,4 @@
+using SharpTune.Export;
 using static TorchSharp.torch;
 
 namespace SharpTune.Models;
@@ -32,6 +33,16 @@ public abstract class Encoder : nn.Module<Tensor, Tensor?, Tensor?, EncoderOutpu
     /// (1 = token, 0 = padding; all ones when null) alike.
     /// </summary>
     public abstract override EncoderOutput forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor? attentionMask);
+
+    /// <summary>
+    /// Writes the encoder's graph into <paramref name="g"/>, in the order of <see cref="forward"/>, reading
+    /// <see cref="OnnxGraphBuilder.InputIds"/> and <see cref="OnnxGraphBuilder.AttentionMask"/> (and
+    /// <see cref="OnnxGraphBuilder.TokenTypeIds"/> when the architecture uses token types); weights are named
+    /// <paramref name="prefix"/> + their key. <paramref name="pooled"/>: also the pooler, when the encoder has one.
+    /// An architecture that does not override it has no ONNX export.
+    /// </summary>
+    public virtual OnnxEncoderOutput ExportOnnx(OnnxGraphBuilder g, string prefix, bool pooled) =>
+        throw new SharpTuneException($"ONNX export of model_type '{Config.ModelType}' is not supported: {GetType().Name} does not describe its graph.");
 
     /// <summary>
     /// HF's <c>_init_weights</c> for a freshly built encoder: normal(0, initializer_range) for Linear and Embedding

@@ -1,7 +1,9 @@
 // RoBERTa and XLM-RoBERTa: BERT's layers and pooler (Bert.cs) under embeddings whose positions start after the
 // padding id, as fairseq numbered them. Field names are the HF RobertaModel keys.
 using System.Text.Json.Serialization;
+using SharpTune.Export;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace SharpTune.Models;
@@ -63,4 +65,15 @@ internal sealed class RobertaEmbeddings(BertConfig config) : BertEmbeddings(conf
         using var isToken = inputIds.ne(paddingIndex).to_type(ScalarType.Int64);
         return torch.cumsum(isToken, 1).mul_(isToken).add_(paddingIndex);
     }
+
+    protected override string PositionsOnnx(OnnxGraphBuilder g, Embedding table, string key)
+    {
+        string padding = g.Constant(paddingIndex);
+        string isToken = g.Cast(g.Not(g.Equal(g.InputIds, padding)), Checkpoints.OnnxDataType.Int64);
+        string positionIds = g.Add(g.Mul(g.CumSum(isToken, 1), isToken), padding);
+        return g.Embedding(table, key, positionIds);
+    }
+
+    // RoBERTa has one token type (type_vocab_size 1): HF's exports have no token_type_ids input.
+    protected override bool TokenTypesOnnx => false;
 }

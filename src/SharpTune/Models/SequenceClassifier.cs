@@ -1,3 +1,4 @@
+using SharpTune.Export;
 using SharpTune.Heads;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -49,6 +50,25 @@ public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor?, Ten
     {
         Tensor features = EncodeFeatures(inputIds, tokenTypeIds, attentionMask);
         return Head.call(features, Head.Input == HeadInput.Sequence ? attentionMask : null);
+    }
+
+    /// <summary>
+    /// Writes the graph of <see cref="forward"/> into <paramref name="g"/> (the encoder's, the feature selection, the
+    /// head's) and returns the logits' value name; weights are named by their checkpoint keys.
+    /// </summary>
+    public string ExportOnnx(OnnxGraphBuilder g)
+    {
+        OnnxEncoderOutput output = Encoder.ExportOnnx(g, EncoderPrefix, pooled: Head.Input == HeadInput.Pooled);
+        string features = Head.Input switch
+        {
+            HeadInput.FirstToken => g.FirstToken(output.LastHiddenState),
+            HeadInput.Pooled => output.PooledOutput ?? throw new SharpTuneException("The head needs the pooled output, but the encoder has no pooler."),
+            HeadInput.MeanPooled => g.MeanPool(output.LastHiddenState),
+            HeadInput.Sequence => output.LastHiddenState,
+            _ => throw new ArgumentOutOfRangeException(nameof(g)),
+        };
+        string headPrefix = HuggingFaceClass is null ? CustomHeadPrefix : Head.KeysAtRoot ? "" : HeadName + ".";
+        return Head.ExportOnnx(g, headPrefix, features);
     }
 
     /// <summary>
