@@ -51,10 +51,18 @@ public abstract class TaskModel : IDisposable
     public string? StrategyName { get; private set; }
 
     /// <summary>
+    /// The pretrained model directory that LoRA adapters are trained against, written as a PEFT adapter's
+    /// <c>base_model_name_or_path</c> (<see cref="WriteAdapterFiles"/>, and the <c>adapter/</c> of a LoRA run's
+    /// checkpoints): the full path a new model was created from; for a loaded run or checkpoint, the base its
+    /// <c>adapter/</c> names; else null.
+    /// </summary>
+    public string? BaseModel { get; set; }
+
+    /// <summary>
     /// Loads a pretrained encoder from a Hugging Face directory (null: the packaged all-MiniLM-L6-v2) and puts
     /// <paramref name="head"/> on it, with <paramref name="task"/>'s number of outputs for <paramref name="labels"/>.
     /// </summary>
-    protected static (SequenceClassifier Model, Tokenizer Tokenizer) Build(string? modelDirectory, Func<Encoder, int, Head> head, LabelSet labels,
+    protected static (SequenceClassifier Model, Tokenizer Tokenizer, string BaseModel) Build(string? modelDirectory, Func<Encoder, int, Head> head, LabelSet labels,
         TaskType task, int maxLength, int seed)
     {
         if (labels.Count == 0) throw new SharpTuneException("No labels: the training data has no label values.");
@@ -76,7 +84,7 @@ public abstract class TaskModel : IDisposable
             encoder.Dispose();
             throw;
         }
-        return (new SequenceClassifier(encoder.Model, built), encoder.Tokenizer);
+        return (new SequenceClassifier(encoder.Model, built), encoder.Tokenizer, Path.GetFullPath(encoder.Directory.Path));
     }
 
     /// <summary>
@@ -97,9 +105,23 @@ public abstract class TaskModel : IDisposable
             model.Dispose();
             throw;
         }
-        return settings.Task.PerToken
+        TaskModel loaded = settings.Task.PerToken
             ? new TokenTagger(model, tokenizer, labels, settings.MaxLength, settings.Strategy, stride)
             : new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
+        string adapter = Path.Combine(directory, PeftAdapter.RunSubdirectory);
+        if (PeftAdapter.IsAdapterDirectory(adapter))
+        {
+            try
+            {
+                loaded.BaseModel = PeftAdapter.ReadConfig(adapter).BaseModelNameOrPath;
+            }
+            catch
+            {
+                loaded.Dispose();
+                throw;
+            }
+        }
+        return loaded;
     }
 
     /// <summary>Trains on encoded data under <paramref name="strategy"/>; see <see cref="Trainer"/>.</summary>
@@ -107,7 +129,14 @@ public abstract class TaskModel : IDisposable
         IProgress<TrainingEvent>? progress = null, CancellationToken cancellation = default)
     {
         StrategyName = strategy.Name; // checkpoints written during training name it too
-        return new Trainer(Model, strategy, options, progress) { ModelWriter = WriteFiles }.Fit(train, eval, cancellation);
+        return new Trainer(Model, strategy, options, progress) { ModelWriter = WriteCheckpointFiles }.Fit(train, eval, cancellation);
+    }
+
+    // A checkpoint: the model files, and for a LoRA run also its PEFT adapter (adapter/, as the finished run has it).
+    private void WriteCheckpointFiles(string directory)
+    {
+        if (LoraInjector.HasAdapters(Model)) WriteAdapterFiles(Path.Combine(directory, PeftAdapter.RunSubdirectory), BaseModel);
+        WriteFiles(directory);
     }
 
     /// <summary>Loss and metrics on encoded, labelled data.</summary>
@@ -129,8 +158,7 @@ public abstract class TaskModel : IDisposable
 
     /// <summary>
     /// Saves the LoRA adapters and the head as a PEFT adapter directory (see <see cref="PeftAdapter"/>), as a whole,
-    /// plus sharptune.json with the head and labels. Call it before <see cref="Save"/>, which merges the adapters.
-    /// <paramref name="baseModel"/> is written as base_model_name_or_path.
+    /// plus sharptune.json with the head and labels. <paramref name="baseModel"/> is written as base_model_name_or_path.
     /// </summary>
     public void SaveAdapter(string directory, string? baseModel) => StagedDirectory.Write(directory, d => WriteAdapterFiles(d, baseModel));
 

@@ -56,8 +56,8 @@ public sealed class TextClassifier : TaskModel
     {
         task ??= TaskType.SingleLabel;
         if (task.PerToken) throw new SharpTuneException($"A TextClassifier classifies whole texts; the {task.Name} task is a TokenTagger's.");
-        var (model, tokenizer) = Build(modelDirectory, head, labels, task, maxLength, seed);
-        return new TextClassifier(model, tokenizer, labels, task, maxLength, null);
+        var (model, tokenizer, baseModel) = Build(modelDirectory, head, labels, task, maxLength, seed);
+        return new TextClassifier(model, tokenizer, labels, task, maxLength, null) { BaseModel = baseModel };
     }
 
     /// <summary>Loads a run directory saved by <see cref="TaskModel.Save"/> (or an HF XForSequenceClassification checkpoint).</summary>

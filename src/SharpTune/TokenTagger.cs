@@ -60,8 +60,8 @@ public sealed class TokenTagger : TaskModel
 
     private static TokenTagger CreateWith(string? modelDirectory, Func<Encoder, int, Head> head, LabelSet tags, int maxLength, int seed, int? stride)
     {
-        var (model, tokenizer) = Build(modelDirectory, head, tags, TaskType.Token, maxLength, seed);
-        return new TokenTagger(model, tokenizer, tags, maxLength, null, stride);
+        var (model, tokenizer, baseModel) = Build(modelDirectory, head, tags, TaskType.Token, maxLength, seed);
+        return new TokenTagger(model, tokenizer, tags, maxLength, null, stride) { BaseModel = baseModel };
     }
 
     /// <summary>Loads a run directory saved by <see cref="TaskModel.Save"/> or a Python-saved XForTokenClassification checkpoint.</summary>

@@ -31,7 +31,7 @@ internal sealed class TrainSettings : FineTuneSettings
     public int? SaveTotalLimit { get; set; }
 
     [CommandOption("--resume <RUN_DIR>")]
-    [Description("Continue the newest checkpoint of RUN_DIR (trained with --save-steps) and save the run there: give the same data, --epochs, --batch-size, --grad-accum, --seed and --strategy (--lr may change). Ends with the weights of an uninterrupted run.")]
+    [Description("Continue the newest checkpoint of RUN_DIR (trained with --save-steps; any strategy, text or token task) and save the run there: give the same data, --epochs, --batch-size, --grad-accum, --seed and --strategy (--lr may change). Ends with the weights of an uninterrupted run.")]
     public string? Resume { get; set; }
 
     [CommandOption("--overwrite")]
@@ -128,12 +128,13 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         bool token = task?.PerToken ?? TokenDataset.LooksTagged(settings.Train);
         // A saved run (a checkpoint to resume, or --model RUN_DIR) brings its head and labels; otherwise a new head goes on the encoder.
         string? savedRun = resumeFrom ?? (settings.Model is not null && File.Exists(Path.Combine(settings.Model, ClassifierCheckpoint.SettingsFile)) ? settings.Model : null);
-        if (savedRun is not null && token)
-            throw new SharpTuneException($"{savedRun}: continuing a token-classification run (--resume, --model RUN_DIR) is not supported yet.");
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
-        using Prepared prepared = token ? PrepareTokens(settings, maxLength) : PrepareTexts(settings, task, maxLength, savedRun);
+        using Prepared prepared = token ? PrepareTokens(settings, maxLength, savedRun) : PrepareTexts(settings, task, maxLength, savedRun);
         TaskModel classifier = prepared.Model;
+        // LoRA adapters are trained against the pretrained model (a resumed checkpoint names it in its adapter/); a
+        // continued run's adapters sit on its saved, merged weights.
+        if (resumeFrom is null && savedRun is not null) classifier.BaseModel = Path.GetFullPath(savedRun);
         if (savedRun is not null) maxLength = classifier.MaxLength;
         if (savedRun is null) console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {prepared.Head}, strategy {strategy.Name}.");
         else console.MarkupLineInterpolated($"Model: {(resumeFrom is not null ? "resuming" : "continuing")} {savedRun}, its head {prepared.Head} and labels, strategy {strategy.Name}.");
@@ -164,8 +165,8 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         if (result.Fault is not null) console.MarkupLineInterpolated($"[red]Training stopped: {result.Stopped}.[/] Saving those weights; a lower --lr may help.");
 
         bool adapter = strategy is LoraStrategy;
-        // The adapters as PEFT saves them (adapter/), before WriteFiles merges them into the weights.
-        if (adapter) classifier.WriteAdapterFiles(Path.Combine(run.Path, PeftAdapter.RunSubdirectory), Path.GetFullPath(settings.Model ?? PackagedModels.MiniLM()));
+        // The adapters as PEFT saves them (adapter/), beside the merged weights WriteFiles saves.
+        if (adapter) classifier.WriteAdapterFiles(Path.Combine(run.Path, PeftAdapter.RunSubdirectory), classifier.BaseModel);
         classifier.WriteFiles(run.Path);
         string chart = recorder.WriteCharts();
         string summary = recorder.WriteSummary(result, SummaryExtras(settings, options, prepared, maxLength));
@@ -207,7 +208,12 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
     /// <summary>A saved run or checkpoint with its head and labels; the training data's labels must be among them.</summary>
     private static TextClassifier ContinueRun(string directory, LoadedData train, int? maxLength)
     {
-        var classifier = TextClassifier.Load(directory);
+        TaskModel loaded = TaskModel.Load(directory);
+        if (loaded is not TextClassifier classifier)
+        {
+            loaded.Dispose();
+            throw new SharpTuneException($"{directory}: the saved run is a token-classification model; the training data {train.Path} is not tagged (give CoNLL or tokens/tags data).");
+        }
         try
         {
             if (classifier.Task != train.Task)
@@ -220,6 +226,29 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         catch
         {
             classifier.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A saved token run or checkpoint with its head and tags; the training data's tags must be among them.</summary>
+    private static TokenTagger ContinueTagger(string directory, LoadedTokenData train, int? maxLength, int? stride)
+    {
+        TaskModel loaded = TaskModel.Load(directory, stride);
+        if (loaded is not TokenTagger tagger)
+        {
+            loaded.Dispose();
+            throw new SharpTuneException($"{directory}: the saved run classifies whole texts (task {loaded.Task.Name}); the training data {train.Path} is tagged.");
+        }
+        try
+        {
+            TokenDataset.CheckTags(train.Sentences, tagger.Labels, train.Path);
+            if (maxLength is { } m && m != tagger.MaxLength)
+                throw new SharpTuneException($"{directory}: the saved run reads {tagger.MaxLength} tokens; --max-length {m} differs.");
+            return tagger;
+        }
+        catch
+        {
+            tagger.Dispose();
             throw;
         }
     }
@@ -294,7 +323,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         }
     }
 
-    private Prepared PrepareTokens(TrainSettings settings, int maxLength)
+    private Prepared PrepareTokens(TrainSettings settings, int maxLength, string? savedRun)
     {
         LoadedTokenData train = CommandSupport.LoadTagged(settings.Train, settings.TokenDataOptions(), console);
         LabelSet tags = TokenDataset.TagSet(train.Sentences);
@@ -303,7 +332,9 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         console.WriteLine($"Data: {train.Sentences.Count} training sentences ({train.Sentences.Sum(s => s.Tokens.Count)} words) from {settings.Train}" +
             (eval is null ? "; no eval data" : $", {eval.Sentences.Count} eval sentences from {settings.Eval}") + $"; task token, {CommandSupport.Describe(tags)}.");
         string head = settings.Head ?? "token";
-        var tagger = TokenTagger.Create(settings.Model, head, tags, maxLength, settings.Seed, settings.Stride);
+        var tagger = savedRun is not null ? ContinueTagger(savedRun, train, settings.MaxLength, settings.Stride)
+            : TokenTagger.Create(settings.Model, head, tags, maxLength, settings.Seed, settings.Stride);
+        if (savedRun is not null) head = tagger.Model.Head.GetType().Name;
         try
         {
             return new Prepared(tagger, head, tagger.Encode(train.Sentences, settings.Train), eval is null ? null : tagger.Encode(eval.Sentences, settings.Eval!),

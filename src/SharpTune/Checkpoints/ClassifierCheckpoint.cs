@@ -40,7 +40,8 @@ public static class ClassifierCheckpoint
 
     /// <summary>
     /// Saves the checkpoint as the directory <paramref name="directory"/>, as a whole (see <see cref="StagedDirectory"/>):
-    /// a previous directory there is replaced only once the new one is complete. LoRA adapters are merged first.
+    /// a previous directory there is replaced only once the new one is complete. LoRA adapters are saved merged into
+    /// their base weights; the model keeps them.
     /// </summary>
     public static void Save(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings) =>
         StagedDirectory.Write(directory, staging => Write(staging, model, tokenizer, labels, settings));
@@ -48,12 +49,12 @@ public static class ClassifierCheckpoint
     /// <summary>
     /// Writes the checkpoint's files into <paramref name="directory"/>, a directory being assembled (a run directory's
     /// <see cref="StagedDirectory.Path"/>, with other files of the run beside them); model files go through
-    /// <see cref="HfModelDirectory.Write"/>. LoRA adapters are merged first.
+    /// <see cref="HfModelDirectory.Write"/>. LoRA adapters are saved merged into their base weights; the model keeps
+    /// them (a checkpoint mid-run must not change what trains).
     /// </summary>
     public static void Write(string directory, SequenceClassifier model, Tokenization.Tokenizer tokenizer, LabelSet labels, ClassifierSettings settings)
     {
         Directory.CreateDirectory(directory);
-        LoraInjector.Merge(model.Encoder);
 
         JsonObject config = model.Encoder.Config.ToJson();
         Architecture architecture = model.Encoder.Architecture;
@@ -65,7 +66,7 @@ public static class ClassifierCheckpoint
         if (settings.Task.ProblemType is { } problemType) config["problem_type"] = problemType;
         else config.Remove("problem_type");
         config.Remove("sharptune_source");
-        var tensors = StateDict.ToDictionary(model);
+        var tensors = LoraInjector.MergedStateDict(model);
         // Exactly the HF class's keys: every supported XFor…Classification but BERT's sequence head builds its encoder
         // without a pooler (add_pooling_layer=False), and Python would report a saved one as unused. A head that does
         // not read the pooler never trains it.

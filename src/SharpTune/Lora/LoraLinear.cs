@@ -82,9 +82,17 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
     public Linear Merge()
     {
         using var noGrad = torch.no_grad();
-        using var delta = torch.matmul(lora_B.weight!, lora_A.weight!);
-        base_layer.weight!.add_(delta.to_type(base_layer.weight.dtype), alpha: Scaling);
+        using var merged = MergedWeight();
+        base_layer.weight!.copy_(merged);
         return base_layer;
+    }
+
+    /// <summary>W + alpha/r · B·A as a new tensor: the weight <see cref="Merge"/> leaves, while this layer keeps its adapter.</summary>
+    public Tensor MergedWeight()
+    {
+        using var noGrad = torch.no_grad();
+        using var delta = torch.matmul(lora_B.weight!, lora_A.weight!);
+        return base_layer.weight!.add(delta.to_type(base_layer.weight.dtype), alpha: Scaling);
     }
 }
 
@@ -127,6 +135,38 @@ public static class LoraInjector
             merged.Add(key);
         }
         return merged;
+    }
+
+    /// <summary>
+    /// The model's tensors as a model without adapters has them (every adapter folded into its base weight under the
+    /// plain Linear's keys: <c>….query.weight</c> = W + alpha/r · B·A); the model keeps its adapters. The tensors are new
+    /// (merged weights) or detached aliases: dispose them.
+    /// </summary>
+    public static Dictionary<string, Tensor> MergedStateDict(nn.Module model)
+    {
+        var layers = model.named_modules().Where(m => m.module is LoraLinear).ToDictionary(m => m.name + ".", m => (LoraLinear)m.module, StringComparer.Ordinal);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (key, tensor) in model.state_dict())
+        {
+            var (prefix, layer) = layers.FirstOrDefault(l => key.StartsWith(l.Key, StringComparison.Ordinal));
+            if (layer is null) result.Add(key, tensor.detach());
+            else if (key == prefix + "base_layer.weight") result.Add(prefix + "weight", layer.MergedWeight());
+            else if (key.StartsWith(prefix + "base_layer.", StringComparison.Ordinal)) result.Add(prefix + key[(prefix.Length + "base_layer.".Length)..], tensor.detach());
+            // lora_A and lora_B are folded into the weight.
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Every tensor of the wrapped layers, unmerged and by model key (<c>….query.base_layer.weight</c>,
+    /// <c>….query.lora_A.weight</c> …) as detached CPU copies: what a checkpoint needs to continue training exactly.
+    /// Empty when the model has no adapters.
+    /// </summary>
+    public static Dictionary<string, Tensor> AdapterState(nn.Module model)
+    {
+        var prefixes = model.named_modules().Where(m => m.module is LoraLinear).Select(m => m.name + ".").ToList();
+        return model.state_dict().Where(p => prefixes.Any(prefix => p.Key.StartsWith(prefix, StringComparison.Ordinal)))
+            .ToDictionary(p => p.Key, p => p.Value.detach().cpu().clone(), StringComparer.Ordinal);
     }
 
     /// <summary>True when the model holds at least one adapter.</summary>

@@ -64,14 +64,13 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         int layers = model.Encoder.Config.NumHiddenLayers;
         if (options.CheckpointDirectory is not null && ModelWriter is null)
             throw new ArgumentException("Checkpoints need a ModelWriter.", nameof(options));
-        if (options.CheckpointDirectory is not null && strategy is LoraStrategy)
-            throw new SharpTuneException("--save-steps: checkpoints of LoRA runs are not supported yet (saving merges the adapters).");
         using TrainingCheckpoint? resume = options.ResumeFrom is { } from ? TrainingCheckpoint.Read(from) : null;
         resume?.CheckFixed(FixedSettings(train), options.ResumeFrom!);
         model.to(device);
 
         // 1. Say what trains, and remember where every tensor started.
         TrainingPlan plan = StrategyApplier.Apply(model, strategy, epoch: 0, options.LearningRates);
+        resume?.RestoreAdapters(model, options.ResumeFrom!); // a LoRA run's layers as they were, unmerged
         progress?.Report(new PlanEvent(plan));
         var everTrainable = new HashSet<string>(plan.Trainable.Select(e => e.Key));
         using var audit = FreezeAudit.Snapshot(model);
@@ -107,6 +106,8 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         double lossSum = resume?.LossSum ?? 0;
         int lossCount = resume?.LossCount ?? 0;
         int firstEpoch = resume?.Epoch ?? 0;
+        double earlierSeconds = resume?.TrainSeconds ?? 0; // a time budget continues
+        double TrainedSeconds() => earlierSeconds + clock.Elapsed.TotalSeconds - evaluationSeconds;
         for (int epoch = 1; epoch < firstEpoch; epoch++) plan = OpenEpoch(epoch, plan, optimizer, everTrainable, layers);
 
         for (int epoch = firstEpoch; epoch < options.Epochs && stopped is null; epoch++)
@@ -149,17 +150,17 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                 optimizer.Step();
                 optimizer.ZeroGrad();
                 step++;
-                progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / (clock.Elapsed.TotalSeconds - evaluationSeconds), clock.Elapsed));
+                progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / TrainedSeconds(), clock.Elapsed));
 
                 if (step >= options.MaxSteps) stopped = "step budget";
-                else if (clock.Elapsed.TotalSeconds - evaluationSeconds >= options.MaxSeconds) stopped = "time budget";
+                else if (TrainedSeconds() >= options.MaxSeconds) stopped = "time budget";
                 bool evaluateNow = eval is not null && (options.EvalEverySteps is { } every && step % every == 0 || stopped is not null);
                 if (evaluateNow && EvaluateAndKeepBest(eval!, evalCache, epoch, step, ref best, ref bestWeights, ref evaluationsWithoutImprovement, evaluations, lossSum / lossCount))
                     stopped ??= "early stopping";
                 if (evaluateNow) StrategyApplier.SetTrainingMode(model, plan);
                 if (stopped is not null) break;
                 if (options.SaveEverySteps is { } save && step % save == 0 && b + 1 < batches.Count)
-                    SaveCheckpoint(epoch, b + 1, step, samples, lossSum, lossCount, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train);
+                    SaveCheckpoint(epoch, b + 1, step, samples, lossSum, lossCount, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train, TrainedSeconds());
             }
 
             if (eval is not null && options.EvalEverySteps is null && stopped is null && (!budgeted || epoch == options.Epochs - 1) &&
@@ -168,10 +169,10 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             lossSum = 0;
             lossCount = 0;
             if (stopped is null && options.CheckpointDirectory is not null)
-                SaveCheckpoint(epoch + 1, 0, step, samples, 0, 0, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train);
+                SaveCheckpoint(epoch + 1, 0, step, samples, 0, 0, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train, TrainedSeconds());
         }
         clock.Stop();
-        double trainSeconds = clock.Elapsed.TotalSeconds - evaluationSeconds;
+        double trainSeconds = TrainedSeconds();
 
         // 3. Keep the best evaluation's weights whenever optimizer steps came after it (a later, worse evaluation,
         //    Ctrl-C, or an --eval-steps that does not divide the steps). Tensors that were still frozen then (gradual
@@ -208,7 +209,10 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         return next;
     }
 
-    /// <summary>What a resumed run must share with its checkpoint, by the CLI flag that sets it.</summary>
+    /// <summary>
+    /// What a resumed run must share with its checkpoint, by the flag that sets it. A step budget sets the schedule; a
+    /// time budget must match too and continues from the checkpoint's training time (the steps it buys can differ).
+    /// </summary>
     private Dictionary<string, string> FixedSettings(TaskDataset train) => new()
     {
         ["--epochs"] = options.Epochs.ToString(CultureInfo.InvariantCulture),
@@ -216,12 +220,14 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         ["--grad-accum"] = options.GradientAccumulationSteps.ToString(CultureInfo.InvariantCulture),
         ["--seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
         ["--strategy"] = strategy.Name,
+        ["--steps"] = options.MaxSteps?.ToString(CultureInfo.InvariantCulture) ?? "none",
+        ["--seconds"] = options.MaxSeconds?.ToString(CultureInfo.InvariantCulture) ?? "none",
         ["training examples"] = train.Count.ToString(CultureInfo.InvariantCulture),
     };
 
     /// <summary>Writes <c>checkpoint-STEP/</c>: the model, then the state to continue at <paramref name="epoch"/>, <paramref name="batch"/>.</summary>
     private void SaveCheckpoint(int epoch, int batch, int step, long samples, double lossSum, int lossCount, int withoutImprovement,
-        List<EvaluationEvent> evaluations, EvaluationEvent? best, Dictionary<string, Tensor>? bestWeights, GroupedAdamW optimizer, TaskDataset train)
+        List<EvaluationEvent> evaluations, EvaluationEvent? best, Dictionary<string, Tensor>? bestWeights, GroupedAdamW optimizer, TaskDataset train, double trainSeconds)
     {
         using var scope = NewDisposeScope();
         var checkpoint = new TrainingCheckpoint
@@ -231,6 +237,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             BestIndex = best is null ? null : evaluations.IndexOf(best), Fixed = FixedSettings(train),
             Optimizer = optimizer.States().ToDictionary(s => s.Key, s => (s.Value.step, s.Value.exp_avg.cpu(), s.Value.exp_avg_sq.cpu())),
             RandomState = torch.get_rng_state(), BestWeights = bestWeights?.ToDictionary(w => w.Key, w => w.Value.cpu()),
+            TrainSeconds = trainSeconds, Adapters = Lora.LoraInjector.AdapterState(model) is { Count: > 0 } layers ? layers : null,
         };
         checkpoint.Save(options.CheckpointDirectory!, ModelWriter!, options.SaveTotalLimit);
         progress?.Report(new CheckpointEvent(step, TrainingCheckpoint.DirectoryOf(options.CheckpointDirectory!, step)));

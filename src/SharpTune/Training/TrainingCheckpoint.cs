@@ -11,14 +11,16 @@ namespace SharpTune.Training;
 /// Everything a run needs to continue exactly where it stopped, beside the model files of a checkpoint directory
 /// (<c>RUN/checkpoint-STEP/</c>): the position (epoch, batch, step — the data order is a function of seed and epoch,
 /// the schedule of the step, and gradual unfreezing of the epoch), AdamW's moments and step per parameter, the torch
-/// random-number generator state (dropout), the running loss, the evaluations so far and the best one's weights.
-/// Tensors go into <see cref="TensorsFile"/>, the rest into <see cref="StateFile"/>.
+/// random-number generator state (dropout), the running loss, the evaluations so far and the best one's weights, the
+/// training time so far (a time budget continues), and for a LoRA run its wrapped layers unmerged (the model files beside
+/// hold the merged weights, which cannot be split back exactly). Tensors go into <see cref="TensorsFile"/>, the rest into
+/// <see cref="StateFile"/>.
 /// </summary>
 public sealed class TrainingCheckpoint : IDisposable
 {
     /// <summary>The JSON part.</summary>
     public const string StateFile = "trainer_state.json";
-    /// <summary>The tensors: <c>rng_state</c>, <c>optimizer.exp_avg.KEY</c>, <c>optimizer.exp_avg_sq.KEY</c>, <c>best.KEY</c>.</summary>
+    /// <summary>The tensors: <c>rng_state</c>, <c>optimizer.exp_avg.KEY</c>, <c>optimizer.exp_avg_sq.KEY</c>, <c>best.KEY</c>, <c>lora.KEY</c>.</summary>
     public const string TensorsFile = "trainer_state.safetensors";
     /// <summary>Checkpoint directories are named this plus the step.</summary>
     public const string DirectoryPrefix = "checkpoint-";
@@ -50,6 +52,16 @@ public sealed class TrainingCheckpoint : IDisposable
     public required Tensor RandomState { get; init; }
     /// <summary>The best evaluation's trainable weights, or null.</summary>
     public required IReadOnlyDictionary<string, Tensor>? BestWeights { get; init; }
+    /// <summary>
+    /// Seconds of training so far (evaluation excluded), so that a time budget (<see cref="TrainingOptions.MaxSeconds"/>)
+    /// continues where it stopped and throughput counts the whole run.
+    /// </summary>
+    public double TrainSeconds { get; init; }
+    /// <summary>
+    /// A LoRA run's wrapped layers as they train, by model key (<c>….query.base_layer.weight</c>, <c>….query.lora_A.weight</c>
+    /// …, see <see cref="Lora.LoraInjector.AdapterState"/>); null for other strategies.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor>? Adapters { get; init; }
 
     /// <summary>The directory of the checkpoint after <paramref name="step"/> in <paramref name="runDirectory"/>.</summary>
     public static string DirectoryOf(string runDirectory, int step) =>
@@ -116,13 +128,15 @@ public sealed class TrainingCheckpoint : IDisposable
         }
         if (BestWeights is not null)
             foreach (var (key, weight) in BestWeights) tensors["best." + key] = weight;
+        if (Adapters is not null)
+            foreach (var (key, tensor) in Adapters) tensors["lora." + key] = tensor;
         SafeTensors.Save(Path.Combine(directory, TensorsFile), tensors);
 
         var json = new JsonObject
         {
             ["format_version"] = FormatVersion,
             ["epoch"] = Epoch, ["batch"] = Batch, ["step"] = Step, ["samples"] = Samples,
-            ["loss_sum"] = LossSum, ["loss_count"] = LossCount,
+            ["loss_sum"] = LossSum, ["loss_count"] = LossCount, ["train_seconds"] = TrainSeconds,
             ["evaluations_without_improvement"] = EvaluationsWithoutImprovement,
             ["best_index"] = BestIndex,
             ["fixed"] = new JsonObject(Fixed.Select(f => KeyValuePair.Create(f.Key, (JsonNode?)f.Value))),
@@ -155,8 +169,10 @@ public sealed class TrainingCheckpoint : IDisposable
             var optimizer = new Dictionary<string, (long, Tensor, Tensor)>(StringComparer.Ordinal);
             foreach (var (key, node) in Object(json, statePath, "optimizer_steps"))
                 optimizer[key] = (Long(node, statePath, "optimizer_steps." + key), Take("optimizer.exp_avg." + key), Take("optimizer.exp_avg_sq." + key));
-            var best = tensors.Keys.Where(k => k.StartsWith("best.", StringComparison.Ordinal)).ToList()
-                .ToDictionary(k => k["best.".Length..], Take, StringComparer.Ordinal);
+            Dictionary<string, Tensor> Prefixed(string prefix) => tensors.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList()
+                .ToDictionary(k => k[prefix.Length..], Take, StringComparer.Ordinal);
+            var best = Prefixed("best.");
+            var adapters = Prefixed("lora.");
             Tensor random = Take("rng_state");
             if (tensors.Count > 0) throw new SharpTuneException($"{tensorsPath}: unexpected tensor '{tensors.Keys.First()}'.");
             var evaluations = new List<EvaluationEvent>();
@@ -180,6 +196,8 @@ public sealed class TrainingCheckpoint : IDisposable
                 Evaluations = evaluations, BestIndex = bestIndex,
                 Fixed = Object(json, statePath, "fixed").ToDictionary(f => f.Key, f => f.Value?.ToString() ?? ""),
                 Optimizer = optimizer, RandomState = random, BestWeights = best.Count > 0 ? best : null,
+                TrainSeconds = json["train_seconds"] is null ? 0 : Double(json["train_seconds"], statePath, "train_seconds"),
+                Adapters = adapters.Count > 0 ? adapters : null,
             };
         }
         catch
@@ -189,7 +207,10 @@ public sealed class TrainingCheckpoint : IDisposable
         }
     }
 
-    /// <summary>Refuses to continue under settings that would change the data order or the schedule, naming the first that differs.</summary>
+    /// <summary>
+    /// Refuses to continue under settings that would change the data order or the schedule, naming the first that differs
+    /// (a setting the checkpoint does not record — written before it was — is not checked).
+    /// </summary>
     public void CheckFixed(IReadOnlyDictionary<string, string> now, string directory)
     {
         foreach (var (name, value) in Fixed)
@@ -216,6 +237,28 @@ public sealed class TrainingCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// Puts a LoRA run's wrapped layers back as they were at the checkpoint: the base weights unmerged and the adapters
+    /// (<paramref name="model"/> holds the checkpoint's merged weights with fresh adapters injected). A model with
+    /// adapters needs them all in the checkpoint, and one without needs none; errors name the file and the key.
+    /// </summary>
+    public void RestoreAdapters(Models.SequenceClassifier model, string directory)
+    {
+        string source = Path.Combine(directory, TensorsFile);
+        var layers = Lora.LoraInjector.AdapterState(model);
+        try
+        {
+            if (layers.Count == 0 && Adapters is null) return;
+            if (Adapters is null)
+                throw new SharpTuneException($"{source}: holds no LoRA layers (lora.*), but this run's model has adapters (was the strategy the same?).");
+            StateDict.LoadStrict(model, Adapters, source, ignore: model.state_dict().Keys.Except(layers.Keys).ToList());
+        }
+        finally
+        {
+            foreach (var t in layers.Values) t.Dispose();
+        }
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
@@ -226,6 +269,7 @@ public sealed class TrainingCheckpoint : IDisposable
             state.ExpAvgSq.Dispose();
         }
         if (BestWeights is not null) foreach (var t in BestWeights.Values) t.Dispose();
+        if (Adapters is not null) foreach (var t in Adapters.Values) t.Dispose();
     }
 
     private static SharpTuneException Missing(string path, string key) => new($"{path}: '{key}' is missing or not of the right kind.");

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using SharpTune.Checkpoints;
+using SharpTune.Lora;
 using SharpTune.Training;
 
 namespace SharpTune.Tests.Cli;
@@ -15,25 +16,60 @@ public sealed class ResumeCliTests : IDisposable
 
     public void Dispose() => cli.Dispose();
 
-    // 48 examples in batches of 8: 6 steps an epoch; checkpoints every 4 steps (mid-epoch) and at every epoch end.
-    private string[] Args(params string[] more) =>
+    // 48 examples in batches of 8: 6 steps an epoch; checkpoints every 4 steps (mid-epoch) and at every epoch end. The token
+    // run reads 48 toy sentences in windows of 16 tokens (more windows than sentences, so more steps).
+    private string[] Args(string kind, params string[] more) =>
     [
-        "train", "--train", cli.TrainFile, "--eval", cli.EvalFile, "--strategy", "full", "--epochs", "12", "--batch-size", "8",
-        "--save-steps", "4", "--save-total-limit", "3", .. more,
+        "train", "--epochs", "12", "--batch-size", "8", "--save-steps", "4", "--save-total-limit", "3",
+        .. kind switch
+        {
+            "token" => (string[])["--train", TokenFile("train.conll", 48, 1), "--eval", TokenFile("eval.conll", 12, 2), "--strategy", "full", "--max-length", "16"],
+            "lora" => ["--train", cli.TrainFile, "--eval", cli.EvalFile, "--strategy", "lora:r=2,alpha=8"],
+            _ => ["--train", cli.TrainFile, "--eval", cli.EvalFile, "--strategy", "full"],
+        },
+        .. more,
     ];
 
-    [Fact]
-    public void A_run_killed_with_SIGKILL_and_resumed_ends_with_the_weights_of_an_uninterrupted_run()
+    // CoNLL sentences over the tiny vocabulary: a word is B-X when its number is a multiple of 3.
+    private string TokenFile(string name, int count, int seed)
+    {
+        if (File.Exists(cli.PathOf(name))) return cli.PathOf(name);
+        var random = new Random(seed);
+        var text = new System.Text.StringBuilder();
+        for (int i = 0; i < count; i++)
+        {
+            foreach (int word in Enumerable.Range(0, random.Next(3, 20)).Select(_ => random.Next(3, 90)))
+                text.Append(CultureInfo.InvariantCulture, $"{TinyModels.Word(word)} {(word % 3 == 0 ? "B-X" : "O")}\n");
+            text.Append('\n');
+        }
+        return cli.Write(name, text.ToString());
+    }
+
+    private static double MaxDifference(string first, string second)
+    {
+        var expected = SafeTensors.Load(first);
+        var actual = SafeTensors.Load(second);
+        Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
+        return expected.Keys.Max(k => (expected[k] - actual[k]).abs().max().item<float>());
+    }
+
+    [Theory]
+    [InlineData("full")]
+    [InlineData("lora")]
+    [InlineData("token")]
+    public void A_run_killed_with_SIGKILL_and_resumed_ends_with_the_weights_of_an_uninterrupted_run(string kind)
     {
         string whole = cli.PathOf("whole");
-        var (exit, output) = TrainCliHarness.Run(Args("--model", cli.ModelDirectory, "--out", whole));
+        var (exit, output) = TrainCliHarness.Run(Args(kind, "--model", cli.ModelDirectory, "--out", whole));
         Assert.True(exit == 0, output);
+        var kept = TrainingCheckpoint.List(whole).Select(c => c.Step).ToList();
+        Assert.Equal(3, kept.Count);
 
         string killed = cli.PathOf("killed");
         string cliPath = Path.Combine(AppContext.BaseDirectory, "SharpTune.Cli");
         var start = new ProcessStartInfo(cliPath) { RedirectStandardOutput = true, RedirectStandardError = true };
         start.Environment[SharpTune.Native.TorchRuntime.ThreadsVariable] = SharpTune.Native.TorchRuntime.Threads.ToString(CultureInfo.InvariantCulture);
-        foreach (string arg in Args("--model", cli.ModelDirectory, "--out", killed)) start.ArgumentList.Add(arg);
+        foreach (string arg in Args(kind, "--model", cli.ModelDirectory, "--out", killed)) start.ArgumentList.Add(arg);
         int newestAtKill;
         using (var process = Process.Start(start)!)
         {
@@ -49,21 +85,25 @@ public sealed class ResumeCliTests : IDisposable
         var left = TrainingCheckpoint.List(killed);
         Assert.NotEmpty(left);
         newestAtKill = left[^1].Step;
-        Assert.True(newestAtKill < 72, $"the process was killed after its last step ({newestAtKill})");
+        Assert.True(newestAtKill < kept[^1], $"the process was killed after its last step ({newestAtKill})");
         Assert.False(File.Exists(Path.Combine(killed, HfModelDirectory.WeightsFileName)), "the killed run has no final model");
 
-        (exit, output) = TrainCliHarness.Run(Args("--resume", killed));
+        (exit, output) = TrainCliHarness.Run(Args(kind, "--resume", killed));
         Assert.True(exit == 0, output);
         Assert.Contains($"resuming {TrainingCheckpoint.DirectoryOf(killed, newestAtKill)}", output);
 
-        var expected = SafeTensors.Load(Path.Combine(whole, HfModelDirectory.WeightsFileName));
-        var actual = SafeTensors.Load(Path.Combine(killed, HfModelDirectory.WeightsFileName));
-        Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
-        double difference = expected.Keys.Max(k => (expected[k] - actual[k]).abs().max().item<float>());
+        double difference = MaxDifference(Path.Combine(whole, HfModelDirectory.WeightsFileName), Path.Combine(killed, HfModelDirectory.WeightsFileName));
         Assert.True(difference <= 1e-6, $"max |diff| {difference} (resumed from step {newestAtKill})");
         // The checkpoints stay in the run, the newest three.
-        Assert.Equal([66, 68, 72], TrainingCheckpoint.List(killed).Select(c => c.Step));
-        Assert.Equal([66, 68, 72], TrainingCheckpoint.List(whole).Select(c => c.Step));
+        Assert.Equal(kept, TrainingCheckpoint.List(killed).Select(c => c.Step));
+        if (kind == "lora")
+        {
+            // The resumed run's PEFT adapter equals the uninterrupted run's and names the same base model.
+            string adapter = Path.Combine(killed, PeftAdapter.RunSubdirectory);
+            difference = MaxDifference(Path.Combine(whole, PeftAdapter.RunSubdirectory, PeftAdapter.WeightsFile), Path.Combine(adapter, PeftAdapter.WeightsFile));
+            Assert.True(difference <= 1e-6, $"adapter max |diff| {difference}");
+            Assert.Equal(Path.GetFullPath(cli.ModelDirectory), PeftAdapter.ReadConfig(adapter).BaseModelNameOrPath);
+        }
     }
 
     [Fact]
@@ -89,7 +129,7 @@ public sealed class ResumeCliTests : IDisposable
     [Fact]
     public void Resume_with_model_is_an_error_naming_both_flags()
     {
-        var (exit, output) = TrainCliHarness.Run(Args("--resume", cli.Folder, "--model", cli.ModelDirectory));
+        var (exit, output) = TrainCliHarness.Run(Args("full", "--resume", cli.Folder, "--model", cli.ModelDirectory));
         Assert.Equal(1, exit);
         Assert.Contains("--resume continues the checkpoint's model; do not give --model.", output);
     }
