@@ -86,14 +86,6 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         base_layer.weight!.copy_(merged);
         return base_layer;
     }
-
-    /// <summary>W + alpha/r · B·A as a new tensor: the weight <see cref="Merge"/> leaves, while this layer keeps its adapter.</summary>
-    public Tensor MergedWeight()
-    {
-        using var noGrad = torch.no_grad();
-        using var delta = torch.matmul(lora_B.weight!, lora_A.weight!);
-        return base_layer.weight!.add(delta.to_type(base_layer.weight.dtype), alpha: Scaling);
-    }
 }
 
 /// <summary>Puts LoRA adapters into an encoder and merges them back.</summary>
