@@ -218,7 +218,8 @@ public static class OnnxImporter
         if (initializePooler)
         {
             var generator = new torch.Generator((ulong)PoolerSeed);
-            tensors["pooler.dense.weight"] = torch.randn(expected["pooler.dense.weight"], generator: generator) * config.InitializerRange;
+            using Scalar range = config.InitializerRange.ToScalar();
+            tensors["pooler.dense.weight"] = torch.randn(expected["pooler.dense.weight"], generator: generator).mul_(range);
             tensors["pooler.dense.bias"] = torch.zeros(expected["pooler.dense.bias"]);
         }
         HfModelDirectory.Write(directory, config.ToJson(), tensors, metadata: new Dictionary<string, string> { ["format"] = "pt", ["source"] = "onnx:" + source });

@@ -144,7 +144,7 @@ public sealed class Embedder
         Tensor output = Options.Pooling switch
         {
             Pooling.Cls => hidden.select(1, 0),
-            Pooling.Mean => MeanPool(hidden, mask),
+            Pooling.Mean => SequenceClassifier.MeanPool(hidden, mask),
             _ => hidden,
         };
         if (Options.Normalize) output = nn.functional.normalize(output, p: 2, dim: -1);
@@ -164,14 +164,6 @@ public sealed class Embedder
         return result;
     }
 
-    // Σ(h · mask) / Σ mask over the sequence: padding contributes nothing.
-    private static Tensor MeanPool(Tensor hidden, Tensor mask)
-    {
-        Tensor weights = mask.unsqueeze(-1).to_type(hidden.dtype);          // [batch, sequence, 1]
-        Tensor summed = (hidden * weights).sum(1);                          // [batch, hidden]
-        Tensor counts = weights.sum(1).clamp_min(1e-9);                     // [batch, 1]
-        return summed / counts;
-    }
 
     private EncodedBatch Pad(EncodedText[] rows) =>
         EncodedBatch.Pad(rows.Select(r => (r.InputIds, r.TokenTypeIds, r.Length)).ToList(), tokenizer.PadTokenId);

@@ -1,5 +1,6 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments (PEFT's names)
 using SharpTune.Models;
+using SharpTune.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -38,6 +39,8 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
     /// <summary>alpha / r.</summary>
     public double Scaling { get; }
 
+    private readonly Scalar scaling;
+
     /// <summary>The options it was made with (targets resolved: the ones the injector matched against).</summary>
     public LoraOptions Options { get; }
 
@@ -54,6 +57,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         using (torch.no_grad()) lora_B.weight!.zero_();
         lora_dropout = Dropout(options.Dropout);
         Scaling = options.Alpha / options.Rank;
+        scaling = Scaling.ToScalar();
         Options = options;
         RegisterComponents();
     }
@@ -64,7 +68,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         // Through Autocast, so that under bf16 mixed precision the adapter computes in bf16 like every other Linear.
         Tensor result = Autocast.Linear(base_layer, x);
         Tensor update = Autocast.Linear(lora_B, Autocast.Linear(lora_A, lora_dropout.call(x)));
-        return result + update * Scaling;
+        return Scalars.Add(result, update.mul(scaling));
     }
 
     /// <summary>The wrapped Linear layer (its bias is the layer's bias).</summary>
@@ -75,7 +79,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
     {
         using var noGrad = torch.no_grad();
         using var delta = torch.matmul(lora_B.weight!, lora_A.weight!);
-        return base_layer.weight!.detach().add(delta.to_type(base_layer.weight.dtype), alpha: Scaling);
+        return base_layer.weight!.detach().add(delta.to_type(base_layer.weight.dtype), scaling);
     }
 
     /// <summary>Folds the adapter into the base weight (W += alpha/r · B·A) and returns the plain Linear.</summary>

@@ -3,6 +3,7 @@
 // embeddings.word_embeddings.weight, encoder.layer.0.attention.self.query.weight, …, pooler.dense.weight.
 #pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, self), not C# style
 using SharpTune.Export;
+using SharpTune.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -102,7 +103,7 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
 
     /// <summary>BERT's positions: 0 … L-1 for every row, [1, L].</summary>
     protected virtual Tensor PositionIds(Tensor inputIds) =>
-        torch.arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        Scalars.Arange(inputIds.shape[1], inputIds.device).unsqueeze(0);
 
     public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
     {
@@ -114,7 +115,7 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
         Tensor words = word_embeddings.call(inputIds);
         Tensor positions = position_embeddings.call(positionIds);
         Tensor types = token_type_embeddings.call(tokenTypeIds ?? zeros!);
-        Tensor sum = words + positions + types;
+        Tensor sum = Scalars.Add(Scalars.Add(words, positions), types);
         return dropout.call(LayerNorm.call(sum));
     }
 
@@ -288,7 +289,7 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(dropout.call(Autocast.Linear(dense, input)) + residual);
+    public override Tensor forward(Tensor input, Tensor residual) => LayerNorm.call(Scalars.Add(dropout.call(Autocast.Linear(dense, input)), residual));
 
     public string ExportOnnx(OnnxGraphBuilder g, string prefix, string input, string residual) =>
         g.LayerNorm(LayerNorm, prefix + "LayerNorm", g.Add(g.Linear(dense, prefix + "dense", input), residual), layerNormEps);

@@ -7,6 +7,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using SharpTune.Heads;
+using SharpTune.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -232,13 +233,13 @@ internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tens
             long sequenceLength = inputIds.shape[1];
             if (sequenceLength > position_embeddings.weight!.shape[0])
                 throw new SharpTuneException($"Input has {sequenceLength} tokens; the model's max_position_embeddings is {position_embeddings.weight.shape[0]}.");
-            using var positionIds = torch.arange(sequenceLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-            sum = sum + position_embeddings.call(positionIds);
+            using var positionIds = Scalars.Arange(sequenceLength, inputIds.device).unsqueeze(0);
+            sum = Scalars.Add(sum, position_embeddings.call(positionIds));
         }
         if (token_type_embeddings is not null)
         {
             using var zeros = tokenTypeIds is null ? torch.zeros_like(inputIds) : null;
-            sum = sum + token_type_embeddings.call(tokenTypeIds ?? zeros!);
+            sum = Scalars.Add(sum, token_type_embeddings.call(tokenTypeIds ?? zeros!));
         }
         if (embed_proj is not null) sum = Autocast.Linear(embed_proj, sum).to_type(ScalarType.Float32);
         Tensor normalized = LayerNorm.call(sum);
@@ -294,8 +295,8 @@ internal static class RelativePositions
     public static Tensor Build(long querySize, long keySize, int bucketSize, int maxPosition, Device device)
     {
         using var scope = torch.NewDisposeScope();
-        Tensor queryIds = torch.arange(querySize, dtype: ScalarType.Int64, device: device);
-        Tensor keyIds = torch.arange(keySize, dtype: ScalarType.Int64, device: device);
+        Tensor queryIds = Scalars.Arange(querySize, device);
+        Tensor keyIds = Scalars.Arange(keySize, device);
         Tensor relative = queryIds.unsqueeze(1) - keyIds.unsqueeze(0);
         if (bucketSize > 0 && maxPosition > 0) relative = LogBuckets(relative, bucketSize, maxPosition);
         return relative.MoveToOuterDisposeScope();
@@ -306,12 +307,13 @@ internal static class RelativePositions
     private static Tensor LogBuckets(Tensor relative, int bucketSize, int maxPosition)
     {
         long mid = bucketSize / 2;
+        using Scalar midScalar = mid.ToScalar(), negativeMid = (-mid).ToScalar(), midLessOne = (mid - 1).ToScalar();
         Tensor sign = relative.sign();
-        Tensor near = relative.lt(mid).logical_and(relative.gt(-mid));
-        Tensor absolute = torch.where(near, torch.full_like(relative, mid - 1), relative.abs());
+        Tensor near = relative.lt(midScalar).logical_and(relative.gt(negativeMid));
+        Tensor absolute = torch.where(near, torch.full_like(relative, midLessOne), relative.abs());
         Tensor logBase = torch.log(torch.tensor((float)((maxPosition - 1) / (double)mid), device: relative.device));
-        Tensor logPosition = torch.ceil(torch.log(absolute.to_type(ScalarType.Float32) / mid) / logBase * (mid - 1)) + mid;
-        Tensor bucket = torch.where(absolute.le(mid), relative.to_type(ScalarType.Float32), logPosition * sign);
+        Tensor logPosition = torch.ceil((torch.log(absolute.to_type(ScalarType.Float32).div(midScalar)) / logBase).mul(midLessOne)).add(midScalar, Scalars.One);
+        Tensor bucket = torch.where(absolute.le(midScalar), relative.to_type(ScalarType.Float32), logPosition * sign);
         return bucket.to_type(ScalarType.Int64);
     }
 }
@@ -370,6 +372,8 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
     private readonly int headDim;
     private readonly int span;
     private readonly float scale;
+    private readonly Scalar scaleScalar, spanScalar, lastRelative;
+    private static readonly Scalar Lowest = float.MinValue.ToScalar();
     private readonly bool relativeAttention;
     private readonly bool shareAttKey;
     private readonly bool contentToPosition;
@@ -394,6 +398,9 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
         span = config.AttentionSpan;
         // HF: sqrt(float32(head_dim) × scale_factor), computed in float32.
         scale = MathF.Sqrt(headDim * (float)config.ScaleFactor);
+        scaleScalar = scale.ToScalar();
+        spanScalar = span.ToScalar();
+        lastRelative = (span * 2 - 1).ToScalar();
         pos_dropout = Dropout(config.HiddenDropoutProb);
         dropout = Dropout(config.AttentionProbsDropoutProb);
         RegisterComponents();
@@ -405,11 +412,11 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
         Tensor q = SplitHeads(Autocast.Linear(query_proj, hidden));
         Tensor k = SplitHeads(Autocast.Linear(key_proj, hidden));
         Tensor v = SplitHeads(Autocast.Linear(value_proj, hidden));
-        Tensor scores = torch.matmul(q, k.transpose(-1, -2)) / scale;
+        Tensor scores = torch.matmul(q, k.transpose(-1, -2)).div(scaleScalar);
         if (relativeAttention)
         {
             Tensor relative = pos_dropout.call(context.RelativeEmbeddings!);
-            scores = scores + RelativeScores(q, k, context.RelativePositions!, relative);
+            scores = Scalars.Add(scores, RelativeScores(q, k, context.RelativePositions!, relative));
         }
         Tensor probabilities = dropout.call(MaskedSoftmax(scores, context.PairMask));
         Tensor attended = torch.matmul(probabilities.to_type(v.dtype), v);
@@ -432,17 +439,17 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
             // content→position: query i against the relative embedding of its distance to key j.
             Tensor positionKeys = SplitHeads(Autocast.Linear(shareAttKey ? key_proj : pos_key_proj!, rows));
             Tensor all = torch.matmul(q, positionKeys.transpose(-1, -2));
-            Tensor index = (relativePositions + span).clamp(0, span * 2 - 1).expand(scoreShape);
-            score = all.gather(-1, index) / scale;
+            Tensor index = relativePositions.add(spanScalar, Scalars.One).clamp(Scalars.Zero, lastRelative).expand(scoreShape);
+            score = all.gather(-1, index).div(scaleScalar);
         }
         if (positionToContent)
         {
             // position→content: key j against the relative embedding of the query's distance to it (the transposed gather).
             Tensor positionQueries = SplitHeads(Autocast.Linear(shareAttKey ? query_proj : pos_query_proj!, rows));
             Tensor all = torch.matmul(k, positionQueries.transpose(-1, -2));
-            Tensor index = (span - relativePositions).clamp(0, span * 2 - 1).expand(batch, heads, keys, keys);
-            Tensor term = all.gather(-1, index).transpose(-1, -2) / scale;
-            score = score is null ? term : score + term;
+            Tensor index = relativePositions.neg().add(spanScalar, Scalars.One).clamp(Scalars.Zero, lastRelative).expand(batch, heads, keys, keys);
+            Tensor term = all.gather(-1, index).transpose(-1, -2).div(scaleScalar);
+            score = score is null ? term : Scalars.Add(score, term);
         }
         return score ?? torch.zeros(scoreShape, dtype: q.dtype, device: q.device);
     }
@@ -452,7 +459,7 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
     private static Tensor MaskedSoftmax(Tensor scores, Tensor pairMask)
     {
         Tensor blocked = pairMask.logical_not();
-        Tensor filled = scores.to_type(ScalarType.Float32).masked_fill(blocked, float.MinValue);
-        return torch.softmax(filled, -1).masked_fill(blocked, 0);
+        Tensor filled = scores.to_type(ScalarType.Float32).masked_fill(blocked, Lowest);
+        return torch.softmax(filled, -1).masked_fill(blocked, Scalars.Zero);
     }
 }

@@ -2,6 +2,7 @@
 // blocks. Field names are the HF DistilBertModel keys, so a state dict loads 1:1:
 // embeddings.word_embeddings.weight, transformer.layer.0.attention.q_lin.weight, transformer.layer.0.ffn.lin1.weight, …
 #pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, q_lin, sa_layer_norm), not C# style
+using SharpTune.Native;
 using System.Text.Json.Serialization;
 using SharpTune.Export;
 using TorchSharp;
@@ -150,10 +151,10 @@ internal sealed class DistilBertEmbeddings : Module<Tensor, Tensor>
         long sequenceLength = inputIds.shape[1];
         if (sequenceLength > position_embeddings.weight!.shape[0])
             throw new SharpTuneException($"Input has {sequenceLength} tokens; the model's max_position_embeddings is {position_embeddings.weight.shape[0]}.");
-        using var positionIds = torch.arange(sequenceLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        using var positionIds = Scalars.Arange(sequenceLength, inputIds.device).unsqueeze(0);
         Tensor words = word_embeddings.call(inputIds);
         Tensor positions = position_embeddings.call(positionIds);
-        return dropout.call(LayerNorm.call(words + positions));
+        return dropout.call(LayerNorm.call(Scalars.Add(words, positions)));
     }
 
     public string ExportOnnx(OnnxGraphBuilder g, string prefix)
@@ -207,8 +208,8 @@ internal sealed class DistilBertBlock : Module<Tensor, Tensor?, Tensor>
 
     public override Tensor forward(Tensor hidden, Tensor? keyMask)
     {
-        Tensor attended = sa_layer_norm.call(attention.call(hidden, keyMask) + hidden);
-        return output_layer_norm.call(ffn.call(attended) + attended);
+        Tensor attended = sa_layer_norm.call(Scalars.Add(attention.call(hidden, keyMask), hidden));
+        return output_layer_norm.call(Scalars.Add(ffn.call(attended), attended));
     }
 
     public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden)

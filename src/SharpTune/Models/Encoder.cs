@@ -53,7 +53,7 @@ public abstract class Encoder : nn.Module<Tensor, Tensor?, Tensor?, EncoderOutpu
         using var noGrad = TorchSharp.torch.no_grad();
         foreach (var (name, parameter) in named_parameters())
         {
-            if (name.EndsWith("LayerNorm.weight", StringComparison.Ordinal) || name.EndsWith("layer_norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+            if (name.EndsWith("LayerNorm.weight", StringComparison.Ordinal) || name.EndsWith("layer_norm.weight", StringComparison.Ordinal)) parameter.fill_(Native.Scalars.One);
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) parameter.zero_();
             else parameter.normal_(0, Config.InitializerRange);
         }

@@ -2,6 +2,7 @@
 // padding id, as fairseq numbered them. Field names are the HF RobertaModel keys.
 using System.Text.Json.Serialization;
 using SharpTune.Export;
+using SharpTune.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -62,8 +63,9 @@ internal sealed class RobertaEmbeddings(BertConfig config) : BertEmbeddings(conf
 
     protected override Tensor PositionIds(Tensor inputIds)
     {
-        using var isToken = inputIds.ne(paddingIndex).to_type(ScalarType.Int64);
-        return torch.cumsum(isToken, 1).mul_(isToken).add_(paddingIndex);
+        using var padding = paddingIndex.ToScalar();
+        using var isToken = inputIds.ne(padding).to_type(ScalarType.Int64);
+        return torch.cumsum(isToken, 1).mul_(isToken).add_(padding, Scalars.One);
     }
 
     protected override string PositionsOnnx(OnnxGraphBuilder g, Embedding table, string key)

@@ -91,13 +91,15 @@ public sealed class SequenceClassifier : nn.Module<Tensor, Tensor?, Tensor?, Ten
         _ => throw new ArgumentOutOfRangeException(nameof(input)),
     };
 
+    private static readonly Scalar NoTokens = 1e-9.ToScalar();
+
     /// <summary>Mean of the hidden states of the tokens whose mask is 1 (all tokens when the mask is null).</summary>
     public static Tensor MeanPool(Tensor lastHiddenState, Tensor? attentionMask)
     {
         if (attentionMask is null) return lastHiddenState.mean([1]);
         Tensor weights = attentionMask.unsqueeze(-1).to_type(lastHiddenState.dtype);
         Tensor summed = (lastHiddenState * weights).sum(1);
-        Tensor counts = weights.sum(1).clamp_min(1e-9);
+        Tensor counts = weights.sum(1).clamp_min(NoTokens);
         return summed / counts;
     }
 }

@@ -2,6 +2,8 @@ using System.Globalization;
 using SharpTune.Data;
 using SharpTune.Heads;
 using SharpTune.Models;
+using SharpTune.Native;
+using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -138,7 +140,9 @@ public abstract class TaskType
         public override Tensor Probabilities(Tensor logits)
         {
             Tensor fp32 = Float(logits);
-            return fp32.shape[1] == 1 ? cat([1 - sigmoid(fp32), sigmoid(fp32)], 1) : functional.softmax(fp32, 1);
+            if (fp32.shape[1] != 1) return functional.softmax(fp32, 1);
+            Tensor positive = sigmoid(fp32);
+            return cat([positive.neg().add(Scalars.One, Scalars.One), positive], 1); // 1 − p, p
         }
 
         public override EvaluationMetrics Evaluate(TaskDataset data, float[][] probabilities)
@@ -251,7 +255,8 @@ public abstract class TaskType
             Tensor flatLogits = Float(logits).reshape(-1, logits.shape[^1]);
             Tensor flatTargets = targets.reshape(-1);
             Tensor summed = functional.cross_entropy(flatLogits, flatTargets, ignore_index: TokenWindows.IgnoreIndex, reduction: Reduction.Sum);
-            Tensor counted = flatTargets.ne(TokenWindows.IgnoreIndex).sum().clamp_min(1).to_type(ScalarType.Float32);
+            using Scalar ignore = TokenWindows.IgnoreIndex.ToScalar();
+            Tensor counted = flatTargets.ne(ignore).sum().clamp_min(Scalars.One).to_type(ScalarType.Float32);
             return summed / counted;
         }
 

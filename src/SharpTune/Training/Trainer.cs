@@ -235,7 +235,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             Epoch = epoch, Batch = batch, Step = step, Samples = samples, LossSum = lossSum, LossCount = lossCount,
             EvaluationsWithoutImprovement = withoutImprovement, Evaluations = evaluations,
             BestIndex = best is null ? null : evaluations.IndexOf(best), Fixed = FixedSettings(train),
-            Optimizer = optimizer.States().ToDictionary(s => s.Key, s => (s.Value.step, s.Value.exp_avg.cpu(), s.Value.exp_avg_sq.cpu())),
+            Optimizer = optimizer.States().ToDictionary(s => s.Key, s => (s.Value.Step, s.Value.ExpAvg.cpu(), s.Value.ExpAvgSq.cpu())),
             RandomState = torch.get_rng_state(), BestWeights = bestWeights?.ToDictionary(w => w.Key, w => w.Value.cpu()),
             TrainSeconds = trainSeconds, Adapters = Lora.LoraInjector.AdapterState(model) is { Count: > 0 } layers ? layers : null,
         };
@@ -264,7 +264,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
         }
         Tensor loss = task.Loss(logits, targets);
-        (loss * scale).backward();
+        using (Scalar factor = scale.ToScalar()) loss.mul(factor).backward();
         return loss.item<float>();
     }
 
@@ -336,95 +336,4 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         foreach (var (name, parameter) in model.named_parameters())
             if (weights.TryGetValue(name, out var saved)) parameter.copy_(saved);
     }
-}
-
-/// <summary>
-/// AdamW over the trainable tensors only, in groups of equal learning rate and weight decay: decay on weight
-/// matrices, none on biases and LayerNorms. The schedule scales every group's base rate.
-/// </summary>
-internal sealed class GroupedAdamW(double weightDecay) : IDisposable
-{
-    private AdamW? optimizer;
-    private readonly List<(AdamW.ParamGroup Group, double BaseRate)> groups = [];
-    private readonly HashSet<string> held = [];
-    private readonly List<Parameter> parameters = [];
-    private readonly List<string> names = [];
-
-    public IEnumerable<Parameter> Parameters => parameters;
-
-    /// <summary>
-    /// The total norm of the gradients: NaN or infinity when any gradient is not finite. Read before clipping, which
-    /// would spread a NaN to every gradient and hide where it came from.
-    /// </summary>
-    public double GradientNorm()
-    {
-        using var scope = NewDisposeScope(); // also the .grad wrappers
-        var norms = parameters.Select(p => p.grad).OfType<Tensor>().Select(g => linalg.vector_norm(g)).ToList();
-        return norms.Count == 0 ? 0 : linalg.vector_norm(stack(norms)).item<float>();
-    }
-
-    /// <summary>Scales the gradients down to a total norm of at most <paramref name="maxNorm"/>.</summary>
-    public void ClipGradients(double maxNorm)
-    {
-        using var scope = NewDisposeScope();
-        nn.utils.clip_grad_norm_(parameters, maxNorm);
-    }
-
-    /// <summary>The name of the first parameter whose gradient holds a NaN or infinity, or null.</summary>
-    public string? FirstNonFiniteGradient()
-    {
-        using var scope = NewDisposeScope();
-        for (int i = 0; i < parameters.Count; i++)
-            if (parameters[i].grad is { } grad && !grad.isfinite().all().item<bool>()) return names[i];
-        return null;
-    }
-
-    /// <summary>Adds the plan's trainable tensors that the optimizer does not hold yet.</summary>
-    public void AddTrainable(TrainingPlan plan, LearningRates rates, int layers)
-    {
-        var fresh = plan.Trainable.Where(e => held.Add(e.Key)).ToList();
-        foreach (var bucket in fresh.GroupBy(e => (Rate: rates.For(e, layers), Decay: e.DecaysWeight)))
-        {
-            var members = bucket.Select(e => e.Parameter).ToList();
-            parameters.AddRange(members);
-            names.AddRange(bucket.Select(e => e.Key));
-            var group = new AdamW.ParamGroup(members, lr: bucket.Key.Rate, weight_decay: bucket.Key.Decay ? weightDecay : 0);
-            groups.Add((group, bucket.Key.Rate));
-            if (optimizer is null) optimizer = torch.optim.AdamW(new[] { group }, lr: bucket.Key.Rate);
-            else optimizer.add_param_group(group);
-        }
-    }
-
-    /// <summary>Sets every group's rate to its base rate × <paramref name="factor"/>; returns the largest rate.</summary>
-    public double SetSchedule(double factor)
-    {
-        double largest = 0;
-        foreach (var (group, baseRate) in groups)
-        {
-            group.Options.LearningRate = baseRate * factor;
-            largest = Math.Max(largest, baseRate * factor);
-        }
-        return largest;
-    }
-
-    public void Step() => optimizer?.step();
-
-    /// <summary>AdamW's state of each parameter, by key.</summary>
-    public IReadOnlyDictionary<string, AdamW.State> States()
-    {
-        if (optimizer is null) return new Dictionary<string, AdamW.State>();
-        var states = optimizer.state_dict().State;
-        return names.Select((name, i) => (name, (AdamW.State)states[i])).ToDictionary(x => x.name, x => x.Item2, StringComparer.Ordinal);
-    }
-
-    public void ZeroGrad()
-    {
-        // TorchSharp's zero_grad reads every parameter's .grad, which makes a new wrapper each time, and leaves those
-        // wrappers to the GC (41 a step on the tiny model): their native handles then pile up until finalizers run
-        // on the GC's thread. The scope disposes them here; the gradients themselves stay.
-        using var scope = NewDisposeScope();
-        optimizer?.zero_grad();
-    }
-
-    public void Dispose() => optimizer?.Dispose();
 }

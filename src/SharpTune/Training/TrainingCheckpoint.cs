@@ -223,7 +223,7 @@ public sealed class TrainingCheckpoint : IDisposable
     /// Copies the saved AdamW state into <paramref name="states"/> (the optimizer's, by parameter key) and sets the
     /// random-number generator to its state at the checkpoint.
     /// </summary>
-    public void Restore(IReadOnlyDictionary<string, AdamW.State> states, string directory)
+    internal void Restore(IReadOnlyDictionary<string, AdamState> states, string directory)
     {
         torch.set_rng_state(RandomState);
         using var noGrad = no_grad();
@@ -231,9 +231,9 @@ public sealed class TrainingCheckpoint : IDisposable
         {
             if (!Optimizer.TryGetValue(key, out var saved))
                 throw new SharpTuneException($"{Path.Combine(directory, TensorsFile)}: no optimizer state for trainable tensor '{key}' (was the strategy the same?).");
-            state.step = saved.Step;
-            state.exp_avg.copy_(saved.ExpAvg);
-            state.exp_avg_sq.copy_(saved.ExpAvgSq);
+            state.Step = saved.Step;
+            state.ExpAvg.copy_(saved.ExpAvg);
+            state.ExpAvgSq.copy_(saved.ExpAvgSq);
         }
     }
 

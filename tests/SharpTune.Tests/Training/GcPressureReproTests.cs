@@ -10,13 +10,15 @@ namespace SharpTune.Tests.Training;
 /// an ExternalException from libtorch). With the GC collecting and finalizing continuously on another thread and a
 /// third thread burning CPU, 1 run in 3 of the cls head failed on 2 cores, in THSTensor_add_scalar_
 /// ("Expected false to be true … toFloat at c10/core/Scalar.h:140"): a native Scalar read after it was freed.
-/// SharpTune passes no scalar to an in-place add on this path, so the suspect is a TorchSharp Scalar (converted
-/// implicitly from a double inside the optimizer step) finalized while its handle is still in use.
-/// Skipped: about 90 s and non-deterministic; run it by hand when touching the training loop or TorchSharp.
+/// The cause: TorchSharp's implicit Scalars (here inside <c>AdamW.step</c>'s <c>add_(eps)</c>) are unreachable once their
+/// handle is read, so a collection started by another thread could free one mid-call. SharpTune now has its own AdamW and
+/// passes only scalars it keeps alive (<c>SharpTune.Native.Scalars</c>; <c>ScalarLifetimeTests</c> guards it from the IL).
+/// After that change: 3 runs of both cases passed at load average 20 (2026-12-02), where 1 run in 3 had failed.
+/// Skipped: about 60–90 s and a pass proves little on its own; run it by hand when touching the training loop or TorchSharp.
 /// </summary>
 public sealed class GcPressureReproTests
 {
-    [Theory(Skip = "Manual reproduction: ~90 s, fails about 1 run in 3 while the TorchSharp Scalar race is open.")]
+    [Theory(Skip = "Manual reproduction: ~90 s; the race it reproduced is closed (ScalarLifetimeTests guards the cause).")]
     [InlineData("cls")]
     [InlineData("mean")]
     public void Frozen_bf16_training_survives_continuous_garbage_collection_and_cpu_load(string head)
