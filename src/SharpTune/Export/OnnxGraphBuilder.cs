@@ -274,9 +274,11 @@ public sealed class OnnxGraphBuilder
     // W_q = round(W / w_scale) per output column, w_scale = max|W[:, j]| / 127 (symmetric, zero point 0).
     private string QuantizedMatMul(string x, Tensor transposed, string name)
     {
-        using var w = transposed.to(float32).cpu();
-        using var scale = w.abs().amax([0]).clamp_min(1e-12f) / 127f;
-        using var quantized = (w / scale).round().clamp(-127, 127).to(int8).contiguous();
+        using var scope = NewDisposeScope(); // keeps the temporaries reachable until the native calls that read them return
+        using Scalar tiny = 1e-12f.ToScalar(), top = 127f.ToScalar(), bottom = (-127f).ToScalar();
+        Tensor w = transposed.to(float32).cpu();
+        Tensor scale = w.abs().amax([0]).clamp_min(tiny).div(top);
+        Tensor quantized = (w / scale).round().clamp(bottom, top).to(int8).contiguous();
         string weight = AddInitializer(new OnnxTensor(name + ".quantized", OnnxDataType.Int8, quantized.shape, MemoryMarshal.AsBytes(quantized.data<sbyte>().ToArray().AsSpan()).ToArray()));
         string weightScale = Initializer(name + ".scale", scale);
         string weightZero = AddInitializer(new OnnxTensor(name + ".zero_point", OnnxDataType.Int8, [w.shape[1]], new byte[w.shape[1]]));
