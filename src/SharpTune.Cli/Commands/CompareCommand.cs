@@ -37,16 +37,17 @@ internal sealed class CompareSettings : FineTuneSettings
     public double? LearningRate { get; set; }
 
     [CommandOption("--metric <NAME>")]
-    [Description("Picks each run's best epoch and the best row: accuracy, macro_f1, mcc or loss (regression: pearson, spearman, mse, loss). " +
-        "Default: macro_f1 (pearson for regression); unlike accuracy it is not fooled by always answering the majority class.")]
+    [Description("Picks each run's best epoch and the best row: accuracy, macro_f1, mcc or loss (regression: pearson, spearman, mse, loss; " +
+        "token task: token_accuracy, macro_f1, entity_f1, entity_precision, entity_recall — entity scores need B-/I- tags — or loss). " +
+        "Default: macro_f1 (pearson for regression, token_accuracy for tagging); unlike accuracy it is not fooled by always answering the majority class.")]
     public string? Metric { get; set; }
 
     [CommandOption("--train-limit <N>")]
-    [Description("Use only the first N training examples.")]
+    [Description("Use only the first N training examples (token task: sentences).")]
     public int? TrainLimit { get; set; }
 
     [CommandOption("--eval-limit <N>")]
-    [Description("Use only the first N evaluation examples.")]
+    [Description("Use only the first N evaluation examples (token task: sentences).")]
     public int? EvalLimit { get; set; }
 
     [CommandOption("--budget <KIND>")]
@@ -70,7 +71,7 @@ internal sealed class CompareSettings : FineTuneSettings
 
     [CommandOption("--seeds <N>")]
     [Description("Runs per strategy, seeded --seed, --seed+1 …; the table shows mean ± standard deviation, and ★ marks the best only " +
-        "when a paired bootstrap over the eval examples (seeds resampled too) finds it better than the runner-up (p < 0.05); otherwise it says tie.")]
+        "when a paired bootstrap over the eval examples (token task: sentences; seeds resampled too) finds it better than the runner-up (p < 0.05); otherwise it says tie.")]
     [DefaultValue(1)]
     public int Seeds { get; set; } = 1;
 
@@ -114,36 +115,26 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         }.Validate();
         var options = new ComparisonOptions
         {
-            Strategies = strategies, ModelDirectory = settings.Model, Head = settings.Head ?? "mean", Training = training,
+            Strategies = strategies, ModelDirectory = settings.Model, Training = training,
             LearningRate = settings.LearningRate, Metric = settings.Metric, Budget = budget, StrategyEpochs = strategyEpochs,
             Seconds = settings.Seconds, Steps = settings.Steps, Seeds = settings.Seeds, Tolerance = settings.Tolerance,
         };
         // With --format json the standard output is the JSON alone: everything else goes to standard error.
         IAnsiConsole log = json ? CliApp.ConsoleFor(Console.Error, Console.IsErrorRedirected) : console;
 
-        LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), log);
-        LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
-        LoadedData eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), log);
-        if (train.Task != TaskType.Regression) eval = labels.Check(eval);
-        var trainExamples = train.Examples.Take(settings.TrainLimit ?? int.MaxValue).ToList();
-        var evalExamples = eval.Examples.Take(settings.EvalLimit ?? int.MaxValue).ToList();
+        var (data, inputs) = CommandSupport.IsTokenTask(task, settings.Train) ? LoadTagged(settings, log) : LoadTexts(settings, task, log);
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
 
-        options = (options with { Task = train.Task, MaxLength = maxLength }).Validate();
-        var comparison = new StrategyComparison(settings.Out, options)
-        {
-            CommandLine = commandLine,
-            Inputs = new JsonObject
-            {
-                ["train_file"] = settings.Train, ["train_examples"] = trainExamples.Count,
-                ["eval_file"] = settings.Eval, ["eval_examples"] = evalExamples.Count,
-                ["task"] = train.Task.ToString(),
-                ["labels"] = new JsonArray(labels.Names.Select(n => (JsonNode)JsonValue.Create(n)).ToArray()),
-            },
-        };
-        log.WriteLine($"Comparing {strategies.Count} strategies × {settings.Seeds} seed(s) on {trainExamples.Count} training and {evalExamples.Count} eval examples " +
-            $"({settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {options.Head}, max length {maxLength}, {options.BudgetText}, " +
+        options = (options with { Task = data.Task, Head = settings.Head ?? data.DefaultHead, MaxLength = maxLength }).Validate();
+        if (options.MetricOrDefault is MetricNames.EntityF1 or MetricNames.EntityPrecision or MetricNames.EntityRecall && EntityMetrics.DetectScheme(data.Labels.Names) is null)
+            throw new SharpTuneException($"--metric {options.MetricOrDefault}: the tags of {settings.Train} have no B-/I- scheme, so there are no entities to score; " +
+                "use token_accuracy or macro_f1.");
+        inputs["task"] = data.Task.Name;
+        inputs["labels"] = new JsonArray(data.Labels.Names.Select(n => (JsonNode)JsonValue.Create(n)).ToArray());
+        var comparison = new StrategyComparison(settings.Out, options) { CommandLine = commandLine, Inputs = inputs };
+        log.WriteLine($"Comparing {strategies.Count} strategies × {settings.Seeds} seed(s) on {data.TrainCount} training and {data.EvalCount} eval {data.Unit} " +
+            $"({settings.Model ?? "packaged all-MiniLM-L6-v2"}, task {data.Task.Name}, head {options.Head}, max length {maxLength}, {options.BudgetText}, " +
             $"batch size {settings.BatchSize}, seed(s) {string.Join(", ", options.SeedValues)}, best by {options.MetricOrDefault}).");
 
         // The first Ctrl+C stops the current run; finished rows are kept. A second one ends the process.
@@ -158,7 +149,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         ComparisonResult result;
         try
         {
-            result = comparison.Run(trainExamples, evalExamples, labels, new CompareProgress(log, budget), stop.Token);
+            result = comparison.Run(data, new CompareProgress(log, budget), stop.Token);
         }
         finally
         {
@@ -183,6 +174,35 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
                 $"A page to look at: sharptune report {settings.Out}");
         }
         return (result.Rows.All(r => r.AuditPassed) ? 0 : 2, result);
+    }
+
+    /// <summary>Texts with labels (--train-limit/--eval-limit applied) and what compare.json says about them.</summary>
+    private static (TaskData Data, JsonObject Inputs) LoadTexts(CompareSettings settings, TaskType? task, IAnsiConsole log)
+    {
+        var (train, eval, labels) = CommandSupport.LoadLabelledFiles(settings.Train, settings.Eval, settings, task, log);
+        var trainExamples = train.Examples.Take(settings.TrainLimit ?? int.MaxValue).ToList();
+        var evalExamples = eval!.Examples.Take(settings.EvalLimit ?? int.MaxValue).ToList();
+        var inputs = new JsonObject
+        {
+            ["train_file"] = settings.Train, ["train_examples"] = trainExamples.Count,
+            ["eval_file"] = settings.Eval, ["eval_examples"] = evalExamples.Count,
+        };
+        return (new TextTaskData(trainExamples, evalExamples, labels, train.Task, settings.Train, settings.Eval), inputs);
+    }
+
+    /// <summary>Tagged sentences (--train-limit/--eval-limit count sentences) and what compare.json says about them.</summary>
+    private static (TaskData Data, JsonObject Inputs) LoadTagged(CompareSettings settings, IAnsiConsole log)
+    {
+        var (train, eval, tags) = CommandSupport.LoadTaggedFiles(settings.Train, settings.Eval, settings, log);
+        var trainSentences = train.Sentences.Take(settings.TrainLimit ?? int.MaxValue).ToList();
+        var evalSentences = eval!.Sentences.Take(settings.EvalLimit ?? int.MaxValue).ToList();
+        var inputs = new JsonObject
+        {
+            ["train_file"] = settings.Train, ["train_examples"] = trainSentences.Count, ["train_words"] = trainSentences.Sum(s => s.Tokens.Count),
+            ["eval_file"] = settings.Eval, ["eval_examples"] = evalSentences.Count, ["eval_words"] = evalSentences.Sum(s => s.Tokens.Count),
+            ["unit"] = "sentences", ["tag_column"] = settings.TagColumn, ["stride"] = settings.Stride,
+        };
+        return (new TokenTaskData(trainSentences, evalSentences, tags, settings.Stride, settings.Train, settings.Eval), inputs);
     }
 
     /// <summary>Parses --budget: epochs, time or steps.</summary>

@@ -77,6 +77,33 @@ internal static class CommandSupport
         return data;
     }
 
+    /// <summary>
+    /// The training and evaluation files of a sequence task (train, compare): the labels come from the training data
+    /// (regression: the target column's name), and the eval labels must be among them.
+    /// </summary>
+    public static (LoadedData Train, LoadedData? Eval, LabelSet Labels) LoadLabelledFiles(string train, string? eval, DataSettings settings, TaskType? task,
+        IAnsiConsole console)
+    {
+        LoadedData trainData = Load(train, settings.DataOptions(task), console);
+        LabelSet labels = trainData.Task == TaskType.Regression ? LabelSet.FromNames([trainData.Columns.Label!]) : LabelSet.FromTraining(trainData.Examples);
+        LoadedData? evalData = eval is null ? null : Load(eval, settings.DataOptions(trainData.Task), console);
+        if (evalData is not null && trainData.Task != TaskType.Regression) evalData = labels.Check(evalData);
+        return (trainData, evalData, labels);
+    }
+
+    /// <summary>The training and evaluation files of the token task (train, compare): the tags come from the training sentences, the eval tags must be among them.</summary>
+    public static (LoadedTokenData Train, LoadedTokenData? Eval, LabelSet Tags) LoadTaggedFiles(string train, string? eval, DataSettings settings, IAnsiConsole console)
+    {
+        LoadedTokenData trainData = LoadTagged(train, settings.TokenDataOptions(), console);
+        LabelSet tags = TokenDataset.TagSet(trainData.Sentences);
+        LoadedTokenData? evalData = eval is null ? null : LoadTagged(eval, settings.TokenDataOptions(), console);
+        if (evalData is not null) TokenDataset.CheckTags(evalData.Sentences, tags, eval!);
+        return (trainData, evalData, tags);
+    }
+
+    /// <summary>Whether --train holds tagged sentences: --task token, or (without --task) a file that looks tagged (<see cref="TokenDataset.LooksTagged"/>).</summary>
+    public static bool IsTokenTask(TaskType? task, string train) => task?.PerToken ?? TokenDataset.LooksTagged(train);
+
     /// <summary>"3 labels (a, b, c)", the first ten named.</summary>
     public static string Describe(LabelSet labels) =>
         $"{labels.Count} labels ({string.Join(", ", labels.Names.Take(10))}{(labels.Count > 10 ? ", …" : "")})";

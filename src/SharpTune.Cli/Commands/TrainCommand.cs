@@ -125,13 +125,13 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         using var run = StagedDirectory.Begin(output, settings.Overwrite || resumeFrom is not null);
         bool replacing = resumeFrom is null && Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any();
 
-        bool token = task?.PerToken ?? TokenDataset.LooksTagged(settings.Train);
+        bool token = CommandSupport.IsTokenTask(task, settings.Train);
         // A saved run (a checkpoint to resume, or --model RUN_DIR) brings its head and labels; otherwise a new head goes on the encoder.
         string? savedRun = resumeFrom ?? (settings.Model is not null && File.Exists(Path.Combine(settings.Model, ClassifierCheckpoint.SettingsFile)) ? settings.Model : null);
         int maxLength = settings.MaxLength ?? (settings.Model is null ? 128
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
         using Prepared prepared = token ? PrepareTokens(settings, maxLength, savedRun) : PrepareTexts(settings, task, maxLength, savedRun);
-        TaskModel classifier = prepared.Model;
+        TaskModel classifier = prepared.Run.Model;
         // LoRA adapters are trained against the pretrained model (a resumed checkpoint names it in its adapter/); a
         // continued run's adapters sit on its saved, merged weights.
         if (resumeFrom is null && savedRun is not null) classifier.BaseModel = Path.GetFullPath(savedRun);
@@ -155,7 +155,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         TrainingResult result;
         try
         {
-            result = display.Run(() => classifier.Fit(prepared.Train, prepared.Eval, strategy, options, progress, stop.Token));
+            result = display.Run(() => classifier.Fit(prepared.Run.Train, prepared.Run.Eval, strategy, options, progress, stop.Token));
         }
         finally
         {
@@ -288,71 +288,42 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
     }
 
     /// <summary>The model to train and its encoded data, with what the run summary says about the files.</summary>
-    private sealed record Prepared(TaskModel Model, string Head, TaskDataset Train, TaskDataset? Eval, int TrainCount, int TrainSkipped, int? EvalCount, int? EvalSkipped)
-        : IDisposable
+    private sealed record Prepared(PreparedTask Run, string Head, int TrainCount, int TrainSkipped, int? EvalCount, int? EvalSkipped) : IDisposable
     {
-        public void Dispose() => Model.Dispose();
+        public void Dispose() => Run.Dispose();
     }
 
     private Prepared PrepareTexts(TrainSettings settings, TaskType? task, int maxLength, string? savedRun)
     {
-        LoadedData train = CommandSupport.Load(settings.Train, settings.DataOptions(task), console);
-        LabelSet labels = train.Task == TaskType.Regression ? LabelSet.FromNames([train.Columns.Label!]) : LabelSet.FromTraining(train.Examples);
-        LoadedData? eval = null;
-        if (settings.Eval is not null)
-        {
-            eval = CommandSupport.Load(settings.Eval, settings.DataOptions(train.Task), console);
-            if (train.Task != TaskType.Regression) eval = labels.Check(eval);
-        }
+        var (train, eval, labels) = CommandSupport.LoadLabelledFiles(settings.Train, settings.Eval, settings, task, console);
         console.WriteLine($"Data: {train.Examples.Count} training examples from {settings.Train}" +
             (eval is null ? "; no eval data" : $", {eval.Examples.Count} eval examples from {settings.Eval}") +
             $"; task {train.Task}" + (train.Task == TaskType.Regression ? "." : $", {CommandSupport.Describe(labels)}."));
-        string head = settings.Head ?? "mean";
-        var classifier = savedRun is not null ? ContinueRun(savedRun, train, settings.MaxLength)
-            : TextClassifier.Create(settings.Model, head, labels, train.Task, maxLength, settings.Seed);
-        if (savedRun is not null) head = classifier.Model.Head.GetType().Name;
-        try
-        {
-            return new Prepared(classifier, head, classifier.Encode(train.Examples, settings.Train), eval is null ? null : classifier.Encode(eval.Examples, settings.Eval!),
-                train.Examples.Count, train.SkippedRows, eval?.Examples.Count, eval?.SkippedRows);
-        }
-        catch
-        {
-            classifier.Dispose();
-            throw;
-        }
+        var data = new TextTaskData(train.Examples, eval?.Examples, labels, train.Task, settings.Train, settings.Eval ?? "eval");
+        PreparedTask run = savedRun is not null ? data.Encode(ContinueRun(savedRun, train, settings.MaxLength))
+            : data.Prepare(settings.Model, settings.Head ?? data.DefaultHead, maxLength, settings.Seed);
+        string head = savedRun is not null ? run.Model.Model.Head.GetType().Name : settings.Head ?? data.DefaultHead;
+        return new Prepared(run, head, train.Examples.Count, train.SkippedRows, eval?.Examples.Count, eval?.SkippedRows);
     }
 
     private Prepared PrepareTokens(TrainSettings settings, int maxLength, string? savedRun)
     {
-        LoadedTokenData train = CommandSupport.LoadTagged(settings.Train, settings.TokenDataOptions(), console);
-        LabelSet tags = TokenDataset.TagSet(train.Sentences);
-        LoadedTokenData? eval = settings.Eval is null ? null : CommandSupport.LoadTagged(settings.Eval, settings.TokenDataOptions(), console);
-        if (eval is not null) TokenDataset.CheckTags(eval.Sentences, tags, settings.Eval!);
+        var (train, eval, tags) = CommandSupport.LoadTaggedFiles(settings.Train, settings.Eval, settings, console);
         console.WriteLine($"Data: {train.Sentences.Count} training sentences ({train.Sentences.Sum(s => s.Tokens.Count)} words) from {settings.Train}" +
             (eval is null ? "; no eval data" : $", {eval.Sentences.Count} eval sentences from {settings.Eval}") + $"; task token, {CommandSupport.Describe(tags)}.");
-        string head = settings.Head ?? "token";
-        var tagger = savedRun is not null ? ContinueTagger(savedRun, train, settings.MaxLength, settings.Stride)
-            : TokenTagger.Create(settings.Model, head, tags, maxLength, settings.Seed, settings.Stride);
-        if (savedRun is not null) head = tagger.Model.Head.GetType().Name;
-        try
-        {
-            return new Prepared(tagger, head, tagger.Encode(train.Sentences, settings.Train), eval is null ? null : tagger.Encode(eval.Sentences, settings.Eval!),
-                train.Sentences.Count, train.SkippedSentences, eval?.Sentences.Count, eval?.SkippedSentences);
-        }
-        catch
-        {
-            tagger.Dispose();
-            throw;
-        }
+        var data = new TokenTaskData(train.Sentences, eval?.Sentences, tags, settings.Stride, settings.Train, settings.Eval ?? "eval");
+        PreparedTask run = savedRun is not null ? data.Encode(ContinueTagger(savedRun, train, settings.MaxLength, settings.Stride))
+            : data.Prepare(settings.Model, settings.Head ?? data.DefaultHead, maxLength, settings.Seed);
+        string head = savedRun is not null ? run.Model.Model.Head.GetType().Name : settings.Head ?? data.DefaultHead;
+        return new Prepared(run, head, train.Sentences.Count, train.SkippedSentences, eval?.Sentences.Count, eval?.SkippedSentences);
     }
 
     private static JsonObject SummaryExtras(TrainSettings s, TrainingOptions options, Prepared prepared, int maxLength) => new()
     {
         ["model"] = s.Model ?? "packaged:all-MiniLM-L6-v2",
         ["head"] = prepared.Head,
-        ["task"] = prepared.Model.Task.Name,
-        ["labels"] = new JsonArray(prepared.Model.Labels.Names.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
+        ["task"] = prepared.Run.Model.Task.Name,
+        ["labels"] = new JsonArray(prepared.Run.Model.Labels.Names.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
         ["train_file"] = s.Train,
         ["train_examples"] = prepared.TrainCount,
         ["train_skipped_rows"] = prepared.TrainSkipped,
@@ -363,7 +334,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         {
             ["strategy"] = s.Strategy, ["epochs"] = s.Epochs, ["lr"] = options.LearningRates.BaseRate, ["head_lr"] = options.LearningRates.EffectiveHeadRate,
             ["layer_lr_decay"] = s.LayerDecay, ["batch_size"] = s.BatchSize, ["grad_accum"] = s.GradientAccumulation,
-            ["max_length"] = maxLength, ["stride"] = (prepared.Model as TokenTagger)?.Stride, ["warmup_ratio"] = s.WarmupRatio, ["schedule"] = s.Schedule,
+            ["max_length"] = maxLength, ["stride"] = (prepared.Run.Model as TokenTagger)?.Stride, ["warmup_ratio"] = s.WarmupRatio, ["schedule"] = s.Schedule,
             ["weight_decay"] = s.WeightDecay, ["max_grad_norm"] = s.MaxGradNorm, ["eval_steps"] = s.EvalSteps,
             ["patience"] = s.Patience, ["metric"] = s.Metric, ["seed"] = s.Seed, ["device"] = s.Device, ["cache"] = !s.NoCache,
         },

@@ -74,7 +74,7 @@ public sealed record Recommendation(string Strategy, string Best, string Metric,
         double bestMean = best.Mean(metric)!.Value;
         var (threshold, source) = tolerance is { } t ? (t, "the tolerance given")
             : best.Std(metric) is { } std ? (std, $"one standard deviation of {best.Strategy} over {best.Runs.Count} seeds")
-            : test is not null ? (test.BetterStandardError, $"the standard error of {best.Strategy}'s figure over the {test.Examples} eval examples")
+            : test is not null ? (test.BetterStandardError, $"the standard error of {best.Strategy}'s figure over the {test.Examples} eval {test.Unit}")
             : (0.0, "no noise estimate: one run and no tolerance");
         bool higher = MetricNames.HigherIsBetter(metric);
         StrategySummary chosen = strategies
@@ -136,7 +136,7 @@ public sealed record ComparisonSummary(IReadOnlyList<StrategySummary> Strategies
                     $"({runnerUp.Format(Metric)}), but {Metric} cannot be recomputed from the predictions to test the difference.";
             string how = string.Create(Invariant,
                 $"difference {t.Difference:0.####}, 95% interval {t.Low:0.####} to {t.High:0.####}, {(t.PValue < 0.001 ? "p < 0.001" : $"p = {t.PValue:0.###}")}; " +
-                $"paired bootstrap over {t.Examples} eval examples and {t.BetterSeeds}+{t.OtherSeeds} seed runs");
+                $"paired bootstrap over {t.Examples} eval {t.Unit} and {t.BetterSeeds}+{t.OtherSeeds} seed runs");
             return t.Significant
                 ? $"★ {best.Strategy} beats {runnerUp.Strategy} by {Metric} beyond the noise ({how})."
                 : $"Tie: {best.Strategy} ({best.Format(Metric)}) and {runnerUp.Strategy} ({runnerUp.Format(Metric)}) are within the noise by {Metric} ({how}).";

@@ -35,16 +35,25 @@ public static class MetricNames
     /// <summary>Prefix of per-class F1 entries: <c>f1/&lt;label&gt;</c>. Higher is better.</summary>
     public const string ClassF1Prefix = "f1/";
 
-    // The one registry: every metric name and its direction.
-    private static readonly Dictionary<string, bool> Direction = new(StringComparer.Ordinal)
-    {
-        [Accuracy] = true, [MacroF1] = true, [Mcc] = true, [Pearson] = true, [Spearman] = true, [MicroF1] = true, [SubsetAccuracy] = true,
-        [TokenAccuracy] = true, [EntityF1] = true, [EntityPrecision] = true, [EntityRecall] = true,
-        [Loss] = false, [Mse] = false,
-    };
+    // The one registry: every metric name, its direction, and whether comparison tables show it — in the tables' column order.
+    private static readonly (string Name, bool HigherIsBetter, bool Headline)[] Registry =
+    [
+        (Accuracy, true, true), (TokenAccuracy, true, true), (EntityF1, true, true), (MacroF1, true, true), (MicroF1, true, true),
+        (Pearson, true, true), (Spearman, true, true), (Mse, false, true),
+        (Mcc, true, false), (SubsetAccuracy, true, false), (EntityPrecision, true, false), (EntityRecall, true, false),
+        (Loss, false, true),
+    ];
+
+    private static readonly Dictionary<string, bool> Direction = Registry.ToDictionary(m => m.Name, m => m.HigherIsBetter, StringComparer.Ordinal);
 
     /// <summary>Every metric name (per-class <c>f1/&lt;label&gt;</c> aside).</summary>
-    public static IEnumerable<string> All => Direction.Keys;
+    public static IEnumerable<string> All => Registry.Select(m => m.Name);
+
+    /// <summary>
+    /// The metrics a comparison's tables show when its runs have them, in column order: the accuracies, entity F1,
+    /// macro/micro F1, the regression scores, and loss last.
+    /// </summary>
+    public static IReadOnlyList<string> Headline { get; } = Registry.Where(m => m.Headline).Select(m => m.Name).ToArray();
 
     /// <summary>Whether a larger value of the metric is better (true for all but <c>loss</c> and <c>mse</c>).</summary>
     /// <exception cref="SharpTuneException">The name is not a known metric.</exception>

@@ -16,11 +16,12 @@ namespace SharpTune.Training;
 /// <param name="BetterStandardError">Standard deviation of <paramref name="Better"/>'s metric over the replicates: the
 /// noise of its figure when there is one seed.</param>
 /// <param name="Replicates">Bootstrap replicates drawn.</param>
-/// <param name="Examples">Eval examples.</param>
+/// <param name="Examples">The eval units resampled: examples, or sentences for a token task (see <paramref name="Unit"/>).</param>
 /// <param name="BetterSeeds">Runs (seeds) of <paramref name="Better"/>.</param>
 /// <param name="OtherSeeds">Runs (seeds) of <paramref name="Other"/>.</param>
+/// <param name="Unit">What was resampled, in words: "examples", or "sentences" for a token task.</param>
 public sealed record SignificanceTest(string Better, string Other, string Metric, double Difference, double Low, double High, double PValue,
-    double BetterStandardError, int Replicates, int Examples, int BetterSeeds, int OtherSeeds)
+    double BetterStandardError, int Replicates, int Examples, int BetterSeeds, int OtherSeeds, string Unit = Significance.ExampleUnit)
 {
     /// <summary>The level below which <see cref="PValue"/> counts as "beats it": 0.05.</summary>
     public const double Alpha = 0.05;
@@ -42,17 +43,25 @@ public sealed record SignificanceTest(string Better, string Other, string Metric
 /// </para>
 /// The metric is recomputed on every replicate by <see cref="TaskType.Evaluate"/>, so macro-F1 or MCC are
 /// tested as themselves, not through per-example accuracy.
+/// <para>
+/// A token task's examples are windows of sentences, and the words of one sentence are not independent draws: there
+/// the unit drawn is a sentence (all its windows together, each copy counted as a sentence of its own), and the token
+/// metric — token accuracy, macro-F1, entity F1 — is recomputed on the words of the drawn sentences.
+/// </para>
 /// </summary>
 public static class Significance
 {
     /// <summary>Replicates drawn by default: enough for a p-value near 0.05 to be within ±0.01.</summary>
     public const int DefaultReplicates = 2000;
 
+    /// <summary>The unit resampled for per-text tasks, and for token tasks.</summary>
+    public const string ExampleUnit = "examples", SentenceUnit = "sentences";
+
     /// <summary>
     /// Bootstraps the difference of <paramref name="metric"/> between the runs of <paramref name="better"/> and of
-    /// <paramref name="other"/> (each run: per-example probabilities over <paramref name="eval"/>, in dataset order).
-    /// Returns null when the metric is not one <see cref="TaskType.Evaluate"/> gives (the loss is not recomputed from
-    /// probabilities), or for token tasks (their examples are windows of sentences, not independent draws).
+    /// <paramref name="other"/> (each run: per-example probabilities over <paramref name="eval"/>, in dataset order), drawing
+    /// examples — or, when the examples are windows of sentences, whole sentences. Returns null when the metric is not one
+    /// <see cref="TaskType.Evaluate"/> gives here (the loss is not recomputed from probabilities; entity scores need B-/I- tags).
     /// </summary>
     public static SignificanceTest? PairedBootstrap(TaskDataset eval, string metric,
         string betterName, IReadOnlyList<float[][]> better, string otherName, IReadOnlyList<float[][]> other,
@@ -61,23 +70,24 @@ public static class Significance
         if (better.Count == 0 || other.Count == 0) throw new ArgumentException("Each side needs at least one run.");
         if (better.Concat(other).Any(run => run.Length != eval.Count))
             throw new ArgumentException($"Every run needs one prediction per eval example ({eval.Count}).");
-        if (eval.Task.PerToken || !eval.Task.Evaluate(eval, better[0]).ToDictionary().ContainsKey(metric)) return null;
+        if (!eval.Task.Evaluate(eval, better[0]).ToDictionary().ContainsKey(metric)) return null;
 
         double sign = MetricNames.HigherIsBetter(metric) ? 1 : -1;
         double observed = sign * (MeanOver(eval, metric, better) - MeanOver(eval, metric, other));
 
+        int[][] units = Units(eval);
         var random = new Random(seed);
-        int n = eval.Count;
+        int n = units.Length;
         var differences = new double[replicates];
         var betterValues = new double[replicates];
         int notBetter = 0;
-        var draw = new int[n];
+        var drawn = new int[n];
         for (int r = 0; r < replicates; r++)
         {
-            for (int i = 0; i < n; i++) draw[i] = random.Next(n);
-            TaskDataset sample = Subset(eval, draw);
-            double a = MeanOfDrawnSeeds(sample, draw, metric, better, random);
-            double b = MeanOfDrawnSeeds(sample, draw, metric, other, random);
+            for (int i = 0; i < n; i++) drawn[i] = random.Next(n);
+            var (sample, examples) = Subset(eval, units, drawn);
+            double a = MeanOfDrawnSeeds(sample, examples, metric, better, random);
+            double b = MeanOfDrawnSeeds(sample, examples, metric, other, random);
             betterValues[r] = a;
             differences[r] = sign * (a - b);
             if (differences[r] <= 0) notBetter++;
@@ -86,7 +96,8 @@ public static class Significance
         double mean = betterValues.Average();
         double standardError = Math.Sqrt(betterValues.Sum(v => (v - mean) * (v - mean)) / Math.Max(1, replicates - 1));
         return new SignificanceTest(betterName, otherName, metric, observed, Percentile(differences, 0.025), Percentile(differences, 0.975),
-            (notBetter + 1.0) / (replicates + 1.0), standardError, replicates, n, better.Count, other.Count);
+            (notBetter + 1.0) / (replicates + 1.0), standardError, replicates, n, better.Count, other.Count,
+            eval.Sentences is null ? ExampleUnit : SentenceUnit);
     }
 
     /// <summary>The metric of one run's probabilities over <paramref name="eval"/>.</summary>
@@ -96,23 +107,38 @@ public static class Significance
     private static double MeanOver(TaskDataset eval, string metric, IReadOnlyList<float[][]> runs) =>
         runs.Average(run => MetricOf(eval, metric, run));
 
-    private static double MeanOfDrawnSeeds(TaskDataset sample, int[] draw, string metric, IReadOnlyList<float[][]> runs, Random random)
+    private static double MeanOfDrawnSeeds(TaskDataset sample, int[] examples, string metric, IReadOnlyList<float[][]> runs, Random random)
     {
         double sum = 0;
         for (int s = 0; s < runs.Count; s++)
         {
             float[][] run = runs[runs.Count == 1 ? 0 : random.Next(runs.Count)];
-            sum += MetricOf(sample, metric, draw.Select(i => run[i]).ToArray());
+            sum += MetricOf(sample, metric, examples.Select(i => run[i]).ToArray());
         }
         return sum / runs.Count;
     }
 
-    /// <summary>The examples of <paramref name="data"/> at <paramref name="indices"/> (repeats allowed), targets included.</summary>
-    private static TaskDataset Subset(TaskDataset data, int[] indices) =>
-        new(data.Task, data.NumLabels, indices.Select(i => data.InputIds[i]).ToList(), indices.Select(i => data.TokenTypeIds[i]).ToList(),
-            data.Labels is { } labels ? indices.Select(i => labels[i]).ToList() : null,
-            data.Targets is { } targets ? indices.Select(i => targets[i]).ToList() : null,
-            data.LabelNames);
+    /// <summary>The independent draws: each example alone, or each sentence's examples (windows) together.</summary>
+    private static int[][] Units(TaskDataset data) => data.Sentences is { } sentences
+        ? Enumerable.Range(0, data.Count).GroupBy(i => sentences[i]).Select(g => g.ToArray()).ToArray()
+        : Enumerable.Range(0, data.Count).Select(i => new[] { i }).ToArray();
+
+    /// <summary>
+    /// The examples of the <paramref name="drawn"/> units (repeats allowed), targets included, and their indices in
+    /// <paramref name="data"/>; the k-th drawn sentence becomes sentence k, so a sentence drawn twice counts twice.
+    /// </summary>
+    private static (TaskDataset Sample, int[] Examples) Subset(TaskDataset data, int[][] units, int[] drawn)
+    {
+        int[] examples = drawn.SelectMany(u => units[u]).ToArray();
+        int[]? sentences = data.Sentences is null ? null : drawn.SelectMany((u, k) => units[u].Select(_ => k)).ToArray();
+        var sample = new TaskDataset(data.Task, data.NumLabels, examples.Select(i => data.InputIds[i]).ToList(), examples.Select(i => data.TokenTypeIds[i]).ToList(),
+            data.Labels is { } labels ? examples.Select(i => labels[i]).ToList() : null,
+            data.Targets is { } targets ? examples.Select(i => targets[i]).ToList() : null,
+            data.LabelNames,
+            data.TokenLabels is { } tokenLabels ? examples.Select(i => tokenLabels[i]).ToList() : null,
+            sentences);
+        return (sample, examples);
+    }
 
     // Linear interpolation between the closest ranks of a sorted array.
     private static double Percentile(double[] sorted, double p)

@@ -207,7 +207,8 @@ public sealed record StrategyFinishedEvent(int Index, ComparisonRow Row) : Compa
 
 /// <summary>
 /// Trains the same pretrained model on the same data with the same budget under several strategies and seeds,
-/// one run after another (a fresh <see cref="TextClassifier"/> per run, released afterwards): seed by seed, each
+/// one run after another (a fresh model per run, built and fed by the <see cref="TaskData"/>: a <see cref="TextClassifier"/>
+/// for texts, a <see cref="TokenTagger"/> for tagged sentences; released afterwards): seed by seed, each
 /// seed through every strategy, so that a machine whose load drifts slows every strategy alike. Writes:
 /// <list type="bullet">
 /// <item><c>&lt;out&gt;/&lt;strategy&gt;/</c> (several seeds: <c>&lt;out&gt;/&lt;strategy&gt;/seed-&lt;seed&gt;/</c>): each run, saved
@@ -252,9 +253,18 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
 
     /// <summary>Runs every strategy under every seed on <paramref name="train"/>, evaluating on <paramref name="eval"/>, labels <paramref name="labels"/>.</summary>
     public ComparisonResult Run(IReadOnlyList<TextExample> train, IReadOnlyList<TextExample> eval, LabelSet labels,
-        IProgress<ComparisonEvent>? progress = null, CancellationToken cancellation = default)
+        IProgress<ComparisonEvent>? progress = null, CancellationToken cancellation = default) =>
+        Run(new TextTaskData(train, eval, labels, options.Task), progress, cancellation);
+
+    /// <summary>
+    /// Runs every strategy under every seed on <paramref name="data"/> (texts or tagged sentences; its task must be the
+    /// options' <see cref="ComparisonOptions.Task"/>), each run on a model the data builds and encodes for itself.
+    /// </summary>
+    public ComparisonResult Run(TaskData data, IProgress<ComparisonEvent>? progress = null, CancellationToken cancellation = default)
     {
-        if (eval.Count == 0) throw new SharpTuneException("A comparison needs evaluation data: the eval set is empty.");
+        if (data.Task != options.Task)
+            throw new SharpTuneException($"The comparison's task is {options.Task.Name}; the data are for the {data.Task.Name} task.");
+        if (data.EvalCount is not > 0) throw new SharpTuneException("A comparison needs evaluation data: the eval set is empty.");
         System.IO.Directory.CreateDirectory(Directory);
         var rows = new List<ComparisonRow>();
         var predictions = new List<float[][]>();
@@ -269,7 +279,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             {
                 string what = options.Seeds == 1 ? strategy.Name : $"{strategy.Name}, seed {seed}";
                 if (cancellation.IsCancellationRequested) { stopped = $"cancelled before {what}"; break; }
-                var run = RunOne(index, count, strategy, seed, train, eval, labels, ref evalData, progress, cancellation);
+                var run = RunOne(index, count, strategy, seed, data, ref evalData, progress, cancellation);
                 if (run is null) { stopped = $"cancelled during {what}"; break; }
                 rows.Add(run.Value.Row);
                 predictions.Add(run.Value.Predictions);
@@ -284,11 +294,10 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         return new ComparisonResult(rows, summary, stopped, PathOf(JsonFile), PathOf(MarkdownFile), chart);
     }
 
-    /// <summary>One run: fresh classifier → train → save like <c>train</c> → row and eval predictions. Null when cancelled.
-    /// The first run also encodes the eval set into <paramref name="evalData"/>.</summary>
-    private (ComparisonRow Row, float[][] Predictions)? RunOne(int index, int count, Strategy strategy, int seed,
-        IReadOnlyList<TextExample> train, IReadOnlyList<TextExample> eval, LabelSet labels, ref TaskDataset? evalData,
-        IProgress<ComparisonEvent>? progress, CancellationToken cancellation)
+    /// <summary>One run: fresh model → train → save like <c>train</c> → row and eval predictions. Null when cancelled.
+    /// The first run also keeps the encoded eval set in <paramref name="evalData"/> (the targets the significance test scores against).</summary>
+    private (ComparisonRow Row, float[][] Predictions)? RunOne(int index, int count, Strategy strategy, int seed, TaskData data,
+        ref TaskDataset? evalData, IProgress<ComparisonEvent>? progress, CancellationToken cancellation)
     {
         TrainingOptions training = options.TrainingFor(strategy, seed);
         double rate = training.LearningRates.BaseRate;
@@ -301,25 +310,27 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         bool perRun = ProcessMemory.ResetPeak();
         long? before = ProcessMemory.Read("VmRSS");
 
+        using var run = Checkpoints.StagedDirectory.Begin(runDirectory); // the run directory appears whole, or not at all
+        using PreparedTask prepared = data.Prepare(options.ModelDirectory, options.Head, options.MaxLength, seed);
         // A frozen head makes thousands of cheap epochs under a time budget: a metrics.jsonl line (and its flush) per epoch,
         // not per 10 steps, keeps the record's own cost out of the training time it is measured by.
-        int stepsPerEpoch = (train.Count + training.BatchSize - 1) / training.BatchSize;
-        using var run = Checkpoints.StagedDirectory.Begin(runDirectory); // the run directory appears whole, or not at all
+        int stepsPerEpoch = (prepared.Train.Count + training.BatchSize - 1) / training.BatchSize;
         var recorder = new RunRecorder(run.Path, strategy is FrozenStrategy ? Math.Max(10, stepsPerEpoch) : 10);
         var forward = new Progress(strategy, recorder, progress);
-        using var classifier = TextClassifier.Create(options.ModelDirectory, options.Head, labels, options.Task, options.MaxLength, seed);
-        TrainingResult result = classifier.Train(train, eval, strategy, training, forward, cancellation);
+        TrainingResult result = prepared.Model.Fit(prepared.Train, prepared.Eval, strategy, training, forward, cancellation);
         long? after = ProcessMemory.Read("VmRSS");
         long? peak = ProcessMemory.Read("VmHWM");
         if (result.Stopped == "cancelled") return null;
 
-        classifier.WriteFiles(run.Path);
+        prepared.Model.WriteFiles(run.Path);
         recorder.WriteCharts();
         recorder.WriteSummary(result, new JsonObject
         {
             ["model"] = options.ModelDirectory ?? "packaged:all-MiniLM-L6-v2",
             ["head"] = options.Head,
+            ["task"] = data.Task.Name,
             ["max_length"] = options.MaxLength,
+            ["stride"] = (prepared.Model as TokenTagger)?.Stride,
             ["lr"] = rate,
             ["seed"] = seed,
             ["budget"] = options.BudgetText,
@@ -334,8 +345,8 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             result.TrainSeconds, result.SamplesPerSecond, peak, perRun, before, after,
             best.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)).ToDictionary(),
             best.Epoch + 1, result.Audit.Passed, result.UsedFeatureCache, runDirectory, forward.FeatureSource,
-            seed, samples / Math.Max(1, train.Count), forward.Steps);
-        evalData ??= classifier.Encode(eval, "eval"); // the targets the significance test scores predictions against
+            seed, samples / Math.Max(1, prepared.Train.Count), forward.Steps);
+        evalData ??= prepared.Eval;
         return (row, probabilities);
     }
 
@@ -375,7 +386,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         SignificanceTest? test = json["test"] is JsonObject t
             ? new SignificanceTest(Get<string>(t, "better"), Get<string>(t, "other"), metric, Get<double>(t, "difference"), Get<double>(t, "low_2_5"),
                 Get<double>(t, "high_97_5"), Get<double>(t, "p_value"), Get<double>(t, "better_standard_error"), Get<int>(t, "replicates"),
-                Get<int>(t, "examples"), Get<int>(t, "better_seeds"), Get<int>(t, "other_seeds"))
+                Get<int>(t, "examples"), Get<int>(t, "better_seeds"), Get<int>(t, "other_seeds"), t["unit"]?.GetValue<string>() ?? Significance.ExampleUnit)
             : null;
         Recommendation? recommendation = json["recommendation"] is JsonObject r
             ? new Recommendation(Get<string>(r, "strategy"), Get<string>(r, "best"), metric, Get<double>(r, "threshold"), Get<string>(r, "threshold_source"),
@@ -411,7 +422,8 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             ["verdict"] = summary.Verdict,
             ["test"] = summary.Test is { } t ? new JsonObject
             {
-                ["method"] = "paired bootstrap over the eval examples, seeds resampled per strategy",
+                ["method"] = $"paired bootstrap over the eval {t.Unit}, seeds resampled per strategy",
+                ["unit"] = t.Unit,
                 ["better"] = t.Better, ["other"] = t.Other, ["difference"] = t.Difference, ["low_2_5"] = t.Low, ["high_97_5"] = t.High,
                 ["p_value"] = t.PValue, ["alpha"] = SignificanceTest.Alpha, ["significant"] = t.Significant, ["replicates"] = t.Replicates,
                 ["examples"] = t.Examples, ["better_standard_error"] = t.BetterStandardError, ["better_seeds"] = t.BetterSeeds, ["other_seeds"] = t.OtherSeeds,
@@ -536,7 +548,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         if (CommandLine is not null) md.AppendLine("```").AppendLine(CommandLine).AppendLine("```").AppendLine();
         var training = options.Training;
         string rates = options.LearningRate is { } lr ? lr.ToString("0.###e+0", Invariant) + " for every strategy" : "each strategy's default";
-        md.AppendLine(Invariant, $"Model {options.ModelDirectory ?? "packaged all-MiniLM-L6-v2"}, head {options.Head}, max length {options.MaxLength}, " +
+        md.AppendLine(Invariant, $"Model {options.ModelDirectory ?? "packaged all-MiniLM-L6-v2"}, task {options.Task.Name}, head {options.Head}, max length {options.MaxLength}, " +
             $"{options.BudgetText}, batch size {training.BatchSize}, seed(s) {string.Join(", ", options.SeedValues)}; learning rate: {rates}. " +
             $"Figures are mean ± standard deviation over the seeds; ★ marks a strategy that beats the runner-up by {summary.Metric} beyond the noise.").AppendLine();
 
@@ -580,12 +592,9 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         return md.ToString();
     }
 
-    /// <summary>The headline metrics present in the rows: accuracy, macro-F1 … and loss last.</summary>
-    public static string[] ShownMetrics(IReadOnlyList<ComparisonRow> rows)
-    {
-        string[] order = [MetricNames.Accuracy, MetricNames.MacroF1, MetricNames.MicroF1, MetricNames.Pearson, MetricNames.Spearman, MetricNames.Mse, MetricNames.Loss];
-        return order.Where(m => rows.Count > 0 && rows.All(r => r.Metrics.ContainsKey(m))).ToArray();
-    }
+    /// <summary>The <see cref="MetricNames.Headline"/> metrics every row has (accuracy or token accuracy, entity F1, macro-F1 … loss last).</summary>
+    public static string[] ShownMetrics(IReadOnlyList<ComparisonRow> rows) =>
+        MetricNames.Headline.Where(m => rows.Count > 0 && rows.All(r => r.Metrics.ContainsKey(m))).ToArray();
 
     /// <summary>Bytes as MiB with no decimals, "–" when unknown.</summary>
     public static string Mib(long? bytes) => bytes is { } b ? (b / (1024.0 * 1024.0)).ToString("F0", Invariant) : "–";

@@ -59,6 +59,61 @@ public sealed class TokenTaskCliTests : IDisposable
     }
 
     [Fact]
+    public void Compare_on_conll_data_runs_taggers_and_reports_token_metrics()
+    {
+        string output = cli.PathOf("compare-pos");
+        var (exit, text) = TrainCliHarness.Run("compare", "--model", Model, "--train", Sample("train"), "--eval", Sample("dev"),
+            "--strategies", "frozen,full", "--epochs", "1", "--batch-size", "16", "--max-length", "64", "--train-limit", "40", "--eval-limit", "20",
+            "--out", output);
+
+        Assert.True(exit == 0, text);
+        Assert.Contains("on 40 training and 20 eval sentences", text);
+        Assert.Contains("task token, head token", text);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "compare.json")))!;
+        Assert.Equal("token_accuracy", json["metric"]!.GetValue<string>()); // the token task's default
+        Assert.Equal("token", json["options"]!["task"]!.GetValue<string>());
+        Assert.Equal(20, json["inputs"]!["eval_examples"]!.GetValue<int>());
+        var rows = json["rows"]!.AsArray();
+        Assert.Equal(["frozen", "full"], rows.Select(r => r!["strategy"]!.GetValue<string>()));
+        var dev = TokenDataset.Load(Sample("dev")).Sentences.Take(20).ToList();
+        foreach (var row in rows)
+        {
+            string run = row!["run_directory"]!.GetValue<string>();
+            var config = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
+            Assert.Equal("BertForTokenClassification", config["architectures"]![0]!.GetValue<string>());
+            // The row's token accuracy is the saved tagger's on the 20 eval sentences, counted word by word here.
+            using var tagger = TokenTagger.Load(run);
+            var predicted = tagger.Predict(dev.Select(s => s.Tokens).ToList());
+            double accuracy = dev.SelectMany(s => s.Tags).Zip(predicted.SelectMany(s => s)).Average(p => p.First == p.Second.Tag ? 1.0 : 0.0);
+            Assert.Equal(accuracy, row["metrics"]!["token_accuracy"]!.GetValue<double>(), 6);
+            Assert.InRange(row["metrics"]!["macro_f1"]!.GetValue<double>(), 0, 1);
+            Assert.Null(row["metrics"]!["entity_f1"]); // POS tags: no entities
+        }
+        Assert.Equal("sentences", json["test"]!["unit"]!.GetValue<string>());
+        Assert.Equal(20, json["test"]!["examples"]!.GetValue<int>());
+        // The console table, compare.md and the HTML report show the token metrics.
+        string header = text.Split('\n').First(l => l.Contains("strategy") && l.Contains("token_accuracy"));
+        Assert.Contains("macro_f1", header);
+        Assert.Contains("| token_accuracy | macro_f1 | loss |", File.ReadAllText(Path.Combine(output, "compare.md")));
+        (exit, text) = TrainCliHarness.Run("report", output);
+        Assert.True(exit == 0, text);
+        string html = File.ReadAllText(Path.Combine(output, "report.html"));
+        Assert.Contains("token_accuracy</th>", html);
+        Assert.Contains("paired bootstrap over 20 eval sentences", html);
+    }
+
+    [Fact]
+    public void Compare_refuses_entity_f1_for_tags_without_a_scheme()
+    {
+        var (exit, output) = TrainCliHarness.Run("compare", "--model", Model, "--train", Sample("train"), "--eval", Sample("dev"),
+            "--metric", "entity_f1", "--out", cli.PathOf("never"));
+
+        Assert.Equal(1, exit);
+        Assert.Contains("--metric entity_f1: the tags of", output);
+        Assert.False(Directory.Exists(cli.PathOf("never")));
+    }
+
+    [Fact]
     public void An_unknown_tag_in_the_eval_data_is_an_error_naming_the_file_and_line()
     {
         string eval = cli.PathOf("bad.conll");

@@ -87,6 +87,76 @@ public class SignificanceTests
         Assert.Null(Significance.PairedBootstrap(Eval(), MetricNames.Loss, "a", [WrongOnFirst(1)], "b", [WrongOnFirst(2)]));
     }
 
+    /// <summary>
+    /// A token task's eval set of hand-made windows: each sentence is a list of windows, each window a list of per-token
+    /// gold tag ids (null: the token does not count — a special token, or a word another window owns).
+    /// </summary>
+    private static TaskDataset TokenEval(string[] tags, params int?[][][] sentences)
+    {
+        var windows = sentences.SelectMany((windows, s) => windows.Select(w => (Tokens: w, Sentence: s))).ToList();
+        return new TaskDataset(TaskType.Token, tags.Length, windows.Select(w => new long[w.Tokens.Length]).ToList(),
+            windows.Select(w => new long[w.Tokens.Length]).ToList(), labelNames: tags,
+            tokenLabels: windows.Select(w => w.Tokens.Select(t => t is { } id ? id : TokenWindows.IgnoreIndex).ToArray()).ToList(),
+            sentences: windows.Select(w => w.Sentence).ToList());
+    }
+
+    /// <summary>One run's probabilities over those windows: the tag id chosen per token (null: no preference), as one-hot rows.</summary>
+    private static float[][] TokenRun(int tags, params int?[][] windows) =>
+        windows.Select(w => w.SelectMany(t => Enumerable.Range(0, tags).Select(k => t is { } id ? (k == id ? 0.9f : 0.1f / (tags - 1)) : 1f / tags)).ToArray()).ToArray();
+
+    [Fact]
+    public void A_token_task_is_bootstrapped_by_sentence_and_the_token_metric_recomputed_on_the_drawn_words()
+    {
+        // Sentence 0: four words A B A B in two windows ([CLS] w0 w1 [SEP], [CLS] w1 w2 w3 [SEP]; w1 owned by the first).
+        // Sentence 1: two words A A in one window. "good" tags every word right; "bad" misses w1 and w3 of sentence 0.
+        string[] tags = ["A", "B"];
+        var eval = TokenEval(tags, [[null, 0, 1, null], [null, null, 0, 1, null]], [[null, 0, 0, null]]);
+        float[][] good = TokenRun(2, [null, 0, 1, null], [null, null, 0, 1, null], [null, 0, 0, null]);
+        float[][] bad = TokenRun(2, [null, 0, 0, null], [null, null, 0, 0, null], [null, 0, 0, null]);
+
+        var test = Significance.PairedBootstrap(eval, MetricNames.TokenAccuracy, "good", [good], "bad", [bad])!;
+
+        // By hand: two sentences drawn with replacement. {0,0}: bad gets 4 of 8 words → difference 1/2 (probability 1/4);
+        // {0,1} or {1,0}: 4 of 6 → 1/3 (1/2); {1,1}: 4 of 4 → 0 (1/4). Observed on the eval set itself: 1 − 4/6 = 1/3.
+        // (Drawing words instead would give P(difference ≤ 0) = (2/3)^6 ≈ 0.09; drawing windows, (1/3)^3 ≈ 0.04.)
+        Assert.Equal(1 / 3.0, test.Difference, 12);
+        Assert.Equal(0, test.Low, 12);
+        Assert.Equal(0.5, test.High, 12);
+        Assert.InRange(test.PValue, 0.2, 0.3); // 1/4, ± five standard errors of 2,000 replicates
+        Assert.Equal(0, test.BetterStandardError, 12); // good is right on every draw
+        Assert.Equal(2, test.Examples);
+        Assert.Equal(Significance.SentenceUnit, test.Unit);
+    }
+
+    [Fact]
+    public void One_eval_sentence_gives_every_replicate_its_own_entity_f1_difference()
+    {
+        // One sentence (two windows): gold PER over w0–w1 and LOC at w3. The other run breaks PER after its first word:
+        // it finds PER(w0) and LOC(w3), one of its two entities right and one of the two gold ones: F1 1/2 (seqeval).
+        string[] tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"];
+        var eval = TokenEval(tags, [[null, 1, 2, null], [null, null, 0, 3, null]]);
+        float[][] right = TokenRun(5, [null, 1, 2, null], [null, null, 0, 3, null]);
+        float[][] broken = TokenRun(5, [null, 1, 0, null], [null, null, 0, 3, null]);
+
+        var test = Significance.PairedBootstrap(eval, MetricNames.EntityF1, "right", [right], "broken", [broken])!;
+
+        // Resampling one sentence draws it every time: every replicate's difference is the observed one.
+        Assert.Equal(0.5, test.Difference, 12);
+        Assert.Equal(0.5, test.Low, 12);
+        Assert.Equal(0.5, test.High, 12);
+        Assert.Equal(1.0 / (Significance.DefaultReplicates + 1), test.PValue, 12);
+        Assert.Equal(1, test.Examples);
+    }
+
+    [Fact]
+    public void Entity_scores_of_tags_without_a_scheme_are_not_tested()
+    {
+        var eval = TokenEval(["A", "B"], [[null, 0, 1, null]]);
+        float[][] run = TokenRun(2, [null, 0, 1, null]);
+
+        Assert.Null(Significance.PairedBootstrap(eval, MetricNames.EntityF1, "a", [run], "b", [run]));
+    }
+
     private static ComparisonRow Row(string strategy, int seed, double f1, double secondsPerEpoch, long peakMiB) =>
         new(strategy, 1e-3, 100, 1000, 10, secondsPerEpoch * 3, 50, peakMiB << 20, true, null, null,
             new Dictionary<string, double> { [MetricNames.MacroF1] = f1 }, 1, true, false, strategy, Seed: seed, EpochsTrained: 3, Steps: 30);
