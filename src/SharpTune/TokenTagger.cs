@@ -122,9 +122,8 @@ public sealed class TokenTagger : TaskModel
             IReadOnlyList<TokenWindow> windows = perSentence[s];
             var scores = windows.Select((w, k) => Rows(probabilities[example + k], Labels.Count)).ToList();
             example += windows.Count;
-            int[] tags = TokenWindows.Stitch(windows, scores, sentences[s].Count);
+            var (tags, probability) = TokenWindows.Stitch(windows, scores, sentences[s].Count);
             var words = new TaggedWord[tags.Length];
-            var probability = ChosenProbabilities(windows, scores, tags);
             for (int w = 0; w < tags.Length; w++) words[w] = new TaggedWord(sentences[s][w], Labels.Names[tags[w]], probability[w], 0, 0);
             result.Add(words);
         }
@@ -176,17 +175,4 @@ public sealed class TokenTagger : TaskModel
     // [tokens × labels] flattened → one row per token.
     private static float[][] Rows(float[] flat, int labels) => Enumerable.Range(0, flat.Length / labels).Select(t => flat.AsSpan(t * labels, labels).ToArray()).ToArray();
 
-    // The probability of each word's chosen tag, read where the stitch read it (the owning window's first sub-token).
-    private static float[] ChosenProbabilities(IReadOnlyList<TokenWindow> windows, IReadOnlyList<float[][]> scores, int[] tags)
-    {
-        var probability = new float[tags.Length];
-        for (int k = 0; k < windows.Count; k++)
-            for (int i = 0; i < windows[k].Encoding.InputIds.Length; i++)
-                if (windows[k].Scores(i))
-                {
-                    int word = windows[k].Encoding.WordIds[i];
-                    probability[word] = scores[k][i][tags[word]];
-                }
-        return probability;
-    }
 }

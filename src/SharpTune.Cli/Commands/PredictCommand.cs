@@ -113,13 +113,13 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
             CommandSupport.WriteJson(console, new JsonObject
             {
                 ["output"] = settings.Output, ["predictions"] = predictions.Count, ["skipped_rows"] = data.SkippedRows,
-                ["label_counts"] = LabelCounts(predictions),
+                ["label_counts"] = Counts(predictions.Select(p => p.Label)),
             });
         else
         {
             console.MarkupLineInterpolated($"Wrote {predictions.Count} predictions to {settings.Output}.");
             var counts = new Table().Border(TableBorder.Rounded).AddColumn("predicted label").AddColumn(new TableColumn("texts").RightAligned());
-            foreach (var (label, count) in LabelCounts(predictions)) counts.AddRow(Markup.Escape(label), count!.ToString());
+            foreach (var (label, count) in Counts(predictions.Select(p => p.Label))) counts.AddRow(Markup.Escape(label), count!.ToString());
             console.Write(counts);
         }
         return 0;
@@ -164,9 +164,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         var sentences = data.Sentences.Select(s => s.Tokens).ToList();
         var predictions = tagger.Predict(sentences, settings.BatchSize, precision: precision);
         WriteTagged(settings.Output!, predictions);
-        var counts = new JsonObject();
-        foreach (var group in predictions.SelectMany(s => s).GroupBy(w => w.Tag).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal))
-            counts[group.Key] = group.Count();
+        JsonObject counts = Counts(predictions.SelectMany(s => s).Select(w => w.Tag));
         if (json)
             CommandSupport.WriteJson(console, new JsonObject
             {
@@ -208,10 +206,11 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         });
     }
 
-    private static JsonObject LabelCounts(IReadOnlyList<Prediction> predictions)
+    /// <summary>How often each predicted label (or tag) occurs, most frequent first (ties in ordinal order).</summary>
+    private static JsonObject Counts(IEnumerable<string> predicted)
     {
         var counts = new JsonObject();
-        foreach (var group in predictions.GroupBy(p => p.Label).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal))
+        foreach (var group in predicted.GroupBy(label => label).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal))
             counts[group.Key] = group.Count();
         return counts;
     }

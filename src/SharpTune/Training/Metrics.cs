@@ -168,7 +168,7 @@ public static class Metrics
 {
     /// <summary>Single-label metrics from gold and predicted class ids.</summary>
     /// <param name="gold">Gold class id per text.</param>
-    /// <param name="predicted">Predicted class id per text (e.g. <see cref="ArgMax"/> of the logits).</param>
+    /// <param name="predicted">Predicted class id per text (e.g. <see cref="ArgMax"/> of each text's logits).</param>
     /// <param name="labels">Class names indexed by id (e.g. <c>LabelSet.Names</c>).</param>
     /// <exception cref="ArgumentException">Lengths differ or an id is outside 0..labels.Count-1.</exception>
     public static ClassificationMetrics Classification(ReadOnlySpan<int> gold, ReadOnlySpan<int> predicted, IReadOnlyList<string> labels)
@@ -267,21 +267,14 @@ public static class Metrics
         return new MultiLabelMetrics(n, micro.F1, perClass.Average(c => c.F1), Ratio(exact, n), perClass);
     }
 
-    /// <summary>The index of the largest value in each row of row-major [rows × columns] logits (first on ties).</summary>
-    /// <exception cref="ArgumentException">The length is not a multiple of <paramref name="columns"/>.</exception>
-    public static int[] ArgMax(ReadOnlySpan<float> logits, int columns)
+    /// <summary>The index of the largest value (the first on ties): the class chosen from one example's (or token's) logits or probabilities.</summary>
+    /// <exception cref="ArgumentException">There are no values.</exception>
+    public static int ArgMax(ReadOnlySpan<float> values)
     {
-        if (columns <= 0 || logits.Length % columns != 0)
-            throw new ArgumentException($"{logits.Length} logits is not a whole number of rows of {columns}.", nameof(logits));
-        var result = new int[logits.Length / columns];
-        for (int row = 0; row < result.Length; row++)
-        {
-            ReadOnlySpan<float> values = logits.Slice(row * columns, columns);
-            int best = 0;
-            for (int c = 1; c < columns; c++) if (values[c] > values[best]) best = c;
-            result[row] = best;
-        }
-        return result;
+        if (values.IsEmpty) throw new ArgumentException("No values to choose from.", nameof(values));
+        int best = 0;
+        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
+        return best;
     }
 
     /// <summary>Pearson correlation; 0 when fewer than two values or either side is constant.</summary>

@@ -89,15 +89,7 @@ public abstract class TaskType
         Func<TextExample, string> where);
 
     /// <summary>The predicted label of one example (one token for token tasks) from its probabilities: arg-max; multi-label: the labels ≥ 0.5 joined by ';'; regression: the value.</summary>
-    public virtual string Decide(ReadOnlySpan<float> probabilities, IReadOnlyList<string> labels) => labels[ArgMax(probabilities)];
-
-    /// <summary>Index of the largest value (the first on ties).</summary>
-    public static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
-        return best;
-    }
+    public virtual string Decide(ReadOnlySpan<float> probabilities, IReadOnlyList<string> labels) => labels[Training.Metrics.ArgMax(probabilities)];
 
     private static int LabelId(LabelSet labels, TextExample example, string label, Func<TextExample, string> where) => labels.TryGetId(label, out int id) ? id
         : throw new SharpTuneException($"{where(example)}: label '{label}' is not one the model knows ({string.Join(", ", labels.Names)}).");
@@ -148,7 +140,7 @@ public abstract class TaskType
         public override EvaluationMetrics Evaluate(TaskDataset data, float[][] probabilities)
         {
             int[] gold = data.Labels!.Select(l => (int)l).ToArray();
-            int[] predicted = Training.Metrics.ArgMax(probabilities.SelectMany(p => p).ToArray(), data.NumLabels);
+            int[] predicted = probabilities.Select(p => Training.Metrics.ArgMax(p)).ToArray();
             return Training.Metrics.Classification(gold, predicted, data.LabelNames);
         }
 

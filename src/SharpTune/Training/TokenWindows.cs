@@ -92,21 +92,25 @@ public static class TokenWindows
     }
 
     /// <summary>
-    /// One tag id per word from the windows' per-token scores (<paramref name="scores"/>[window][token][tag]): each
-    /// word takes the arg-max of its first sub-token in the window that owns it.
+    /// One tag id per word from the windows' per-token scores (<paramref name="scores"/>[window][token][tag]), and that
+    /// tag's score (its probability, for probabilities): each word takes the arg-max of its first sub-token in the window
+    /// that owns it.
     /// </summary>
-    public static int[] Stitch(IReadOnlyList<TokenWindow> windows, IReadOnlyList<float[][]> scores, int wordCount)
+    public static (int[] Tags, float[] Scores) Stitch(IReadOnlyList<TokenWindow> windows, IReadOnlyList<float[][]> scores, int wordCount)
     {
         var tags = Enumerable.Repeat(-1, wordCount).ToArray();
+        var chosen = new float[wordCount];
         for (int k = 0; k < windows.Count; k++)
             for (int i = 0; i < windows[k].Encoding.InputIds.Length; i++)
                 if (windows[k].Scores(i))
                 {
                     float[] row = scores[k][i];
-                    tags[windows[k].Encoding.WordIds[i]] = Array.IndexOf(row, row.Max());
+                    int word = windows[k].Encoding.WordIds[i];
+                    tags[word] = Metrics.ArgMax(row);
+                    chosen[word] = row[tags[word]];
                 }
         int missing = Array.IndexOf(tags, -1);
         if (missing >= 0) throw new SharpTuneException($"Word {missing} of {wordCount} has no prediction; its window lost it.");
-        return tags;
+        return (tags, chosen);
     }
 }

@@ -126,9 +126,12 @@ public class MetricsTests
     }
 
     [Fact]
-    public void Argmax_picks_the_first_largest_logit_per_row()
+    public void Argmax_picks_the_first_largest_value()
     {
-        Assert.Equal([1, 0, 2], Metrics.ArgMax([0.1f, 0.9f, 0f, 3f, 3f, -1f, -5f, -4f, -3f], 3));
+        Assert.Equal(1, Metrics.ArgMax([0.1f, 0.9f, 0f]));
+        Assert.Equal(0, Metrics.ArgMax([3f, 3f, -1f]));
+        Assert.Equal(2, Metrics.ArgMax([-5f, -4f, -3f]));
+        Assert.Throws<ArgumentException>(() => Metrics.ArgMax([]));
     }
 
     [Fact]

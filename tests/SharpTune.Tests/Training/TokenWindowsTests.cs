@@ -53,13 +53,17 @@ public sealed class TokenWindowsTests
         Assert.Equal(300, windows.Sum(w => w.Labels.Count(l => l != TokenWindows.IgnoreIndex)));
 
         // Stitching scores that put each token's own tag first gives back every word's tag: the sentence is tagged completely.
-        var scores = windows.Select(w => w.Encoding.WordIds.Select(word =>
+        // Window k scores that tag 0.5 + k/1000, so each word's score says which window it was read from: its owner.
+        var scores = windows.Select((w, k) => w.Encoding.WordIds.Select(word =>
         {
             var row = new float[12];
-            if (word >= 0) row[tags[word]] = 1;
+            if (word >= 0) row[tags[word]] = 0.5f + k / 1000f;
             return row;
         }).ToArray()).ToList();
-        Assert.Equal(tags, TokenWindows.Stitch(windows, scores, words.Count));
+        var (stitched, chosen) = TokenWindows.Stitch(windows, scores, words.Count);
+        Assert.Equal(tags, stitched);
+        var owner = Enumerable.Range(0, words.Count).Select(word => windows.Select((w, k) => (w, k)).Single(x => word >= x.w.OwnedWords.Start && word < x.w.OwnedWords.End).k);
+        Assert.Equal(owner.Select(k => 0.5f + k / 1000f), chosen);
     }
 
     [Fact]
