@@ -190,6 +190,32 @@ public sealed class TokenTaggerTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_bidirectional_lstm_head_learns_the_tags()
+    {
+        var train = Sample("train").Take(60).ToList();
+        using var tagger = TokenTagger.Create(HfFixtures.TokenDirectory("bert"), (hidden, outputs) => new BiLstmTokenHead(hidden, outputs),
+            TokenDataset.TagSet(train), maxLength: 64);
+        var lstmKeys = tagger.Model.named_parameters().Select(p => p.name).Where(k => k.Contains(".lstm.", StringComparison.Ordinal)).ToList();
+        var start = tagger.Model.named_parameters().Where(p => lstmKeys.Contains(p.name)).ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        double before = tagger.Evaluate(train).Loss;
+        var result = tagger.Train(train, null, Strategy.Parse("full"), Options(epochs: 30, rate: 3e-3));
+        double after = tagger.Evaluate(train).Loss;
+
+        // Its parameters are registered (the LSTM is a field, as RegisterComponents needs), train and move. It learns more
+        // slowly than the MLP: after 8 epochs (32 steps) its loss is still near the tag entropy (1.93 against 1.99), after 30 far below.
+        var counts = train.SelectMany(s => s.Tags).GroupBy(t => t).Select(g => (double)g.Count()).ToList();
+        double entropy = -counts.Sum(c => c / counts.Sum() * Math.Log(c / counts.Sum()));
+        output.WriteLine($"BiLSTM head loss {before:F3} → {after:F3}; tag entropy {entropy:F3}; lstm keys {string.Join(", ", lstmKeys)}");
+        foreach (var (name, parameter) in tagger.Model.named_parameters().Where(p => lstmKeys.Contains(p.name)))
+            output.WriteLine($"{name}: moved {(parameter - start[name]).abs().max().item<float>():E2}, trainable {result.Plan.Trainable.Any(e => e.Key == name)}");
+        Assert.Equal(8, lstmKeys.Count); // weight_ih, weight_hh, bias_ih, bias_hh per direction
+        Assert.All(lstmKeys, k => Assert.Contains(result.Plan.Trainable, e => e.Key == k));
+        Assert.All(lstmKeys, k => Assert.True((tagger.Model.named_parameters().Single(p => p.name == k).parameter - start[k]).abs().max().item<float>() > 0, k + " did not move"));
+        Assert.True(after < entropy - 1, $"loss {before:F3} → {after:F3}, entropy {entropy:F3}");
+        Assert.True(result.Audit.Passed);
+    }
+
+    [Fact]
     public void A_head_that_gives_one_output_per_text_is_refused_for_tagging_and_the_token_head_for_texts()
     {
         var e = Assert.Throws<SharpTuneException>(() => TokenTagger.Create(HfFixtures.TokenDirectory("bert"), "mean", LabelSet.FromTags(["O", "X"]), maxLength: 64));
@@ -237,6 +263,31 @@ public sealed class TokenTaggerTests(ITestOutputHelper output) : IDisposable
         public override int Outputs { get; }
 
         public override Tensor forward(Tensor features, Tensor? attentionMask) => out_proj.call(nn.functional.gelu(dense.call(features)));
+    }
+
+    /// <summary>A custom per-token head: a bidirectional LSTM over the tokens' hidden states, then a linear layer per token.</summary>
+    private sealed class BiLstmTokenHead : Head
+    {
+        private readonly TorchSharp.Modules.LSTM lstm;
+        private readonly TorchSharp.Modules.Linear out_proj;
+
+        public BiLstmTokenHead(int hidden, int outputs) : base("classifier")
+        {
+            Outputs = outputs;
+            lstm = nn.LSTM(hidden, 32, bidirectional: true, batchFirst: true);
+            out_proj = nn.Linear(64, outputs);
+            RegisterComponents();
+        }
+
+        public override HeadInput Input => HeadInput.Sequence;
+        public override bool PerToken => true;
+        public override int Outputs { get; }
+
+        public override Tensor forward(Tensor features, Tensor? attentionMask)
+        {
+            var (sequence, _, _) = lstm.call(features);
+            return out_proj.call(sequence);
+        }
     }
 
     private sealed class SynchronousProgress(Action<TrainingEvent> report) : IProgress<TrainingEvent>
