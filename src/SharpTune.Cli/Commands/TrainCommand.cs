@@ -35,7 +35,7 @@ internal sealed class TrainSettings : FineTuneSettings
     public string? Resume { get; set; }
 
     [CommandOption("--overwrite")]
-    [Description("Replace an existing, non-empty --out. The new run takes its place as a whole once it is saved; until then the old one stays intact.")]
+    [Description("Replace an existing, non-empty --out. The new run takes its place as a whole once it is saved; until then the old one stays intact. (A train already writing the same directory is never replaced: the second one fails at once.)")]
     public bool Overwrite { get; set; }
 
     [CommandOption("--strategy <STRATEGY>")]
@@ -119,6 +119,9 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Train, "--train");
         if (settings.Eval is not null) CommandSupport.RequireFile(settings.Eval, "--eval");
+        // One process at a time trains into a run directory: a second one fails here, at once (the lock is released when
+        // this process ends, however it ends).
+        using var runLock = DirectoryLock.Acquire(output, settings.Resume is null ? "--out" : "--resume");
         // The run is written into a temporary sibling and swapped into place at the end: an existing --out is never
         // overwritten without --overwrite (refused here, before any data is read), and survives any failure until then.
         // A resumed run replaces its own directory.
