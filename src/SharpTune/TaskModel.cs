@@ -124,6 +124,22 @@ public abstract class TaskModel : IDisposable
         return loaded;
     }
 
+    /// <summary>
+    /// Loads a PEFT LoRA adapter directory onto its base model <paramref name="baseModel"/> (null: the packaged MiniLM; see
+    /// <see cref="ClassifierCheckpoint.LoadWithAdapter"/>) as the front door its task needs: a <see cref="TokenTagger"/>
+    /// for a token-classification adapter (<paramref name="stride"/>: its window overlap), else a <see cref="TextClassifier"/>.
+    /// </summary>
+    public static TaskModel LoadAdapter(string? baseModel, string adapterDirectory, int? stride = null)
+    {
+        Native.TorchRuntime.EnsureLoaded();
+        var (model, tokenizer, labels, settings) = ClassifierCheckpoint.LoadWithAdapter(baseModel, adapterDirectory);
+        TaskModel loaded = settings.Task.PerToken
+            ? new TokenTagger(model, tokenizer, labels, settings.MaxLength, settings.Strategy, stride)
+            : new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
+        loaded.BaseModel = baseModel is null ? null : Path.GetFullPath(baseModel);
+        return loaded;
+    }
+
     /// <summary>Trains on encoded data under <paramref name="strategy"/>; see <see cref="Trainer"/>.</summary>
     public TrainingResult Fit(TaskDataset train, TaskDataset? eval, Strategy strategy, TrainingOptions options,
         IProgress<TrainingEvent>? progress = null, CancellationToken cancellation = default)

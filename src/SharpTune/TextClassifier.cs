@@ -1,6 +1,7 @@
 using SharpTune.Checkpoints;
 using SharpTune.Data;
 using SharpTune.Heads;
+using SharpTune.Lora;
 using SharpTune.Models;
 using SharpTune.Strategies;
 using SharpTune.Tokenization;
@@ -77,9 +78,10 @@ public sealed class TextClassifier : TaskModel
     /// </summary>
     public static TextClassifier LoadAdapter(string? baseModel, string adapterDirectory)
     {
-        Native.TorchRuntime.EnsureLoaded();
-        var (model, tokenizer, labels, settings) = ClassifierCheckpoint.LoadWithAdapter(baseModel, adapterDirectory);
-        return new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
+        TaskModel loaded = TaskModel.LoadAdapter(baseModel, adapterDirectory);
+        if (loaded is TextClassifier classifier) return classifier;
+        loaded.Dispose();
+        throw new SharpTuneException($"{adapterDirectory}: this is a token-classification adapter ({PeftAdapter.TokenTask}); load it with TokenTagger.LoadAdapter.");
     }
 
     /// <summary>Tokenizes examples and turns their labels into targets. Unknown labels are an error naming the line.</summary>

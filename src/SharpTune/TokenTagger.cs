@@ -74,6 +74,18 @@ public sealed class TokenTagger : TaskModel
     }
 
     /// <summary>
+    /// Loads a PEFT LoRA adapter of a token-classification run (task_type TOKEN_CLS) onto its base model
+    /// <paramref name="baseModel"/> (null: the packaged MiniLM); see <see cref="TaskModel.LoadAdapter"/>.
+    /// </summary>
+    public static new TokenTagger LoadAdapter(string? baseModel, string adapterDirectory, int? stride = null)
+    {
+        TaskModel loaded = TaskModel.LoadAdapter(baseModel, adapterDirectory, stride);
+        if (loaded is TokenTagger tagger) return tagger;
+        loaded.Dispose();
+        throw new SharpTuneException($"{adapterDirectory}: this adapter classifies whole texts (task {loaded.Task.Name}); load it with TextClassifier.LoadAdapter.");
+    }
+
+    /// <summary>
     /// Splits each sentence into windows and aligns its tags (when it has them) to the first sub-token of each word.
     /// A tag the model does not know is an error naming the file and line.
     /// </summary>

@@ -145,7 +145,7 @@ internal static class CommandSupport
     {
         if (adapter is null) return TaskModel.Load(model, stride);
         RequireDirectory(adapter, "--adapter");
-        return TextClassifier.LoadAdapter(model, adapter);
+        return TaskModel.LoadAdapter(model, adapter, stride);
     }
 
     /// <summary>A model or run directory that exists; a file in its place is named as such.</summary>

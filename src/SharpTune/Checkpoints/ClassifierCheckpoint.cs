@@ -66,6 +66,8 @@ public static class ClassifierCheckpoint
         if (settings.Task.ProblemType is { } problemType) config["problem_type"] = problemType;
         else config.Remove("problem_type");
         config.Remove("sharptune_source");
+        // An HF head whose dropout differs from the config's: the config says so, for training on in Python.
+        if (architecture.HeadDropoutEntry(model.Encoder.Config, model.Head) is { } dropout) config[dropout.Key] = dropout.Dropout;
         var tensors = LoraInjector.MergedStateDict(model);
         // Exactly the HF class's keys: every supported XFor…Classification but BERT's sequence head builds its encoder
         // without a pooler (add_pooling_layer=False), and Python would report a saved one as unused. A head that does
@@ -167,9 +169,9 @@ public static class ClassifierCheckpoint
     /// Loads a PEFT LoRA adapter (<see cref="PeftAdapter"/>) onto its base model <paramref name="baseModel"/> (a Hugging
     /// Face directory; null: the packaged MiniLM): the encoder and tokenizer come from the base, the adapters and the
     /// head from the adapter. The head is rebuilt from the adapter's sharptune.json when SharpTune wrote it (with its
-    /// labels); an adapter saved by Python's PEFT has the architecture's HF head with as many outputs as its saved
-    /// classifier, labelled by the base config's id2label when that has as many, else LABEL_0, LABEL_1, … as
-    /// transformers names them.
+    /// labels); an adapter saved by Python's PEFT has the architecture's HF head (sequence or token classification, as its
+    /// task_type says) with as many outputs as its saved classifier, labelled by the base config's id2label when that has
+    /// as many, else LABEL_0, LABEL_1, … as transformers names them.
     /// </summary>
     public static (SequenceClassifier Model, Tokenization.Tokenizer Tokenizer, LabelSet Labels, ClassifierSettings Settings) LoadWithAdapter(string? baseModel, string adapterDirectory)
     {
@@ -185,6 +187,9 @@ public static class ClassifierCheckpoint
             {
                 settings = ReadSettingsFile(settingsPath).Settings;
                 labels = ReadLabels(StrictJson.ReadObject(settingsPath), settingsPath);
+                if (settings.Task.PerToken != adapter.PerToken)
+                    throw new SharpTuneException($"{settingsPath}: task {settings.Task.Name} does not match {PeftAdapter.ConfigFile}'s task_type " +
+                        $"{(adapter.PerToken ? PeftAdapter.TokenTask : PeftAdapter.SequenceTask)}.");
             }
             else
             {
@@ -193,8 +198,8 @@ public static class ClassifierCheckpoint
                 labels = baseConfig["id2label"] is JsonObject names && names.Count == outputs
                     ? ReadLabels(baseConfig, encoder.Directory.ConfigPath)
                     : LabelSet.FromNames(Enumerable.Range(0, outputs).Select(i => $"LABEL_{i}"));
-                using Head reference = architecture.SequenceHead(encoder.Model.Config, outputs);
-                settings = new ClassifierSettings(reference.GetType().Name, reference.Options(), outputs, TaskType.SingleLabel,
+                using Head reference = adapter.PerToken ? architecture.TokenHead(encoder.Model.Config, outputs) : architecture.SequenceHead(encoder.Model.Config, outputs);
+                settings = new ClassifierSettings(reference.GetType().Name, reference.Options(), outputs, adapter.PerToken ? TaskType.Token : TaskType.SingleLabel,
                     Math.Min(512, encoder.Model.Config.MaxInputLength), null);
             }
             Head head = HeadRegistry.Create(settings.HeadType, encoder.Model.Config.HiddenSize, settings.Outputs, settings.HeadOptions);

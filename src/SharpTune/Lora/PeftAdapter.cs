@@ -9,11 +9,13 @@ namespace SharpTune.Lora;
 /// <param name="Options">r, lora_alpha, lora_dropout and target_modules.</param>
 /// <param name="ModulesToSave">The modules saved whole beside the adapters (the head).</param>
 /// <param name="BaseModelNameOrPath">The base model the adapter was trained on, as written (a hub id or a path), or null.</param>
-public sealed record PeftAdapterConfig(LoraOptions Options, IReadOnlyList<string> ModulesToSave, string? BaseModelNameOrPath);
+/// <param name="PerToken">True for task_type TOKEN_CLS (a token-classification head), false for SEQ_CLS.</param>
+public sealed record PeftAdapterConfig(LoraOptions Options, IReadOnlyList<string> ModulesToSave, string? BaseModelNameOrPath, bool PerToken = false);
 
 /// <summary>
 /// A LoRA model as a PEFT adapter directory — what <c>PeftModel.save_pretrained</c> writes and
-/// <c>PeftModel.from_pretrained(base, dir)</c> reads: <c>adapter_config.json</c> (peft_type LORA, task_type SEQ_CLS,
+/// <c>PeftModel.from_pretrained(base, dir)</c> reads: <c>adapter_config.json</c> (peft_type LORA, task_type SEQ_CLS — or
+/// TOKEN_CLS for a per-token head, whose PeftModelForTokenClassification saves the head the same way —
 /// r, lora_alpha, lora_dropout, target_modules, bias "none", modules_to_save = the head) and
 /// <c>adapter_model.safetensors</c> with PEFT's keys: <c>base_model.model.</c> + the HF key path of each wrapped layer
 /// + <c>.lora_A.weight</c> / <c>.lora_B.weight</c> (PEFT drops the adapter name <c>default</c> on save), and the head's
@@ -33,6 +35,9 @@ public static class PeftAdapter
 
     /// <summary>The prefix of every key: PeftModel.base_model (the LoraModel) → its .model (the task model).</summary>
     public const string KeyPrefix = "base_model.model.";
+
+    /// <summary>PEFT's task types of a sequence- and a token-classification adapter.</summary>
+    public const string SequenceTask = "SEQ_CLS", TokenTask = "TOKEN_CLS";
 
     /// <summary>True when <paramref name="directory"/> holds an adapter_config.json.</summary>
     public static bool IsAdapterDirectory(string directory) => File.Exists(Path.Combine(directory, ConfigFile));
@@ -69,7 +74,7 @@ public static class PeftAdapter
         var config = new JsonObject
         {
             ["peft_type"] = "LORA",
-            ["task_type"] = "SEQ_CLS",
+            ["task_type"] = model.Head.PerToken ? TokenTask : SequenceTask,
             ["base_model_name_or_path"] = baseModelNameOrPath,
             ["revision"] = null,
             ["inference_mode"] = true,
@@ -122,7 +127,9 @@ public static class PeftAdapter
                 throw new SharpTuneException($"{path}: {name} is {json[name]?.ToJsonString() ?? "missing"}; SharpTune reads only {System.Text.Json.JsonSerializer.Serialize(expected)} ({why}).");
         }
         Require("peft_type", "LORA", "", "LoRA adapters");
-        Require("task_type", "SEQ_CLS", "SEQ_CLS", "sequence classification");
+        string task = Field("task_type", SequenceTask);
+        if (task is not (SequenceTask or TokenTask))
+            throw new SharpTuneException($"{path}: task_type is {json["task_type"]!.ToJsonString()}; SharpTune reads only \"{SequenceTask}\" or \"{TokenTask}\" (sequence or token classification).");
         Require("bias", "none", "none", "biases stay as in the base model");
         Require("fan_in_fan_out", false, false, "weights stored [out, in], as nn.Linear");
         Require("use_dora", false, false, "plain LoRA");
@@ -151,7 +158,7 @@ public static class PeftAdapter
             throw new SharpTuneException($"{path}: {e.Message}", e);
         }
         if (options.TargetModules!.Count == 0) throw new SharpTuneException($"{path}: target_modules is missing or empty.");
-        return new PeftAdapterConfig(options, Names("modules_to_save"), Field<string?>("base_model_name_or_path", null));
+        return new PeftAdapterConfig(options, Names("modules_to_save"), Field<string?>("base_model_name_or_path", null), task == TokenTask);
     }
 
     /// <summary>

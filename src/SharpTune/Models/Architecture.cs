@@ -42,8 +42,20 @@ public sealed record Architecture
     public required string TokenClassificationClass { get; init; }
     /// <summary>The head of <see cref="SequenceClassificationClass"/> for (config, outputs): what a Python-saved task checkpoint loads into.</summary>
     public required Func<EncoderConfig, int, Head> SequenceHead { get; init; }
-    /// <summary>The head of <see cref="TokenClassificationClass"/> for (config, outputs): dropout → classifier on every token, the same layout in every supported architecture.</summary>
+    /// <summary>
+    /// The head of <see cref="TokenClassificationClass"/> for (config, outputs): dropout → classifier on every token, the
+    /// same layout in every supported architecture; the dropout as HF's class reads it (classifier_dropout, else
+    /// hidden_dropout_prob; DistilBERT and DeBERTa override it).
+    /// </summary>
     public Func<EncoderConfig, int, Head> TokenHead { get; init; } = (config, outputs) => new TokenClassificationHead(config.HiddenSize, outputs, config.ClassifierDropout);
+    /// <summary>The config.json key HF's <see cref="SequenceClassificationClass"/> reads its head's dropout from (BERT, RoBERTa, ELECTRA: classifier_dropout).</summary>
+    public string SequenceDropoutKey { get; init; } = "classifier_dropout";
+    /// <summary>
+    /// The config.json key HF's <see cref="TokenClassificationClass"/> reads its head's dropout from, or null when that
+    /// class takes the encoder's own dropout (DistilBERT's <c>dropout</c>, DeBERTa's <c>hidden_dropout_prob</c>), which no
+    /// key sets for the head alone.
+    /// </summary>
+    public string? TokenDropoutKey { get; init; } = "classifier_dropout";
     /// <summary>Checkpoint keys of the bare encoder that are constants, not parameters (e.g. <c>embeddings.position_ids</c>): never missing, never unexpected.</summary>
     public IReadOnlyList<string> IgnoredKeys { get; init; } = ["embeddings.position_ids"];
     /// <summary>Old key endings and their current names (TF-era <c>LayerNorm.gamma</c>).</summary>
@@ -73,10 +85,7 @@ public sealed record Architecture
             options.Remove("dropout"); // dropout does not change what the trained model computes
             return options;
         }
-        // Building the reference heads draws their random weights: keep the generator where it was, so that
-        // asking does not change what a seeded run initialises next.
-        using var state = TorchSharp.torch.random.get_rng_state();
-        try
+        return KeepingRandomState(() =>
         {
             bool Same(Head reference)
             {
@@ -85,6 +94,37 @@ public sealed record Architecture
             if (Same(SequenceHead(config, head.Outputs))) return SequenceClassificationClass;
             if (Same(TokenHead(config, head.Outputs))) return TokenClassificationClass;
             return null;
+        });
+    }
+
+    /// <summary>
+    /// The config.json entry that makes HF's task class build <paramref name="head"/> with its dropout, so that training on
+    /// in Python uses the same head: (key, dropout) when the head has an HF class (<see cref="HuggingFaceClassOf"/>) and its
+    /// dropout differs from the one <paramref name="config"/> gives that class; null when they agree, when the head has
+    /// no HF class, or when the class takes the encoder's own dropout (<see cref="TokenDropoutKey"/> null).
+    /// </summary>
+    public (string Key, double Dropout)? HeadDropoutEntry(EncoderConfig config, Head head)
+    {
+        string? hfClass = HuggingFaceClassOf(config, head);
+        if (hfClass is null || head.Options()["dropout"] is not JsonValue value || !value.TryGetValue(out double dropout)) return null;
+        bool token = hfClass == TokenClassificationClass;
+        double hfDropout = KeepingRandomState(() =>
+        {
+            using Head reference = token ? TokenHead(config, head.Outputs) : SequenceHead(config, head.Outputs);
+            return reference.Options()["dropout"]!.GetValue<double>();
+        });
+        string? key = token ? TokenDropoutKey : SequenceDropoutKey;
+        return dropout == hfDropout || key is null ? null : (key, dropout);
+    }
+
+    // Building reference heads draws their random weights: keep the generator where it was, so that asking does not
+    // change what a seeded run initialises next.
+    private static T KeepingRandomState<T>(Func<T> build)
+    {
+        using var state = TorchSharp.torch.random.get_rng_state();
+        try
+        {
+            return build();
         }
         finally
         {

@@ -170,6 +170,10 @@ public sealed class DebertaV2Model : Encoder
         SequenceClassificationClass = "DebertaV2ForSequenceClassification",
         TokenClassificationClass = "DebertaV2ForTokenClassification",
         SequenceHead = (config, outputs) => ContextPoolerHead.For((DebertaV2Config)config, outputs),
+        SequenceDropoutKey = "cls_dropout",
+        // HF's DebertaV2ForTokenClassification drops out with hidden_dropout_prob (cls_dropout is its sequence head's).
+        TokenHead = (config, outputs) => new TokenClassificationHead(config.HiddenSize, outputs, ((DebertaV2Config)config).HiddenDropoutProb),
+        TokenDropoutKey = null,
         IgnoredKeys = ["embeddings.position_ids"],
     };
 

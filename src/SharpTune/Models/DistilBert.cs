@@ -39,7 +39,7 @@ public sealed record DistilBertConfig : EncoderConfig
     [JsonPropertyName("sinusoidal_pos_embds")] public bool SinusoidalPosEmbds { get; init; }
     /// <summary>Dropout of HF's question-answering head (kept for round trips; SharpTune has no QA head).</summary>
     [JsonPropertyName("qa_dropout")] public double QaDropout { get; init; } = 0.1;
-    /// <summary>Dropout of the sequence-classification head (and of the token head HF builds).</summary>
+    /// <summary>Dropout of the sequence-classification head (HF's token head uses <see cref="Dropout"/>).</summary>
     [JsonPropertyName("seq_classif_dropout")] public double SeqClassifDropout { get; init; } = 0.2;
 
     /// <inheritdoc />
@@ -90,6 +90,10 @@ public sealed class DistilBertModel : Encoder
         SequenceClassificationClass = "DistilBertForSequenceClassification",
         TokenClassificationClass = "DistilBertForTokenClassification",
         SequenceHead = (config, outputs) => new Heads.PreClassifierHead(config.HiddenSize, outputs, config.ClassifierDropout),
+        SequenceDropoutKey = "seq_classif_dropout",
+        // HF's DistilBertForTokenClassification drops out with the encoder's own dropout.
+        TokenHead = (config, outputs) => new Heads.TokenClassificationHead(config.HiddenSize, outputs, ((DistilBertConfig)config).Dropout),
+        TokenDropoutKey = null,
     };
 
     private readonly DistilBertEmbeddings embeddings;

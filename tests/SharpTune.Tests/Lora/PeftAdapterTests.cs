@@ -71,6 +71,60 @@ public sealed class PeftAdapterTests : IDisposable
         for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], mergedProbabilities[i], 1e-5f);
     }
 
+    // A tagger on the base with LoRA injected and every adapter and head tensor drawn far from zero (see WithRandomAdapters).
+    private static TokenTagger TaggerWithRandomAdapters(string baseModel, string head)
+    {
+        var tagger = TokenTagger.Create(baseModel, head, LabelSet.FromTags(["O", "B-X", "I-X"]), maxLength: 16, seed: 3);
+        Strategy.Parse("lora:r=2,alpha=8,dropout=0").Prepare(tagger.Model);
+        using (torch.no_grad())
+        {
+            foreach (var (name, parameter) in tagger.Model.named_parameters())
+                if (name.Contains("lora_", StringComparison.Ordinal) || !name.StartsWith(tagger.Model.EncoderPrefix, StringComparison.Ordinal))
+                    parameter.normal_(0, 0.3);
+        }
+        tagger.Model.eval();
+        return tagger;
+    }
+
+    // Two sentences, one longer than a 16-token window: tags and probabilities of every word.
+    private static IReadOnlyList<IReadOnlyList<TaggedWord>> Tags(TokenTagger tagger) =>
+        tagger.Predict([["A", "good", "day"], [.. Enumerable.Repeat("neutral words only", 8).SelectMany(t => t.Split(' '))]]);
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void A_token_classification_adapter_loads_back_with_identical_tags_and_probabilities(string architecture, string head)
+    {
+        string baseModel = HfFixtures.Directory(architecture);
+        using var trained = TaggerWithRandomAdapters(baseModel, head == "mean" ? "token" : head);
+        var expected = Tags(trained);
+        string adapter = Path.Combine(root, "adapter");
+        trained.SaveAdapter(adapter, baseModel);
+
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(adapter, PeftAdapter.ConfigFile)))!.AsObject();
+        Assert.Equal("TOKEN_CLS", config["task_type"]!.GetValue<string>());
+        Assert.Equal(["classifier"], config["modules_to_save"]!.AsArray().Select(n => n!.GetValue<string>()));
+        // PEFT saves a modules_to_save copy under the module's own key (…classifier.modules_to_save.default.weight → classifier.weight).
+        var keys = SafeTensors.ReadHeader(Path.Combine(adapter, PeftAdapter.WeightsFile)).Names.ToList();
+        Assert.Equal(["base_model.model.classifier.bias", "base_model.model.classifier.weight"],
+            keys.Where(k => !k.Contains(".lora_", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+
+        using var loaded = TokenTagger.LoadAdapter(baseModel, adapter);
+        var actual = Tags(loaded);
+        Assert.Equal(expected.Select(s => s.Select(w => (w.Word, w.Tag, w.Probability))), actual.Select(s => s.Select(w => (w.Word, w.Tag, w.Probability))));
+        Assert.Equal(trained.Labels.Names, loaded.Labels.Names);
+        Assert.Equal(TaskType.Token, loaded.Task);
+
+        // Without sharptune.json (as Python's PEFT saves it) the head is the architecture's HF token head (its own window
+        // length then: compared on a sentence that fits any window).
+        File.Delete(Path.Combine(adapter, ClassifierCheckpoint.SettingsFile));
+        using var fromPython = TokenTagger.LoadAdapter(baseModel, adapter);
+        Assert.IsType<SharpTune.Heads.TokenClassificationHead>(fromPython.Model.Head);
+        Assert.Equal(trained.Predict([["A", "good", "day"]])[0].Select(w => w.Probability), fromPython.Predict([["A", "good", "day"]])[0].Select(w => w.Probability));
+
+        var error = Assert.Throws<SharpTuneException>(() => TextClassifier.LoadAdapter(baseModel, adapter));
+        Assert.Contains("TokenTagger.LoadAdapter", error.Message);
+    }
+
     [Fact]
     public void The_adapter_has_PEFTs_file_names_key_names_and_config_fields()
     {
@@ -153,6 +207,7 @@ public sealed class PeftAdapterTests : IDisposable
     [InlineData("bias", "\"all\"")]
     [InlineData("target_modules", "\".*query\"")]
     [InlineData("peft_type", "\"IA3\"")]
+    [InlineData("task_type", "\"CAUSAL_LM\"")]
     [InlineData("r", "\"eight\"")]
     public void A_config_SharpTune_cannot_reproduce_is_refused_naming_the_file_and_field(string field, string value)
     {
