@@ -7,8 +7,10 @@ namespace SharpTune.Checkpoints;
 /// held: on Linux and macOS .NET takes an exclusive <c>flock(2)</c> on it, which the kernel releases when the process
 /// ends, however it ends (a SIGKILLed run leaves no stale lock); on Windows the share mode does the same. A second
 /// holder — another process, or a second <see cref="Acquire"/> in this one — gets a <see cref="SharpTuneException"/>
-/// naming the directory. The lock file itself stays behind, empty: its presence means nothing, only a held lock does.
-/// It is advisory: only writers that take it are kept out (and .NET's <c>DOTNET_SYSTEM_IO_DISABLEFILELOCKING</c> turns it off).
+/// naming the directory. The holder deletes the lock file when it lets go (while still holding it); a process killed
+/// meanwhile leaves it behind, empty, and that blocks nothing: only a held lock does. A holder that finds its file
+/// deleted under it (it opened the file just before the previous holder let go) starts over on a new one. It is advisory:
+/// only writers that take it are kept out (and .NET's <c>DOTNET_SYSTEM_IO_DISABLEFILELOCKING</c> turns it off).
 /// </summary>
 public sealed class DirectoryLock : IDisposable
 {
@@ -46,8 +48,12 @@ public sealed class DirectoryLock : IDisposable
         Directory.CreateDirectory(Path.GetDirectoryName(lockFile)!);
         try
         {
-            var file = new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            return new DirectoryLock(Path.TrimEndingDirectorySeparator(Path.GetFullPath(target)), lockFile, file);
+            while (true)
+            {
+                var file = new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1, FileOptions.DeleteOnClose);
+                if (File.Exists(lockFile)) return new DirectoryLock(Path.TrimEndingDirectorySeparator(Path.GetFullPath(target)), lockFile, file);
+                file.Dispose(); // locked a file the previous holder had just deleted: take a new one
+            }
         }
         catch (IOException e) when (e is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException))
         {
@@ -56,6 +62,6 @@ public sealed class DirectoryLock : IDisposable
         }
     }
 
-    /// <summary>Releases the lock.</summary>
+    /// <summary>Deletes the lock file and releases the lock.</summary>
     public void Dispose() => file.Dispose();
 }

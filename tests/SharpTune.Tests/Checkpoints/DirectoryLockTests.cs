@@ -19,8 +19,13 @@ public sealed class DirectoryLockTests : IDisposable
             Assert.StartsWith($"--out {run}/: another process is writing this directory (it holds {first.LockFile})", error.Message);
             using var other = DirectoryLock.Acquire(Path.Combine(folder, "runs", "b")); // another directory is free
         }
-        using var again = DirectoryLock.Acquire(run); // released: the lock file left behind does not block
-        Assert.True(File.Exists(again.LockFile));
+        string lockFile = DirectoryLock.LockFileOf(run);
+        Assert.False(File.Exists(lockFile)); // the holder deleted it
         Assert.False(Directory.Exists(run)); // locking does not create the directory
+
+        // A lock file left by a process that was killed (no cleanup ran) is no lock.
+        File.WriteAllText(lockFile, "");
+        using (var again = DirectoryLock.Acquire(run)) Assert.True(File.Exists(again.LockFile));
+        Assert.False(File.Exists(lockFile));
     }
 }
