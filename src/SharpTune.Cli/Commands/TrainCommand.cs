@@ -127,6 +127,9 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         // A resumed run replaces its own directory.
         using var run = StagedDirectory.Begin(output, settings.Overwrite || resumeFrom is not null);
         bool replacing = resumeFrom is null && Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any();
+        // Replacing a run: its checkpoints are written into the run being assembled, never beside the old run's, which
+        // stays as it was until the swap (and a killed run leaves it so: --resume then continues the old run, if at all).
+        if (replacing && options.CheckpointDirectory is not null) options = options with { CheckpointDirectory = run.Path };
 
         bool token = CommandSupport.IsTokenTask(task, settings.Train);
         // A saved run (a checkpoint to resume, or --model RUN_DIR) brings its head and labels; otherwise a new head goes on the encoder.
@@ -141,7 +144,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         if (savedRun is not null) maxLength = classifier.MaxLength;
         if (savedRun is null) console.MarkupLineInterpolated($"Model: {settings.Model ?? "packaged all-MiniLM-L6-v2"}, head {prepared.Head}, strategy {strategy.Name}.");
         else console.MarkupLineInterpolated($"Model: {(resumeFrom is not null ? "resuming" : "continuing")} {savedRun}, its head {prepared.Head} and labels, strategy {strategy.Name}.");
-        if (replacing) console.MarkupLineInterpolated($"[yellow]--overwrite: {output} will be replaced once this run is saved.[/]");
+        if (replacing) console.MarkupLineInterpolated($"[yellow]--overwrite: {output} will be replaced once this run is saved.{(settings.SaveSteps is null ? "" : " Its checkpoints are written into the new run as it is assembled: if this run is killed, it cannot be resumed.")}[/]");
 
         var recorder = new RunRecorder(run.Path, settings.LogSteps);
         var display = new ConsoleProgress(console);
@@ -173,7 +176,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         classifier.WriteFiles(run.Path);
         string chart = recorder.WriteCharts();
         string summary = recorder.WriteSummary(result, SummaryExtras(settings, options, prepared, maxLength));
-        TrainingCheckpoint.MoveAll(output, run.Path); // the checkpoints written during training join the run
+        if (!replacing) TrainingCheckpoint.MoveAll(output, run.Path); // the checkpoints written during training join the run
         run.Commit();
 
         console.MarkupLineInterpolated(

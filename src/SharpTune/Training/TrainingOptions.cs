@@ -25,12 +25,13 @@ public sealed record TrainingOptions
     /// decay over it: <see cref="Schedule"/> must be <see cref="LearningRateSchedule.Constant"/>, and the warm-up covers
     /// <see cref="WarmupRatio"/> of one epoch's steps. A budgeted run is evaluated where it ends (and every
     /// <see cref="EvalEverySteps"/> when set), not after every epoch: a run of many cheap epochs would otherwise get
-    /// more chances to keep a lucky evaluation than a run of a few costly ones.
+    /// more chances to keep a lucky evaluation than a run of a few costly ones. A resumed run (<see cref="ResumeFrom"/>)
+    /// needs the same budget and continues from the training time its checkpoint recorded.
     /// </summary>
     public double? MaxSeconds { get; init; }
     /// <summary>
     /// A step budget: training stops after this many optimizer steps, the schedule runs over them, and the run is
-    /// evaluated where it ends, as with <see cref="MaxSeconds"/>; null: none.
+    /// evaluated where it ends, as with <see cref="MaxSeconds"/>; null: none. A resumed run needs the same budget.
     /// </summary>
     public int? MaxSteps { get; init; }
     /// <summary>Examples per forward pass.</summary>

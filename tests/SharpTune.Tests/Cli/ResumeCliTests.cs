@@ -107,6 +107,24 @@ public sealed class ResumeCliTests : IDisposable
     }
 
     [Fact]
+    public void Overwriting_a_run_keeps_only_the_new_runs_checkpoints()
+    {
+        // 48 examples in batches of 8: 6 steps an epoch. The first run writes checkpoints 4, 6, 8, 12, 16, 18; the second,
+        // of one epoch, 4 and 6 — and none of the first run's may be left in its place for --resume to pick up.
+        string run = cli.PathOf("replaced");
+        string[] args = ["train", "--model", cli.ModelDirectory, "--train", cli.TrainFile, "--strategy", "full", "--batch-size", "8", "--save-steps", "4", "--out", run];
+        var (exit, output) = TrainCliHarness.Run([.. args, "--epochs", "3"]);
+        Assert.True(exit == 0, output);
+        Assert.Equal([4, 6, 8, 12, 16, 18], TrainingCheckpoint.List(run).Select(c => c.Step));
+
+        (exit, output) = TrainCliHarness.Run([.. args, "--epochs", "1", "--overwrite"]);
+        Assert.True(exit == 0, output);
+        Assert.Equal([4, 6], TrainingCheckpoint.List(run).Select(c => c.Step));
+        using var state = TrainingCheckpoint.Read(TrainingCheckpoint.Newest(run));
+        Assert.Equal("1", state.Fixed["--epochs"]);
+    }
+
+    [Fact]
     public void Train_model_RUN_DIR_continues_the_saved_head_and_labels()
     {
         // A learning rate of 1e-6 for 6 AdamW steps moves a weight by at most about 6e-6: the continued run ends within
