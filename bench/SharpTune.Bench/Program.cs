@@ -47,7 +47,7 @@ if (args.Contains("--only-waste")) // the section 6 figures alone, printed, RESU
 
 // 0. Memory over 1,000 training steps, first: before the MiniLM and the other sections fill the process, so
 // that the RSS is the trainer's own.
-Waste.MemoryOverSteps(Row, steps: 1000);
+if (!args.Contains("--profile")) Waste.MemoryOverSteps(Row, steps: 1000);
 
 // 1. Matmul roofline. Other processes may share the CPU, so every figure that is compared with another is
 // measured in the same rounds (A, B, C, A, B, C, …): a burst of foreign load hits both sides alike.
@@ -56,7 +56,7 @@ foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
     matrices[type] = (torch.randn(4096, 384).to_type(type), torch.randn(384, 1536).to_type(type));
 Action Matmul(ScalarType type) => () => { for (int i = 0; i < 5; i++) torch.matmul(matrices[type].A, matrices[type].B).Dispose(); };
 double MatmulGflops(double seconds) => 2.0 * 4096 * 384 * 1536 * 5 / seconds / 1e9;
-foreach (ScalarType type in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+foreach (ScalarType type in args.Contains("--profile") ? [] : new[] { ScalarType.Float32, ScalarType.BFloat16 })
 {
     using var a = torch.randn(2048, 2048).to_type(type);
     using var b = torch.randn(2048, 2048).to_type(type);
@@ -77,6 +77,15 @@ long[] flatIds = ids.SelectMany(x => x).ToArray();
 using var inputIds = torch.tensor(flatIds, BatchSize, SequenceLength);
 using var typeIds = torch.zeros(BatchSize, SequenceLength, ScalarType.Int64);
 using var mask = torch.ones(BatchSize, SequenceLength, ScalarType.Int64);
+
+if (args.Contains("--profile")) // the step profile alone, printed, RESULTS.md untouched
+{
+    using var profiled = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
+    using var targets = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
+    foreach (var phase in StepProfile.Run(profiled, inputIds, typeIds, mask, targets, runs))
+        Console.WriteLine($"{phase.Name,-60} {phase.Milliseconds[0],9:F1} {phase.Milliseconds[1],9:F1}  {phase.Note}");
+    return;
+}
 
 Action Infer(Precision precision) => () =>
 {
@@ -127,12 +136,15 @@ using (var scope = NewDisposeScope())
     Row("bf16 vs fp32 last_hidden_state (the real batch)", $"max abs diff {maxDiff:F3}", $"min token cosine {cosine:F5}; max abs fp32 {scale:F2}");
 }
 
-// 3. Full fine-tuning: forward + backward + AdamW step at 32 x 128, and MFU against the fp32 roofline.
+// 3. Full fine-tuning: the Trainer's step (forward, loss, backward, gradient norm and clipping at 1.0, SharpTune's
+// AdamW, zero_grad) at 32 x 128, and MFU against the matmul roofline measured in the same rounds.
 double forwardFlops = Bench.ForwardFlops((BertConfig)encoder.Config, BatchSize, SequenceLength);
 var classifier = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
 using var labels = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
 classifier.train();
-using var optimizer = torch.optim.AdamW(classifier.parameters(), lr: 2e-5, weight_decay: 0.01);
+var fullPlan = SharpTune.Strategies.StrategyApplier.Apply(classifier, new SharpTune.Strategies.FullStrategy(), rates: new(2e-5));
+using var optimizer = new GroupedAdamW(0.01);
+optimizer.AddTrainable(fullPlan, new(2e-5), encoder.Config.NumHiddenLayers);
 Action Train(Precision precision) => () =>
 {
     using var scope = NewDisposeScope();
@@ -140,8 +152,10 @@ Action Train(Precision precision) => () =>
     using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
     Tensor loss = TaskType.SingleLabel.Loss(logits, labels);
     loss.backward();
-    optimizer.step();
-    optimizer.zero_grad();
+    optimizer.GradientNorm();
+    optimizer.ClipGradients(1.0);
+    optimizer.Step();
+    optimizer.ZeroGrad();
 };
 double[] trainTimes = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16), Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16));
 double fp32Step = trainTimes[0], bf16Step = trainTimes[1];
@@ -151,6 +165,9 @@ Row($"train full FT fp32 ({BatchSize}x{SequenceLength})", $"{BatchSize / fp32Ste
     $"MFU {stepFlops / fp32Step / 1e9 / trainRoofFp32:P0} of fp32 matmul ({stepFlops / fp32Step / 1e9:F0} GFLOP/s)");
 Row($"train full FT bf16 ({BatchSize}x{SequenceLength})", $"{BatchSize / bf16Step:F1} samples/s",
     $"{fp32Step / bf16Step:F2}x fp32; MFU {stepFlops / bf16Step / 1e9 / trainRoofBf16:P0} of bf16 matmul ({stepFlops / bf16Step / 1e9:F0} GFLOP/s)");
+
+// 3b. Where a step's time goes.
+List<StepProfile.Phase> profile = StepProfile.Run(classifier, inputIds, typeIds, mask, labels, runs);
 
 // 4. Tokenization throughput on the spam training set (single thread, truncation at 512 as the CLI would not; all tokens counted).
 var tokenizeTexts = quick ? texts.Take(2000).ToList() : texts;
@@ -190,6 +207,11 @@ markdown.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure 
 markdown.AppendLine("| Figure | Value | Note |").AppendLine("|---|---:|---|");
 foreach (var (figure, value, note) in rows) markdown.AppendLine($"| {figure} | {value} | {note} |");
 markdown.AppendLine().AppendLine(Bench.FlopsNote((BertConfig)encoder.Config, BatchSize, SequenceLength, forwardFlops));
+markdown.AppendLine().AppendLine($"## Step profile (full fine-tuning, {BatchSize}x{SequenceLength}, milliseconds per step)").AppendLine();
+markdown.AppendLine("Medians over the same rounds. `step:` rows are phases timed inside real steps; `forward:`/`backward:` rows time each module kind alone " +
+    "at the step's shapes with layer 0's weights, multiplied by how often a step runs it (their sum against the step's forward and backward shows what they cover).").AppendLine();
+markdown.AppendLine("| Phase | fp32 ms | bf16 ms | Note |").AppendLine("|---|---:|---:|---|");
+foreach (var phase in profile) markdown.AppendLine($"| {phase.Name} | {phase.Milliseconds[0]:F1} | {phase.Milliseconds[1]:F1} | {phase.Note} |");
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
 File.WriteAllText(output, markdown.ToString());
 Console.WriteLine($"wrote {output}");
