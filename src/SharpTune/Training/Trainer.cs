@@ -219,11 +219,15 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         ["--batch-size"] = options.BatchSize.ToString(CultureInfo.InvariantCulture),
         ["--grad-accum"] = options.GradientAccumulationSteps.ToString(CultureInfo.InvariantCulture),
         ["--seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
-        ["--strategy"] = strategy.Name,
+        ["--strategy"] = strategy is LoraStrategy lora ? FullName(lora) : strategy.Name,
         ["--steps"] = options.MaxSteps?.ToString(CultureInfo.InvariantCulture) ?? "none",
         ["--seconds"] = options.MaxSeconds?.ToString(CultureInfo.InvariantCulture) ?? "none",
         ["training examples"] = train.Count.ToString(CultureInfo.InvariantCulture),
     };
+
+    // LoRA's name leaves out dropout and targets (lora:r=8,alpha=16); a resume must match them too.
+    private string FullName(LoraStrategy lora) => FormattableString.Invariant(
+        $"{lora.Name},dropout={lora.Options.Dropout},targets={string.Join('+', lora.Options.TargetModules is { Count: > 0 } targets ? targets : model.Encoder.Architecture.LoraTargets)}");
 
     /// <summary>Writes <c>checkpoint-STEP/</c>: the model, then the state to continue at <paramref name="epoch"/>, <paramref name="batch"/>.</summary>
     private void SaveCheckpoint(int epoch, int batch, int step, long samples, double lossSum, int lossCount, int withoutImprovement,

@@ -192,6 +192,23 @@ public sealed class ResumeTests : IDisposable
     }
 
     [Fact]
+    public void Resuming_a_LoRA_run_with_another_dropout_is_an_error_naming_the_strategy_flag()
+    {
+        string run = Path.Combine(folder, "lora-fixed");
+        var labels = LabelSet.FromTraining(train);
+        using (var model = TextClassifier.Create(modelDirectory, "cls", labels, maxLength: 64))
+            model.Train(train, null, Strategy.Parse("lora:r=2,alpha=8,dropout=0.1"), Options(run) with { Epochs = 1 });
+        string checkpoint = TrainingCheckpoint.Newest(run);
+        using var resumed = TextClassifier.Load(checkpoint);
+        var error = Assert.Throws<SharpTuneException>(() => resumed.Train(train, null, Strategy.Parse("lora:r=2,alpha=8,dropout=0.3"),
+            Options(null) with { Epochs = 1, ResumeFrom = checkpoint }));
+        Assert.Equal($"{Path.Combine(checkpoint, TrainingCheckpoint.StateFile)}: the checkpoint was trained with --strategy lora:r=2,alpha=8,dropout=0.1,targets=query+value, " +
+            "this run has lora:r=2,alpha=8,dropout=0.3,targets=query+value; resume with the same --strategy.", error.Message);
+        // The same adapters spelled with the architecture's default targets written out are the same strategy.
+        resumed.Train(train, null, Strategy.Parse("lora:r=2,alpha=8,dropout=0.1,targets=query+value"), Options(null) with { Epochs = 1, ResumeFrom = checkpoint });
+    }
+
+    [Fact]
     public void A_run_without_checkpoints_cannot_be_resumed()
     {
         var error = Assert.Throws<SharpTuneException>(() => TrainingCheckpoint.Newest(folder));
