@@ -152,8 +152,7 @@ Action Train(Precision precision) => () =>
     using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
     Tensor loss = TaskType.SingleLabel.Loss(logits, labels);
     loss.backward();
-    optimizer.GradientNorm();
-    optimizer.ClipGradients(1.0);
+    optimizer.ClipGradients(1.0, optimizer.GradientNorm());
     optimizer.Step();
     optimizer.ZeroGrad();
 };

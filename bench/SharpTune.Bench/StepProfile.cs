@@ -45,8 +45,7 @@ internal static class StepProfile
                 laps[2] = Lap();
                 loss.backward();
                 laps[3] = Lap();
-                optimizer.GradientNorm();
-                optimizer.ClipGradients(1.0);
+                optimizer.ClipGradients(1.0, optimizer.GradientNorm());
                 laps[4] = Lap();
                 optimizer.Step();
                 laps[5] = Lap();

@@ -61,11 +61,19 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
         return norms.Count == 0 ? 0 : stack(norms).norm().item<float>();
     }
 
-    /// <summary>Scales the gradients down to a total norm of at most <paramref name="maxNorm"/>.</summary>
-    public void ClipGradients(double maxNorm)
+    /// <summary>
+    /// Scales the gradients down to a total norm of at most <paramref name="maxNorm"/>, given their total norm from
+    /// <see cref="GradientNorm"/>: <c>torch.nn.utils.clip_grad_norm_</c>'s rule (factor maxNorm / (norm + 1e-6), at
+    /// most 1) without computing the norms a second time.
+    /// </summary>
+    public void ClipGradients(double maxNorm, double norm)
     {
+        double factor = maxNorm / (norm + 1e-6);
+        if (factor >= 1) return;
         using var scope = NewDisposeScope();
-        nn.utils.clip_grad_norm_(parameters, maxNorm);
+        using Scalar scale = ((float)factor).ToScalar(); // torch computes the factor as a float32 tensor
+        foreach (var p in parameters)
+            if (p.grad is { } grad) grad.mul_(scale);
     }
 
     /// <summary>The name of the first parameter whose gradient holds a NaN or infinity, or null.</summary>

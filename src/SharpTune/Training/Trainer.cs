@@ -136,7 +136,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                 {
                     double norm = optimizer.GradientNorm();
                     if (!double.IsFinite(norm)) fault = new NumericFault(epoch, step + 1, b, norm, optimizer.FirstNonFiniteGradient() ?? "every tensor (each finite, their norm overflows)");
-                    else if (options.MaxGradNorm is { } maxNorm) optimizer.ClipGradients(maxNorm);
+                    else if (options.MaxGradNorm is { } maxNorm) optimizer.ClipGradients(maxNorm, norm);
                 }
                 if (fault is not null)
                 {

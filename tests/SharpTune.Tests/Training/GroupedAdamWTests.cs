@@ -65,4 +65,38 @@ public sealed class GroupedAdamWTests
         var states = optimizer.States();
         Assert.All(states.Values, s => Assert.Equal(factors.Length, s.Step));
     }
+
+    [Fact]
+    public void Clipping_with_the_measured_norm_equals_torch_clip_grad_norm()
+    {
+        using var ours = TinyModels.Classifier(seed: 4, dropout: 0);
+        using var reference = TinyModels.Classifier(seed: 4, dropout: 0);
+        ours.eval();
+        reference.eval();
+        TrainingPlan plan = StrategyApplier.Apply(ours, new FullStrategy(), rates: new LearningRates(1e-2));
+        using var optimizer = new GroupedAdamW(weightDecay: 0);
+        optimizer.AddTrainable(plan, new LearningRates(1e-2), layers: 2);
+        using var ids = torch.tensor(new long[] { 2, 7, 9, 11, 3, 2, 20, 30, 3, 0 }, 2, 5);
+        using var targets = torch.tensor(new long[] { 0, 1 });
+        Loss(ours, ids, targets);
+        Loss(reference, ids, targets);
+
+        double norm = optimizer.GradientNorm();
+        optimizer.ClipGradients(norm / 4, norm);
+        double torchNorm = nn.utils.clip_grad_norm_(reference.parameters(), norm / 4);
+        Assert.Equal(norm, torchNorm, 1e-5 * norm);
+        Assert.Equal(norm / 4, optimizer.GradientNorm(), 1e-5 * norm);
+        var theirs = reference.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        int compared = 0;
+        foreach (var (name, parameter) in ours.named_parameters())
+        {
+            if (parameter.grad is not { } grad) { Assert.Null(theirs[name].grad); continue; } // e.g. the pooler, unused by the cls head
+            Assert.True(grad.allclose(theirs[name].grad!, rtol: 1e-6, atol: 1e-9), name);
+            compared++;
+        }
+        Assert.True(compared > 10);
+
+        optimizer.ClipGradients(norm, norm / 4); // below the limit: unchanged
+        Assert.Equal(norm / 4, optimizer.GradientNorm(), 1e-5 * norm);
+    }
 }
