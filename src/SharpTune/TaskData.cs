@@ -54,6 +54,20 @@ public abstract class TaskData
         }
     }
 
+    /// <summary>
+    /// Checks that evaluating this data computes <paramref name="metric"/>: it is one of the task's metrics, and an entity
+    /// score needs tags with a B-/I- scheme (POS tags have none). Checked before training, not at its first evaluation.
+    /// </summary>
+    /// <exception cref="SharpTuneException">It is not computed; the message names <paramref name="option"/> and what is.</exception>
+    public void CheckMetric(string metric, string option = "--metric")
+    {
+        if (!Task.Metrics.Contains(metric))
+            throw new SharpTuneException($"{option} '{metric}' is not computed for the {Task.Name} task; allowed: {string.Join(", ", Task.Metrics)}.");
+        if (metric is MetricNames.EntityF1 or MetricNames.EntityPrecision or MetricNames.EntityRecall && EntityMetrics.DetectScheme(Labels.Names) is null)
+            throw new SharpTuneException($"{option} '{metric}': the tags ({string.Join(", ", Labels.Names.Take(10))}{(Labels.Count > 10 ? ", …" : "")}) " +
+                "have no B-/I- scheme, so there are no entities to score; use token_accuracy or macro_f1.");
+    }
+
     /// <summary>A new model for this data.</summary>
     protected abstract TaskModel Create(string? modelDirectory, string head, int maxLength, int seed);
     /// <summary>The training data encoded by <paramref name="model"/>.</summary>

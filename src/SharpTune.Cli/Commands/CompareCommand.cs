@@ -127,9 +127,7 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
             : Math.Min(128, Architectures.LoadConfig(Path.Combine(settings.Model, "config.json")).MaxInputLength));
 
         options = (options with { Task = data.Task, Head = settings.Head ?? data.DefaultHead, MaxLength = maxLength }).Validate();
-        if (options.MetricOrDefault is MetricNames.EntityF1 or MetricNames.EntityPrecision or MetricNames.EntityRecall && EntityMetrics.DetectScheme(data.Labels.Names) is null)
-            throw new SharpTuneException($"--metric {options.MetricOrDefault}: the tags of {settings.Train} have no B-/I- scheme, so there are no entities to score; " +
-                "use token_accuracy or macro_f1.");
+        data.CheckMetric(options.MetricOrDefault);
         inputs["task"] = data.Task.Name;
         inputs["labels"] = new JsonArray(data.Labels.Names.Select(n => (JsonNode)JsonValue.Create(n)).ToArray());
         var comparison = new StrategyComparison(settings.Out, options) { CommandLine = commandLine, Inputs = inputs };

@@ -306,6 +306,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
             (eval is null ? "; no eval data" : $", {eval.Examples.Count} eval examples from {settings.Eval}") +
             $"; task {train.Task}" + (train.Task == TaskType.Regression ? "." : $", {CommandSupport.Describe(labels)}."));
         var data = new TextTaskData(train.Examples, eval?.Examples, labels, train.Task, settings.Train, settings.Eval ?? "eval");
+        data.CheckMetric(settings.Metric);
         PreparedTask run = savedRun is not null ? data.Encode(ContinueRun(savedRun, train, settings.MaxLength))
             : data.Prepare(settings.Model, settings.Head ?? data.DefaultHead, maxLength, settings.Seed);
         string head = savedRun is not null ? run.Model.Model.Head.GetType().Name : settings.Head ?? data.DefaultHead;
@@ -318,6 +319,7 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
         console.WriteLine($"Data: {train.Sentences.Count} training sentences ({train.Sentences.Sum(s => s.Tokens.Count)} words) from {settings.Train}" +
             (eval is null ? "; no eval data" : $", {eval.Sentences.Count} eval sentences from {settings.Eval}") + $"; task token, {CommandSupport.Describe(tags)}.");
         var data = new TokenTaskData(train.Sentences, eval?.Sentences, tags, settings.Stride, settings.Train, settings.Eval ?? "eval");
+        data.CheckMetric(settings.Metric);
         PreparedTask run = savedRun is not null ? data.Encode(ContinueTagger(savedRun, train, settings.MaxLength, settings.Stride))
             : data.Prepare(settings.Model, settings.Head ?? data.DefaultHead, maxLength, settings.Seed);
         string head = savedRun is not null ? run.Model.Model.Head.GetType().Name : settings.Head ?? data.DefaultHead;

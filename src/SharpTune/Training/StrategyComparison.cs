@@ -265,6 +265,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         if (data.Task != options.Task)
             throw new SharpTuneException($"The comparison's task is {options.Task.Name}; the data are for the {data.Task.Name} task.");
         if (data.EvalCount is not > 0) throw new SharpTuneException("A comparison needs evaluation data: the eval set is empty.");
+        data.CheckMetric(options.MetricOrDefault);
         System.IO.Directory.CreateDirectory(Directory);
         var rows = new List<ComparisonRow>();
         var predictions = new List<float[][]>();

@@ -103,14 +103,18 @@ public sealed class TokenTaskCliTests : IDisposable
     }
 
     [Fact]
-    public void Compare_refuses_entity_f1_for_tags_without_a_scheme()
+    public void Train_and_compare_refuse_entity_f1_for_tags_without_a_scheme_before_training()
     {
-        var (exit, output) = TrainCliHarness.Run("compare", "--model", Model, "--train", Sample("train"), "--eval", Sample("dev"),
-            "--metric", "entity_f1", "--out", cli.PathOf("never"));
+        foreach (string command in new[] { "train", "compare" })
+        {
+            var (exit, output) = TrainCliHarness.Run(command, "--model", Model, "--train", Sample("train"), "--eval", Sample("dev"),
+                "--metric", "entity_f1", "--out", cli.PathOf("never"));
 
-        Assert.Equal(1, exit);
-        Assert.Contains("--metric entity_f1: the tags of", output);
-        Assert.False(Directory.Exists(cli.PathOf("never")));
+            Assert.Equal(1, exit);
+            Assert.Contains("--metric 'entity_f1': the tags (., ADJ, ADP, ADV, CONJ, DET, NOUN, NUM, PRON, PRT, …) have no B-/I- scheme", output);
+            Assert.DoesNotContain("epoch", output);
+            Assert.False(Directory.Exists(cli.PathOf("never")));
+        }
     }
 
     [Fact]
