@@ -47,6 +47,7 @@ public sealed class OnnxGraphBuilder
     private readonly List<OnnxValueInfo> inputs = [];
     private readonly List<OnnxValueInfo> outputs = [];
     private readonly HashSet<string> names = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Func<string, string>> linears = new(StringComparer.Ordinal);
     private string? attentionBias;
     private int counter;
 
@@ -110,6 +111,7 @@ public sealed class OnnxGraphBuilder
     /// </summary>
     public string Linear(nn.Module<Tensor, Tensor> layer, string key, string x)
     {
+        if (linears.TryGetValue(key + ".weight", out var apply)) return apply(x);
         var (weight, bias) = layer switch
         {
             Linear linear => (linear.weight!.detach().clone(), linear.bias?.detach().clone()),
@@ -121,14 +123,27 @@ public sealed class OnnxGraphBuilder
             return Linear(weight, bias, key + ".weight", key + ".bias", x);
     }
 
-    /// <summary>x · Wᵀ + b for a weight [out, in] and bias [out] held as tensors (a head's own parameters), named as given.</summary>
+    /// <summary>
+    /// x · Wᵀ + b for a weight [out, in] and bias [out] held as tensors (a head's own parameters), named as given. A layer
+    /// applied twice (DeBERTa's shared attention keys) stores its weights once.
+    /// </summary>
     public string Linear(Tensor weight, Tensor? bias, string weightName, string biasName, string x)
     {
-        using var transposed = weight.detach().t().contiguous();
-        string product = Weights == OnnxWeightFormat.Int8
-            ? QuantizedMatMul(x, transposed, weightName)
-            : MatMul(x, Initializer(weightName, transposed));
-        return bias is null ? product : Add(product, Initializer(biasName, bias));
+        if (!linears.TryGetValue(weightName, out var apply))
+        {
+            using var transposed = weight.detach().t().contiguous();
+            Func<string, string> product = Weights == OnnxWeightFormat.Int8 ? QuantizedMatMul(transposed, weightName) : FloatMatMul(transposed, weightName);
+            string? b = bias is null ? null : Initializer(biasName, bias);
+            apply = input => b is null ? product(input) : Add(product(input), b);
+            linears[weightName] = apply;
+        }
+        return apply(x);
+    }
+
+    private Func<string, string> FloatMatMul(Tensor transposed, string name)
+    {
+        string w = Initializer(name, transposed);
+        return x => MatMul(x, w);
     }
 
     /// <summary>LayerNormalization over the last axis with the module's weight and bias (keys <paramref name="key"/>.weight, .bias).</summary>
@@ -230,6 +245,20 @@ public sealed class OnnxGraphBuilder
     public string Equal(string a, string b) => Node("Equal", [a, b]);
     /// <summary>Not (bool).</summary>
     public string Not(string x) => Node("Not", [x]);
+    /// <summary>And (bool).</summary>
+    public string And(string a, string b) => Node("And", [a, b]);
+    /// <summary>Where: <paramref name="x"/> where <paramref name="condition"/>, else <paramref name="y"/> (broadcasting).</summary>
+    public string Where(string condition, string x, string y) => Node("Where", [condition, x, y]);
+    /// <summary>The shape of <paramref name="x"/> as an int64 vector.</summary>
+    public string Shape(string x) => Node("Shape", [x]);
+    /// <summary>The length of axis <paramref name="axis"/> of <paramref name="x"/> as an int64 scalar.</summary>
+    public string Length(string x, int axis) => Gather(Shape(x), Constant((long)axis));
+    /// <summary>0, 1, …, <paramref name="count"/> − 1 (int64) for an int64 scalar count.</summary>
+    public string Range(string count) => Node("Range", [Constant(0L), count, Constant(1L)]);
+    /// <summary>Broadcasts <paramref name="x"/> to the shape held in <paramref name="shape"/>.</summary>
+    public string Expand(string x, string shape) => Node("Expand", [x, shape]);
+    /// <summary>GatherElements along <paramref name="axis"/>: out[…, i] = data[…, indices[…, i]].</summary>
+    public string GatherElements(string data, string indices, int axis) => Node("GatherElements", [data, indices], attributes: [Attr("axis", axis)]);
     /// <summary>Cumulative sum along <paramref name="axis"/>.</summary>
     public string CumSum(string x, int axis) => Node("CumSum", [x, Constant((long)axis)]);
 
@@ -244,6 +273,13 @@ public sealed class OnnxGraphBuilder
     /// <summary>An int64 vector constant.</summary>
     public string Constant(long[] values) =>
         AddConstant(OnnxDataType.Int64, [values.Length], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+
+    /// <summary>An int64 tensor (a lookup table of indices) as an initializer named <paramref name="name"/>.</summary>
+    public string Integers(string name, Tensor values)
+    {
+        using var data = values.detach().to(int64).cpu().contiguous();
+        return AddInitializer(new OnnxTensor(name, OnnxDataType.Int64, data.shape, MemoryMarshal.AsBytes(data.data<long>().ToArray().AsSpan()).ToArray()));
+    }
 
     /// <summary>
     /// A weight as an initializer named <paramref name="name"/> (a checkpoint key), float32 — or float16 plus a Cast
@@ -272,7 +308,7 @@ public sealed class OnnxGraphBuilder
     // x [.., in] · W [in, out] in int8: DynamicQuantizeLinear(x) → (x_q uint8, x_scale, x_zero);
     // MatMulInteger(x_q, W_q int8, x_zero, 0) → int32; float result = that · x_scale · w_scale[out].
     // W_q = round(W / w_scale) per output column, w_scale = max|W[:, j]| / 127 (symmetric, zero point 0).
-    private string QuantizedMatMul(string x, Tensor transposed, string name)
+    private Func<string, string> QuantizedMatMul(Tensor transposed, string name)
     {
         using var scope = NewDisposeScope(); // keeps the temporaries reachable until the native calls that read them return
         using Scalar tiny = 1e-12f.ToScalar(), top = 127f.ToScalar(), bottom = (-127f).ToScalar();
@@ -282,10 +318,13 @@ public sealed class OnnxGraphBuilder
         string weight = AddInitializer(new OnnxTensor(name + ".quantized", OnnxDataType.Int8, quantized.shape, MemoryMarshal.AsBytes(quantized.data<sbyte>().ToArray().AsSpan()).ToArray()));
         string weightScale = Initializer(name + ".scale", scale);
         string weightZero = AddInitializer(new OnnxTensor(name + ".zero_point", OnnxDataType.Int8, [w.shape[1]], new byte[w.shape[1]]));
-        var outputsOfQuantize = new[] { NewName("x_q"), NewName("x_scale"), NewName("x_zero") };
-        nodes.Add(new OnnxNode($"DynamicQuantizeLinear_{nodes.Count}", "DynamicQuantizeLinear", [x], outputsOfQuantize, []));
-        string product = Node("MatMulInteger", [outputsOfQuantize[0], weight, outputsOfQuantize[2], weightZero]);
-        return Mul(Mul(Cast(product, OnnxDataType.Float), outputsOfQuantize[1]), weightScale);
+        return x =>
+        {
+            var outputsOfQuantize = new[] { NewName("x_q"), NewName("x_scale"), NewName("x_zero") };
+            nodes.Add(new OnnxNode($"DynamicQuantizeLinear_{nodes.Count}", "DynamicQuantizeLinear", [x], outputsOfQuantize, []));
+            string product = Node("MatMulInteger", [outputsOfQuantize[0], weight, outputsOfQuantize[2], weightZero]);
+            return Mul(Mul(Cast(product, OnnxDataType.Float), outputsOfQuantize[1]), weightScale);
+        };
     }
 
     private string AddConstant(OnnxDataType type, long[] dims, byte[] data)

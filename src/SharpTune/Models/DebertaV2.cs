@@ -6,6 +6,7 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments (LayerNorm, self, query_proj), not C# style
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using SharpTune.Export;
 using SharpTune.Heads;
 using SharpTune.Native;
 using TorchSharp;
@@ -205,6 +206,13 @@ public sealed class DebertaV2Model : Encoder
         Tensor lastHiddenState = encoder.call(hidden, mask);
         return new EncoderOutput(lastHiddenState, null);
     }
+
+    /// <inheritdoc />
+    public override OnnxEncoderOutput ExportOnnx(OnnxGraphBuilder g, string prefix, bool pooled)
+    {
+        string hidden = embeddings.ExportOnnx(g, prefix + "embeddings.");
+        return new OnnxEncoderOutput(encoder.ExportOnnx(g, prefix + "encoder.", hidden, config.MaxInputLength), null);
+    }
 }
 
 /// <summary>Word (+ optional position and token-type) embeddings → embed_proj → LayerNorm → × mask → dropout.</summary>
@@ -216,6 +224,7 @@ internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tens
     private readonly Linear? embed_proj;
     private readonly LayerNorm LayerNorm;
     private readonly Dropout dropout;
+    private readonly double layerNormEps;
 
     public DebertaV2Embeddings(DebertaV2Config config) : base("embeddings")
     {
@@ -226,6 +235,7 @@ internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tens
         embed_proj = width != config.HiddenSize ? Linear(width, config.HiddenSize, hasBias: false) : null;
         LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         dropout = Dropout(config.HiddenDropoutProb);
+        layerNormEps = config.LayerNormEps;
         RegisterComponents();
     }
 
@@ -251,6 +261,16 @@ internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tens
         Tensor masked = normalized * mask.unsqueeze(2).to_type(normalized.dtype);
         return dropout.call(masked);
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix)
+    {
+        string sum = g.Embedding(word_embeddings, prefix + "word_embeddings", g.InputIds);
+        if (position_embeddings is not null) sum = g.Add(sum, g.LeadingRows(position_embeddings, prefix + "position_embeddings", g.InputIds));
+        if (token_type_embeddings is not null) sum = g.Add(sum, g.Embedding(token_type_embeddings, prefix + "token_type_embeddings", g.TokenTypeIds));
+        if (embed_proj is not null) sum = g.Linear(embed_proj, prefix + "embed_proj", sum);
+        string normalized = g.LayerNorm(LayerNorm, prefix + "LayerNorm", sum, layerNormEps);
+        return g.Mul(normalized, g.Unsqueeze(g.Cast(g.AttentionMask, Checkpoints.OnnxDataType.Float), [2]));
+    }
 }
 
 /// <summary>What every layer's attention needs besides the hidden states; computed once per forward.</summary>
@@ -258,6 +278,13 @@ internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tens
 /// <param name="RelativePositions">[query, key] int64 bucketed relative positions, or null without relative attention.</param>
 /// <param name="RelativeEmbeddings">[2 × span, hidden] (layer-normalised when configured), or null without relative attention.</param>
 internal sealed record AttentionContext(Tensor PairMask, Tensor? RelativePositions, Tensor? RelativeEmbeddings);
+
+/// <summary>The graph values of <see cref="AttentionContext"/>, built once for every layer.</summary>
+/// <param name="Blocked">[batch, 1, query, key] bool: NOT (mask_i AND mask_j).</param>
+/// <param name="RelativeEmbeddings">[2 × span, hidden], layer-normalised when configured (a constant), or null.</param>
+/// <param name="ContentToPosition">[query, key] int64: the c2p gather index, clamp(δ(i, j) + span), or null.</param>
+/// <param name="PositionToContent">[key, query] int64: the p2c gather index, clamp(span − δ(j, i)), or null.</param>
+internal sealed record OnnxAttentionContext(string Blocked, string? RelativeEmbeddings, string? ContentToPosition, string? PositionToContent);
 
 internal sealed class DebertaV2Encoder : Module<Tensor, Tensor, Tensor>
 {
@@ -288,6 +315,40 @@ internal sealed class DebertaV2Encoder : Module<Tensor, Tensor, Tensor>
         if (relative is not null && LayerNorm is not null) relative = LayerNorm.call(relative);
         var context = new AttentionContext(pairMask, relativePositions, relative);
         foreach (DebertaV2Layer block in layer) hidden = block.call(hidden, context);
+        return hidden;
+    }
+
+    /// <summary>
+    /// The graph of <see cref="forward"/> for inputs of up to <paramref name="maxLength"/> tokens. The bucketed relative
+    /// positions depend only on i − j, so they are computed here by <see cref="RelativePositions"/> for every distance
+    /// (as gather indices, a constant of 2·maxLength − 1 entries) and looked up in the graph.
+    /// </summary>
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden, int maxLength)
+    {
+        string tokens = g.Cast(g.AttentionMask, Checkpoints.OnnxDataType.Bool);
+        string blocked = g.Not(g.And(g.Unsqueeze(tokens, [1, 2]), g.Unsqueeze(tokens, [1, 3])));
+        string? relative = null, c2p = null, p2c = null;
+        if (rel_embeddings is not null)
+        {
+            using var rows = LayerNorm is null ? rel_embeddings.weight!.detach().clone() : LayerNorm.call(rel_embeddings.weight!);
+            relative = g.Initializer(prefix + "rel_embeddings.weight.normalized", rows);
+            // δ(d) for d = −(maxLength − 1) … maxLength − 1, at index d + maxLength − 1.
+            using var scope = torch.NewDisposeScope();
+            Tensor negative = RelativePositions.Build(1, maxLength, buckets, maxRelativePositions, CPU)[0].flip(0).narrow(0, 0, maxLength - 1);
+            Tensor positive = RelativePositions.Build(maxLength, 1, buckets, maxRelativePositions, CPU).select(1, 0);
+            Tensor distances = torch.cat([negative, positive]);
+            long span = rel_embeddings.weight!.shape[0] / 2;
+            string ContentToPositionTable() => g.Integers(prefix + "c2p_index", (distances + span).clamp(0, span * 2 - 1));
+            string PositionToContentTable() => g.Integers(prefix + "p2c_index", (span - distances).clamp(0, span * 2 - 1));
+            string length = g.Length(hidden, 1);
+            string positions = g.Range(length);
+            string offsets = g.Add(g.Sub(g.Unsqueeze(positions, [1]), g.Unsqueeze(positions, [0])), g.Constant((long)maxLength - 1));
+            c2p = g.Gather(ContentToPositionTable(), offsets);
+            p2c = g.Gather(PositionToContentTable(), offsets);
+        }
+        var context = new OnnxAttentionContext(blocked, relative, c2p, p2c);
+        int index = 0;
+        foreach (DebertaV2Layer block in layer) hidden = block.ExportOnnx(g, $"{prefix}layer.{index++}.", hidden, context);
         return hidden;
     }
 }
@@ -342,6 +403,13 @@ internal sealed class DebertaV2Layer : Module<Tensor, AttentionContext, Tensor>
         Tensor expanded = intermediate.call(attended);
         return output.call(expanded, attended);
     }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden, OnnxAttentionContext context)
+    {
+        string attended = attention.ExportOnnx(g, prefix + "attention.", hidden, context);
+        string expanded = intermediate.ExportOnnx(g, prefix + "intermediate.", attended);
+        return output.ExportOnnx(g, prefix + "output.", expanded, attended);
+    }
 }
 
 internal sealed class DebertaV2Attention : Module<Tensor, AttentionContext, Tensor>
@@ -357,6 +425,9 @@ internal sealed class DebertaV2Attention : Module<Tensor, AttentionContext, Tens
     }
 
     public override Tensor forward(Tensor hidden, AttentionContext context) => output.call(self.call(hidden, context), hidden);
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden, OnnxAttentionContext context) =>
+        output.ExportOnnx(g, prefix + "output.", self.ExportOnnx(g, prefix + "self.", hidden, context), hidden);
 }
 
 /// <summary>
@@ -456,6 +527,44 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
             score = score is null ? term : Scalars.Add(score, term);
         }
         return score ?? torch.zeros(scoreShape, dtype: q.dtype, device: q.device);
+    }
+
+    public string ExportOnnx(OnnxGraphBuilder g, string prefix, string hidden, OnnxAttentionContext context)
+    {
+        string Heads(string x) => g.Transpose(g.Reshape(x, g.Constant([0L, 0L, heads, headDim])), [0, 2, 1, 3]);
+        // [2 × span, hidden] → [1, heads, 2 × span, head_dim]
+        string RowHeads(string x) => g.Transpose(g.Reshape(x, g.Constant([1L, -1L, heads, headDim])), [0, 2, 1, 3]);
+        string KeysLast(string x) => g.Transpose(x, [0, 1, 3, 2]);
+        string divisor = g.Scalar(scale);
+
+        string q = Heads(g.Linear(query_proj, prefix + "query_proj", hidden));
+        string k = Heads(g.Linear(key_proj, prefix + "key_proj", hidden));
+        string v = Heads(g.Linear(value_proj, prefix + "value_proj", hidden));
+        string scores = g.Div(g.MatMul(q, KeysLast(k)), divisor);
+        if (relativeAttention)
+        {
+            string rows = context.RelativeEmbeddings!;
+            string scoreShape = g.Shape(scores);
+            string? relative = null;
+            if (contentToPosition)
+            {
+                string positionKeys = RowHeads(shareAttKey ? g.Linear(key_proj, prefix + "key_proj", rows) : g.Linear(pos_key_proj!, prefix + "pos_key_proj", rows));
+                string all = g.MatMul(q, KeysLast(positionKeys));
+                relative = g.Div(g.GatherElements(all, g.Expand(context.ContentToPosition!, scoreShape), -1), divisor);
+            }
+            if (positionToContent)
+            {
+                string positionQueries = RowHeads(shareAttKey ? g.Linear(query_proj, prefix + "query_proj", rows) : g.Linear(pos_query_proj!, prefix + "pos_query_proj", rows));
+                string all = g.MatMul(k, KeysLast(positionQueries));
+                string term = g.Div(KeysLast(g.GatherElements(all, g.Expand(context.PositionToContent!, scoreShape), -1)), divisor);
+                relative = relative is null ? term : g.Add(relative, term);
+            }
+            if (relative is not null) scores = g.Add(scores, relative);
+        }
+        string filled = g.Where(context.Blocked, g.Scalar(float.MinValue), scores);
+        string probabilities = g.Where(context.Blocked, g.Scalar(0f), g.Softmax(filled, -1));
+        string attended = g.Transpose(g.MatMul(probabilities, v), [0, 2, 1, 3]);
+        return g.Reshape(attended, g.Constant([0L, 0L, (long)heads * headDim]));
     }
 
     // HF's XSoftmax: blocked scores get float32's minimum, and blocked entries (so whole padded query rows) are zero

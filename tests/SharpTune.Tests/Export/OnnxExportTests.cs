@@ -25,7 +25,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    public static readonly string[] Exportable = ["bert", "roberta", "xlm-roberta", "distilbert", "electra"];
+    public static readonly string[] Exportable = ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta-v2"];
 
     public static IEnumerable<object[]> ArchitecturesAndTasks =>
         Exportable.SelectMany(a => new[] { new object[] { a, "sequence" }, [a, "token"] });
@@ -112,14 +112,33 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         Assert.True(diff <= Tolerance, $"last_hidden_state differs by {diff:E3}");
     }
 
-    [Fact]
-    public void Deberta_v2_is_refused_with_an_error_naming_the_architecture()
+    // The DeBERTa options the fixture (shared keys, both attention types, 32 buckets, no token types) leaves out:
+    // separate position projections, one attention type alone, log buckets within the test's lengths (8 buckets: exact
+    // up to ±4), absolute positions, token types, a narrower embedding with embed_proj, no relative LayerNorm.
+    [Theory]
+    [InlineData("c2p", false, 8, true, 2, 16, "layer_norm")]
+    [InlineData("p2c", false, 8, false, 0, null, "none")]
+    [InlineData("p2c|c2p", true, -1, true, 2, 16, "layer_norm")]
+    public void Deberta_v2_variants_export_exactly(string attentionTypes, bool shareKeys, int buckets, bool absolutePositions, int typeVocab, int? embeddingSize, string relativeNorm)
     {
-        using var model = TaskModel.Load(HfFixtures.Directory("deberta-v2"));
-        string path = Path.Combine(_folder, "deberta.onnx");
-        var error = Assert.Throws<SharpTuneException>(() => model.ExportOnnx(path));
-        Assert.Contains("deberta-v2", error.Message);
-        Assert.False(File.Exists(path));
+        torch.manual_seed(5);
+        var config = new DebertaV2Config
+        {
+            VocabSize = 99, HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 4, IntermediateSize = 37, MaxPositionEmbeddings = 64, InitializerRange = 0.3,
+            MaxRelativePositions = 32, PositionBuckets = buckets, PosAttType = attentionTypes.Split('|'), ShareAttKey = shareKeys,
+            PositionBiasedInput = absolutePositions, TypeVocabSize = typeVocab, EmbeddingSize = embeddingSize, NormRelEbd = relativeNorm,
+        };
+        var classifier = new SequenceClassifier(new DebertaV2Model(config), ContextPoolerHead.For(config, 3));
+        using (torch.no_grad())
+            foreach (var (name, parameter) in classifier.named_parameters())
+                if (name.EndsWith("LayerNorm.weight", StringComparison.Ordinal)) parameter.normal_(1, 0.2); // not the identity
+        classifier.eval();
+        string path = Path.Combine(_folder, "deberta-variant.onnx");
+        var report = OnnxExporter.Export(classifier, path);
+        Assert.Equal(typeVocab > 0, report.Inputs.Contains("token_type_ids"));
+        double diff = MaxDifference(classifier, path, out _);
+        output.WriteLine($"deberta-v2 {attentionTypes} share={shareKeys} buckets={buckets}: {diff:E2}");
+        Assert.True(diff <= Tolerance, $"deberta-v2 variant differs by {diff:E3}");
     }
 
     [Fact]
@@ -191,7 +210,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         var random = new Random(seed);
         int rows = lengths.Length, length = lengths.Max();
         long[] ids = new long[rows * length], mask = new long[rows * length], types = new long[rows * length];
-        int typeCount = config is BertConfig bert ? bert.TypeVocabSize : 1;
+        int typeCount = config switch { BertConfig bert => bert.TypeVocabSize, DebertaV2Config deberta => deberta.TypeVocabSize, _ => 1 };
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < length; t++)
             {
