@@ -157,7 +157,21 @@ public abstract class TaskModel : IDisposable
 
     /// <summary>Loss and metrics on encoded, labelled data.</summary>
     public EvaluationOutput Evaluate(TaskDataset data, int batchSize = 32, string device = "cpu", Precision precision = Precision.Fp32) =>
-        Evaluator.Run(Model, data, batchSize, torch.device(device), precision: precision);
+        Evaluator.Run(Model, data, batchSize, torch.device(device), precision: precision, onnx: OnnxRuntime);
+
+    /// <summary>The ONNX Runtime model that computes the logits of <see cref="Evaluate(TaskDataset, int, string, Precision)"/> and of predictions instead of TorchSharp, or null (see <see cref="UseOnnxRuntime"/>).</summary>
+    public Export.OnnxRuntimeModel? OnnxRuntime { get; private set; }
+
+    /// <summary>
+    /// Runs evaluation and prediction through <paramref name="runtime"/> (this model's export, e.g. from
+    /// <see cref="Export.OnnxRuntimeModel.CachedExport"/>), or through TorchSharp again when null; takes ownership of it.
+    /// Training always uses TorchSharp.
+    /// </summary>
+    public void UseOnnxRuntime(Export.OnnxRuntimeModel? runtime)
+    {
+        OnnxRuntime?.Dispose();
+        OnnxRuntime = runtime;
+    }
 
     /// <summary>
     /// Saves a Hugging Face checkpoint (see <see cref="ClassifierCheckpoint"/>) as the directory
@@ -197,6 +211,7 @@ public abstract class TaskModel : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        OnnxRuntime?.Dispose();
         Model.Dispose();
         GC.SuppressFinalize(this);
     }

@@ -140,7 +140,30 @@ internal static class CommandSupport
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: {option} file not found.");
     }
 
-    /// <summary>--model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model.</summary>
+    /// <summary>
+    /// --model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model.
+    /// --runtime onnx: evaluation and prediction run the run's export in ONNX Runtime (exported once into RUN/onnx/).
+    /// </summary>
+    public static TaskModel LoadModel(string model, string? adapter, int? stride, string runtime)
+    {
+        if (runtime is not ("torch" or "onnx")) throw new SharpTuneException($"--runtime '{runtime}' is not one of torch, onnx.");
+        if (runtime == "onnx" && adapter is not null)
+            throw new SharpTuneException("--runtime onnx runs the export of a run directory; with --adapter use --runtime torch.");
+        TaskModel loaded = LoadModel(model, adapter, stride);
+        if (runtime == "torch") return loaded;
+        try
+        {
+            loaded.UseOnnxRuntime(new Export.OnnxRuntimeModel(Export.OnnxRuntimeModel.CachedExport(loaded, model)));
+            return loaded;
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The model of --model (and --adapter), run by TorchSharp.</summary>
     public static TaskModel LoadModel(string model, string? adapter, int? stride)
     {
         if (adapter is null) return TaskModel.Load(model, stride);

@@ -39,6 +39,11 @@ internal sealed class EvaluateSettings : DataSettings
     [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
     [DefaultValue("fp32")]
     public string Precision { get; set; } = "fp32";
+
+    [CommandOption("--runtime <RUNTIME>")]
+    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only).")]
+    [DefaultValue("torch")]
+    public string Runtime { get; set; } = "torch";
 }
 
 /// <summary>sharptune evaluate: loss and metrics of a trained model on labelled data.</summary>
@@ -53,7 +58,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime);
         IAnsiConsole messages = json ? CommandSupport.Silent() : console;
         var precision = Models.Precisions.Parse(settings.Precision);
         (EvaluationOutput Output, int Count, string What, int Skipped, IReadOnlyList<string> Reasons) result;

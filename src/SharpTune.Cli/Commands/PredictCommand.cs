@@ -67,6 +67,11 @@ internal sealed class PredictSettings : CommandSettings
     [DefaultValue("fp32")]
     public string Precision { get; set; } = "fp32";
 
+    [CommandOption("--runtime <RUNTIME>")]
+    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only).")]
+    [DefaultValue("torch")]
+    public string Runtime { get; set; } = "torch";
+
     public override ValidationResult Validate()
     {
         if ((Data is null) == (Text is null)) return ValidationResult.Error("Give either --data FILE --output FILE.csv or --text TEXT.");
@@ -88,7 +93,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime);
         if (model is TokenTagger tagger) return Tag(tagger, settings, json);
         var classifier = (TextClassifier)model;
         if (settings.Text is not null)

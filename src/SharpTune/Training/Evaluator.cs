@@ -14,15 +14,21 @@ public sealed record EvaluationOutput(double Loss, float[][] Probabilities, Eval
 public static class Evaluator
 {
     /// <summary>Per-class probabilities for every example of <paramref name="data"/>, in dataset order.</summary>
-    public static float[][] Predict(SequenceClassifier model, TaskDataset data, int batchSize, Device device, Precision precision = Precision.Fp32) =>
-        Run(model, data, batchSize, device, withMetrics: false, precision).Probabilities;
+    public static float[][] Predict(SequenceClassifier model, TaskDataset data, int batchSize, Device device, Precision precision = Precision.Fp32,
+        Export.OnnxRuntimeModel? onnx = null) =>
+        Run(model, data, batchSize, device, withMetrics: false, precision, onnx: onnx).Probabilities;
 
     /// <summary>Runs the model over <paramref name="data"/> and computes loss and metrics; <paramref name="precision"/>: see <see cref="Autocast"/>.</summary>
-    /// <remarks>With <paramref name="features"/> (the frozen backbone's cached output for <paramref name="data"/>), only the head runs.</remarks>
+    /// <remarks>
+    /// With <paramref name="features"/> (the frozen backbone's cached output for <paramref name="data"/>), only the head
+    /// runs; with <paramref name="onnx"/> (the model's export), ONNX Runtime computes the logits instead of TorchSharp.
+    /// </remarks>
     public static EvaluationOutput Run(SequenceClassifier model, TaskDataset data, int batchSize, Device device, bool withMetrics = true,
-        Precision precision = Precision.Fp32, FeatureCache? features = null)
+        Precision precision = Precision.Fp32, FeatureCache? features = null, Export.OnnxRuntimeModel? onnx = null)
     {
         Native.TorchRuntime.EnsureLoaded();
+        if (onnx is not null && precision != Precision.Fp32)
+            throw new SharpTuneException($"--precision {precision.ToString().ToLowerInvariant()} does not apply to --runtime onnx, which runs the float32 export; use --precision fp32.");
         bool wasTraining = model.training;
         model.eval();
         var probabilities = new float[data.Count][];
@@ -42,6 +48,7 @@ public static class Evaluator
                     var (cached, mask) = features.Features(batch.Indices, device);
                     logits = model.Head.call(cached, mask);
                 }
+                else if (onnx is not null) logits = onnx.Logits(batch.InputIds, batch.TokenTypeIds, batch.AttentionMask).to(device);
                 else logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
                 if (withMetrics) lossSum += data.Task.Loss(logits, batch.Targets.to(device)).item<float>() * indices.Length;
                 // [batch, labels], or [batch, longest, labels] per token: each example keeps its own tokens' rows.

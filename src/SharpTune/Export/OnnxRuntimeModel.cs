@@ -1,0 +1,112 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Microsoft.ML.OnnxRuntime;
+using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>;
+using SharpTune.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Export;
+
+/// <summary>
+/// An exported model (see <see cref="OnnxExporter"/>) in an ONNX Runtime session, run in place of the TorchSharp forward
+/// by <see cref="TaskModel.UseOnnxRuntime"/>: same inputs, same logits (within 1e-4), so that loss, probabilities and
+/// metrics are computed by the same code as with TorchSharp. Sessions use <see cref="Native.TorchRuntime.Threads"/> threads.
+/// </summary>
+public sealed class OnnxRuntimeModel : IDisposable
+{
+    /// <summary>The cache folder inside a run directory.</summary>
+    public const string CacheFolder = "onnx";
+    private const string StampFile = "source.json";
+
+    private readonly InferenceSession session;
+    private readonly string[] inputs;
+
+    /// <summary>Opens <paramref name="path"/> (an export with a <c>logits</c> output) in a session.</summary>
+    public OnnxRuntimeModel(string path)
+    {
+        if (!File.Exists(path)) throw new SharpTuneException($"{path}: ONNX model not found.");
+        var options = new SessionOptions { IntraOpNumThreads = Native.TorchRuntime.Threads };
+        try
+        {
+            session = new InferenceSession(path, options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new SharpTuneException($"{path}: ONNX Runtime cannot load it: {e.Message}", e);
+        }
+        if (!session.OutputMetadata.ContainsKey("logits"))
+        {
+            session.Dispose();
+            throw new SharpTuneException($"{path}: the model has no 'logits' output (outputs: {string.Join(", ", session.OutputMetadata.Keys)}); export a run with its head.");
+        }
+        inputs = [.. session.InputMetadata.Keys];
+        Path = path;
+    }
+
+    /// <summary>The .onnx file.</summary>
+    public string Path { get; }
+
+    /// <summary>Logits for a batch, as <see cref="Models.SequenceClassifier.forward"/> computes them (int64 [batch, sequence] inputs, CPU float32 result).</summary>
+    public Tensor Logits(Tensor inputIds, Tensor tokenTypeIds, Tensor attentionMask)
+    {
+        int[] shape = [(int)inputIds.shape[0], (int)inputIds.shape[1]];
+        var feeds = new List<NamedOnnxValue>(inputs.Length);
+        foreach (string name in inputs)
+        {
+            Tensor source = name switch
+            {
+                "input_ids" => inputIds,
+                "attention_mask" => attentionMask,
+                "token_type_ids" => tokenTypeIds,
+                _ => throw new SharpTuneException($"{Path}: unexpected model input '{name}' (expected input_ids, attention_mask, token_type_ids)."),
+            };
+            using var values = source.to(int64).cpu().contiguous();
+            feeds.Add(NamedOnnxValue.CreateFromTensor(name, new DenseTensor(values.data<long>().ToArray(), shape)));
+        }
+        using var results = session.Run(feeds);
+        var logits = results.Single(r => r.Name == "logits").AsTensor<float>();
+        return torch.tensor(logits.ToArray(), [.. logits.Dimensions.ToArray().Select(d => (long)d)]);
+    }
+
+    /// <summary>
+    /// The export of the run in <paramref name="runDirectory"/> (loaded as <paramref name="model"/>), made once and kept
+    /// in <c>RUN/onnx/model.onnx</c> with the SHA-256 of the files it was made from (config.json, sharptune.json, the
+    /// safetensors weights); a later call reuses it while those files are unchanged and exports again otherwise.
+    /// </summary>
+    public static string CachedExport(TaskModel model, string runDirectory)
+    {
+        string folder = System.IO.Path.Combine(runDirectory, CacheFolder);
+        string path = System.IO.Path.Combine(folder, "model.onnx"), stampPath = System.IO.Path.Combine(folder, StampFile);
+        string stamp = SourceStamp(runDirectory);
+        if (File.Exists(path) && File.Exists(stampPath) && JsonNode.Parse(File.ReadAllText(stampPath))?["sha256"]?.GetValue<string>() == stamp)
+            return path;
+        Directory.CreateDirectory(folder);
+        File.Delete(stampPath); // a stamp never describes an older file
+        model.ExportOnnx(path);
+        File.WriteAllText(stampPath, new JsonObject { ["sha256"] = stamp, ["opset"] = OnnxExporter.Opset }.ToJsonString());
+        return path;
+    }
+
+    // The files a run's export is made from, hashed in name order; the exporter's opset is part of it.
+    private static string SourceStamp(string runDirectory)
+    {
+        var files = Directory.GetFiles(runDirectory)
+            .Where(f => System.IO.Path.GetFileName(f) is "config.json" or ClassifierCheckpoint.SettingsFile || f.EndsWith(".safetensors", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal);
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(BitConverter.GetBytes(OnnxExporter.Opset));
+        foreach (string file in files)
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(System.IO.Path.GetFileName(file)));
+            using var stream = File.OpenRead(file);
+            byte[] buffer = new byte[1 << 20];
+            int read;
+            while ((read = stream.Read(buffer)) > 0) sha.AppendData(buffer, 0, read);
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => session.Dispose();
+}

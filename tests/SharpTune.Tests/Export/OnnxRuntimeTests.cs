@@ -1,0 +1,128 @@
+using System.Text.Json.Nodes;
+using SharpTune.Data;
+using SharpTune.Export;
+using SharpTune.Tests.Cli;
+using SharpTune.Tests.Fixtures;
+using Xunit.Abstractions;
+
+namespace SharpTune.Tests.Export;
+
+/// <summary>
+/// Evaluation and prediction through ONNX Runtime (<see cref="TaskModel.UseOnnxRuntime"/>, <c>--runtime onnx</c>): the
+/// same probabilities and metrics as TorchSharp within 1e-4, the export made once per run and redone when the run changes.
+/// </summary>
+public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
+{
+    private const double Tolerance = 1e-4;
+    private readonly string _folder = Directory.CreateTempSubdirectory("sharptune-onnx-runtime-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static readonly TextExample[] Examples =
+    [
+        new("the film was wonderful", null, ["pos"], null),
+        new("a dull and tedious evening", null, ["neg"], null),
+        new("it was a film", "shown on tuesday", ["neu"], null),
+        new("", null, ["neu"], null),
+        new("wonderful wonderful wonderful but long, far too long for anyone's patience", null, ["pos"], null),
+    ];
+
+    // A run directory of our own: the cache is written into it, never into the fixtures.
+    private string CopyOf(string source, string name)
+    {
+        string target = Path.Combine(_folder, name);
+        Directory.CreateDirectory(target);
+        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        return target;
+    }
+
+    [Fact]
+    public void Evaluation_through_onnx_runtime_equals_torchsharp()
+    {
+        string run = CopyOf(HfFixtures.Directory("bert"), "bert");
+        using var classifier = TextClassifier.Load(run);
+        var torchResult = classifier.Evaluate(Examples);
+        classifier.UseOnnxRuntime(new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(classifier, run)));
+        var onnxResult = classifier.Evaluate(Examples);
+
+        Assert.Equal(Path.Combine(run, "onnx", "model.onnx"), classifier.OnnxRuntime!.Path);
+        double worst = torchResult.Probabilities.Zip(onnxResult.Probabilities, (a, b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max()).Max();
+        output.WriteLine($"loss torch {torchResult.Loss:F6} onnx {onnxResult.Loss:F6}; max |Δ probability| {worst:E2}");
+        Assert.True(worst <= Tolerance, $"probabilities differ by {worst:E3}");
+        Assert.True(worst > 0, "bit-identical probabilities: ONNX Runtime did not compute them");
+        Assert.Equal(torchResult.Loss, onnxResult.Loss, Tolerance);
+        Assert.Equal(torchResult.Metrics["accuracy"], onnxResult.Metrics["accuracy"]);
+    }
+
+    [Fact]
+    public void Tagging_through_onnx_runtime_equals_torchsharp()
+    {
+        string run = CopyOf(HfFixtures.TokenDirectory("distilbert"), "tagger");
+        using var tagger = TokenTagger.Load(run);
+        IReadOnlyList<string>[] sentences = [["John", "lives", "in", "Berlin"], ["a", "much", "longer", "sentence", "with", "more", "words", "in", "it"]];
+        var torchTags = tagger.Predict(sentences);
+        tagger.UseOnnxRuntime(new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(tagger, run)));
+        var onnxTags = tagger.Predict(sentences);
+
+        var pairs = torchTags.SelectMany(s => s).Zip(onnxTags.SelectMany(s => s)).ToList();
+        Assert.Equal(13, pairs.Count);
+        Assert.All(pairs, p => Assert.Equal(p.First.Tag, p.Second.Tag));
+        double worst = pairs.Max(p => Math.Abs(p.First.Probability - p.Second.Probability));
+        output.WriteLine($"max |Δ tag probability| {worst:E2}");
+        Assert.True(worst <= Tolerance, $"tag probabilities differ by {worst:E3}");
+        Assert.True(worst > 0, "bit-identical probabilities: ONNX Runtime did not compute them");
+    }
+
+    [Fact]
+    public void The_export_is_made_once_and_again_when_the_run_changes()
+    {
+        string run = CopyOf(HfFixtures.Directory("roberta"), "cached");
+        string path;
+        using (var classifier = TextClassifier.Load(run)) path = OnnxRuntimeModel.CachedExport(classifier, run);
+        DateTime first = File.GetLastWriteTimeUtc(path);
+        Thread.Sleep(20);
+        using (var classifier = TextClassifier.Load(run)) Assert.Equal(path, OnnxRuntimeModel.CachedExport(classifier, run));
+        Assert.Equal(first, File.GetLastWriteTimeUtc(path));
+
+        File.AppendAllText(Path.Combine(run, "config.json"), "\n"); // the run changed (as a retrained run's files would)
+        using (var classifier = TextClassifier.Load(run)) OnnxRuntimeModel.CachedExport(classifier, run);
+        Assert.True(File.GetLastWriteTimeUtc(path) > first, "the export was not redone after config.json changed");
+    }
+
+    [Fact]
+    public void Cli_evaluate_with_runtime_onnx_reports_torchsharps_metrics()
+    {
+        string run = CopyOf(HfFixtures.Directory("electra"), "electra");
+        string data = Path.Combine(_folder, "eval.csv");
+        File.WriteAllLines(data, ["text,label", .. Examples.Select(e => $"\"{e.Text}\",{e.Labels[0]}")]);
+
+        JsonObject Evaluate(string runtime)
+        {
+            var (console, writer) = TrainCliHarness.Console();
+            int exit = SharpTune.Cli.CliApp.Run(["evaluate", "--model", run, "--data", data, "--format", "json", "--runtime", runtime], console);
+            Assert.True(exit == 0, writer.ToString());
+            return JsonNode.Parse(writer.ToString())!.AsObject();
+        }
+        var torchJson = Evaluate("torch");
+        Assert.False(Directory.Exists(Path.Combine(run, "onnx")));
+        var onnxJson = Evaluate("onnx");
+        Assert.True(File.Exists(Path.Combine(run, "onnx", "model.onnx")));
+        output.WriteLine($"loss torch {torchJson["loss"]} onnx {onnxJson["loss"]}");
+        Assert.Equal(torchJson["loss"]!.GetValue<double>(), onnxJson["loss"]!.GetValue<double>(), Tolerance);
+        Assert.Equal(torchJson["accuracy"]!.GetValue<double>(), onnxJson["accuracy"]!.GetValue<double>());
+        Assert.NotEqual(torchJson["loss"]!.GetValue<double>(), onnxJson["loss"]!.GetValue<double>()); // ONNX Runtime computed it
+    }
+
+    [Theory]
+    [InlineData(new[] { "--runtime", "tpu" }, "--runtime 'tpu'")]
+    [InlineData(new[] { "--runtime", "onnx", "--precision", "bf16" }, "--precision bf16 does not apply to --runtime onnx")]
+    public void Cli_refuses_a_bad_runtime_combination_naming_the_flags(string[] flags, string message)
+    {
+        string run = CopyOf(HfFixtures.Directory("bert"), "refused");
+        var (console, _) = TrainCliHarness.Console();
+        var (errors, errorWriter) = TrainCliHarness.Console();
+        int exit = SharpTune.Cli.CliApp.Run(["predict", "--model", run, "--text", "hello", .. flags], console, errors);
+        Assert.Equal(1, exit);
+        Assert.Contains(message, errorWriter.ToString());
+    }
+}
