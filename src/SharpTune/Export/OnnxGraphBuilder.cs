@@ -274,12 +274,9 @@ public sealed class OnnxGraphBuilder
     public string Constant(long[] values) =>
         AddConstant(OnnxDataType.Int64, [values.Length], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
 
-    /// <summary>An int64 tensor (a lookup table of indices) as an initializer named <paramref name="name"/>.</summary>
-    public string Integers(string name, Tensor values)
-    {
-        using var data = values.detach().to(int64).cpu().contiguous();
-        return AddInitializer(new OnnxTensor(name, OnnxDataType.Int64, data.shape, MemoryMarshal.AsBytes(data.data<long>().ToArray().AsSpan()).ToArray()));
-    }
+    /// <summary>An int64 vector (a lookup table of indices) as an initializer named <paramref name="name"/>.</summary>
+    public string Integers(string name, long[] values) =>
+        AddInitializer(new OnnxTensor(name, OnnxDataType.Int64, [values.Length], MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
 
     /// <summary>
     /// A weight as an initializer named <paramref name="name"/> (a checkpoint key), float32 — or float16 plus a Cast

@@ -336,10 +336,10 @@ internal sealed class DebertaV2Encoder : Module<Tensor, Tensor, Tensor>
             using var scope = torch.NewDisposeScope();
             Tensor negative = RelativePositions.Build(1, maxLength, buckets, maxRelativePositions, CPU)[0].flip(0).narrow(0, 0, maxLength - 1);
             Tensor positive = RelativePositions.Build(maxLength, 1, buckets, maxRelativePositions, CPU).select(1, 0);
-            Tensor distances = torch.cat([negative, positive]);
+            long[] distances = torch.cat([negative, positive]).data<long>().ToArray();
             long span = rel_embeddings.weight!.shape[0] / 2;
-            string ContentToPositionTable() => g.Integers(prefix + "c2p_index", (distances + span).clamp(0, span * 2 - 1));
-            string PositionToContentTable() => g.Integers(prefix + "p2c_index", (span - distances).clamp(0, span * 2 - 1));
+            string ContentToPositionTable() => g.Integers(prefix + "c2p_index", [.. distances.Select(d => Math.Clamp(d + span, 0, span * 2 - 1))]);
+            string PositionToContentTable() => g.Integers(prefix + "p2c_index", [.. distances.Select(d => Math.Clamp(span - d, 0, span * 2 - 1))]);
             string length = g.Length(hidden, 1);
             string positions = g.Range(length);
             string offsets = g.Add(g.Sub(g.Unsqueeze(positions, [1]), g.Unsqueeze(positions, [0])), g.Constant((long)maxLength - 1));
