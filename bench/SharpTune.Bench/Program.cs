@@ -1,6 +1,7 @@
 // SharpTune speed benchmark: one table, each figure the median of several timed runs after warm-up, with the
 // ONNX Runtime peer measured in the same process. Writes bench/RESULTS.md. Usage:
 //   dotnet run -c Release --project bench/SharpTune.Bench [-- --quick] [--out PATH]
+//   (--only-inference: the matmul and inference rows alone, printed; --only-waste: section 6 alone)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -47,7 +48,8 @@ if (args.Contains("--only-waste")) // the section 6 figures alone, printed, RESU
 
 // 0. Memory over 1,000 training steps, first: before the MiniLM and the other sections fill the process, so
 // that the RSS is the trainer's own.
-if (!args.Contains("--profile")) Waste.MemoryOverSteps(Row, steps: 1000);
+bool onlyInference = args.Contains("--only-inference"); // sections 1 and 2 alone, printed, RESULTS.md untouched
+if (!onlyInference && !args.Contains("--profile")) Waste.MemoryOverSteps(Row, steps: 1000);
 
 // 1. Matmul roofline. Other processes may share the CPU, so every figure that is compared with another is
 // measured in the same rounds (A, B, C, A, B, C, …): a burst of foreign load hits both sides alike.
@@ -97,10 +99,16 @@ Action Infer(Precision precision) => () =>
 
 string onnxPath = Path.Combine(Path.GetTempPath(), $"sharptune-bench-{Environment.ProcessId}.onnx");
 PackagedResources.ExtractToFile(PackagedResources.MiniLMAssemblyPath, PackagedResources.MiniLMOnnx, onnxPath);
-double fp32Infer, bf16Infer, ortInfer;
+// SharpTune's own exports of the same encoder (sharptune export-onnx), float32 and int8.
+string exportPath = Path.ChangeExtension(onnxPath, ".export.onnx"), int8Path = Path.ChangeExtension(onnxPath, ".int8.onnx");
+SharpTune.Export.OnnxExporter.Export(encoder, exportPath);
+SharpTune.Export.OnnxExporter.Export(encoder, int8Path, new SharpTune.Export.OnnxExportOptions(SharpTune.Export.OnnxWeightFormat.Int8));
+double fp32Infer, bf16Infer, ortInfer, exportInfer, int8Infer;
 var roofline = new Dictionary<ScalarType, double>();
 using (var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL })
 using (var session = new InferenceSession(onnxPath, options))
+using (var exportSession = new InferenceSession(exportPath, options))
+using (var int8Session = new InferenceSession(int8Path, options))
 {
     int[] shape = [BatchSize, SequenceLength];
     var feeds = new Dictionary<string, long[]>
@@ -109,19 +117,25 @@ using (var session = new InferenceSession(onnxPath, options))
         ["attention_mask"] = Enumerable.Repeat(1L, flatIds.Length).ToArray(),
         ["token_type_ids"] = new long[flatIds.Length],
     };
-    var inputs = session.InputMetadata.Keys
+    List<NamedOnnxValue> Inputs(InferenceSession s) => s.InputMetadata.Keys
         .Select(name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor(feeds[name], shape))).ToList();
+    var (inputs, exportInputs, int8Inputs) = (Inputs(session), Inputs(exportSession), Inputs(int8Session));
     double[] t = Bench.Interleaved(runs, Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16),
-        Infer(Precision.Fp32), Infer(Precision.Bf16), () => { using var results = session.Run(inputs); });
+        Infer(Precision.Fp32), Infer(Precision.Bf16), () => { using var results = session.Run(inputs); },
+        () => { using var results = exportSession.Run(exportInputs); }, () => { using var results = int8Session.Run(int8Inputs); });
     roofline[ScalarType.Float32] = MatmulGflops(t[0]);
     roofline[ScalarType.BFloat16] = MatmulGflops(t[1]);
-    (fp32Infer, bf16Infer, ortInfer) = (BatchSize / t[2], BatchSize / t[3], BatchSize / t[4]);
+    (fp32Infer, bf16Infer, ortInfer, exportInfer, int8Infer) = (BatchSize / t[2], BatchSize / t[3], BatchSize / t[4], BatchSize / t[5], BatchSize / t[6]);
 }
 foreach (var (type, gflops) in roofline) Row($"matmul {Bench.Name(type)} [4096x384]x[384x1536]", $"{gflops:F0} GFLOP/s", "roofline for MFU (measured in the inference rounds)");
 File.Delete(onnxPath);
+File.Delete(exportPath);
+File.Delete(int8Path);
 Row($"inference SharpTune fp32 ({BatchSize}x{SequenceLength})", $"{fp32Infer:F1} samples/s", $"{fp32Infer / ortInfer:F2}x ORT fp32");
 Row($"inference SharpTune bf16 ({BatchSize}x{SequenceLength})", $"{bf16Infer:F1} samples/s", $"{bf16Infer / ortInfer:F2}x ORT fp32");
 Row($"inference ONNX Runtime fp32 ({BatchSize}x{SequenceLength})", $"{ortInfer:F1} samples/s", $"IntraOpNumThreads={threads}, ORT_ENABLE_ALL");
+Row($"inference ONNX Runtime, SharpTune export fp32 ({BatchSize}x{SequenceLength})", $"{exportInfer:F1} samples/s", $"{exportInfer / ortInfer:F2}x ORT on the packaged export; sharptune export-onnx");
+Row($"inference ONNX Runtime, SharpTune export int8 ({BatchSize}x{SequenceLength})", $"{int8Infer:F1} samples/s", $"{int8Infer / ortInfer:F2}x ORT fp32; --weights int8 (MatMulInteger)");
 
 // bf16 numerics: last_hidden_state of the real batch against fp32.
 using (var noGrad = torch.no_grad())
@@ -135,6 +149,8 @@ using (var scope = NewDisposeScope())
     double scale = reference.abs().max().item<float>();
     Row("bf16 vs fp32 last_hidden_state (the real batch)", $"max abs diff {maxDiff:F3}", $"min token cosine {cosine:F5}; max abs fp32 {scale:F2}");
 }
+
+if (onlyInference) return;
 
 // 3. Full fine-tuning: the Trainer's step (forward, loss, backward, gradient norm and clipping at 1.0, SharpTune's
 // AdamW, zero_grad) at 32 x 128, and MFU against the matmul roofline measured in the same rounds.
