@@ -49,6 +49,12 @@ public sealed class EmbedSettings : ModelSettings
     [DefaultValue("fp32")]
     public string Precision { get; init; } = "fp32";
 
+    /// <summary>torch or onnx.</summary>
+    [CommandOption("--runtime <RUNTIME>")]
+    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the encoder's export, made once and kept in MODEL/onnx/; fp32 only).")]
+    [DefaultValue("torch")]
+    public string Runtime { get; init; } = "torch";
+
     /// <summary>json or text.</summary>
     [CommandOption("--format <FORMAT>")]
     [Description("json (machine-readable, one object) or text.")]
@@ -70,6 +76,7 @@ public sealed class EmbedSettings : ModelSettings
         if (Text is null) return ValidationResult.Error("--text is required.");
         if (Pooling.ToLowerInvariant() is not ("cls" or "mean" or "none"))
             return ValidationResult.Error($"--pooling: '{Pooling}' is not one of cls, mean, none.");
+        if (Runtime is not ("torch" or "onnx")) return ValidationResult.Error($"--runtime '{Runtime}' is not one of torch, onnx.");
         if (Format.ToLowerInvariant() is not ("json" or "text"))
             return ValidationResult.Error($"--format: '{Format}' is not one of json, text.");
         if (MaxLengthText is not null && !int.TryParse(MaxLengthText, NumberStyles.None, CultureInfo.InvariantCulture, out _))
@@ -92,6 +99,9 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
             MaxLength = settings.MaxLength,
             Precision = Models.Precisions.Parse(settings.Precision),
         });
+        using var onnx = settings.Runtime == "onnx"
+            ? new Export.OnnxRuntimeModel(Export.OnnxRuntimeModel.CachedExport(encoder.Model, encoder.Directory.Path)) : null;
+        embedder.OnnxRuntime = onnx;
         TextEmbedding result = embedder.Embed(settings.Text!, settings.TextPair);
         // Vectors go to the raw writer: the console would wrap long lines at its width.
         TextWriter writer = console.Profile.Out.Writer;

@@ -10,19 +10,19 @@ namespace SharpTune.Export;
 
 /// <summary>
 /// An exported model (see <see cref="OnnxExporter"/>) in an ONNX Runtime session, run in place of the TorchSharp forward
-/// by <see cref="TaskModel.UseOnnxRuntime"/>: same inputs, same logits (within 1e-4), so that loss, probabilities and
-/// metrics are computed by the same code as with TorchSharp. Sessions use <see cref="Native.TorchRuntime.Threads"/> threads.
+/// by <see cref="TaskModel.UseOnnxRuntime"/> (logits) or <see cref="Inference.Embedder.OnnxRuntime"/> (last_hidden_state):
+/// same inputs, same output (within 1e-4), so that loss, probabilities, metrics and pooling are computed by the same code
+/// as with TorchSharp. Sessions use <see cref="Native.TorchRuntime.Threads"/> threads.
 /// </summary>
 public sealed class OnnxRuntimeModel : IDisposable
 {
     /// <summary>The cache folder inside a run directory.</summary>
     public const string CacheFolder = "onnx";
-    private const string StampFile = "source.json";
 
     private readonly InferenceSession session;
     private readonly string[] inputs;
 
-    /// <summary>Opens <paramref name="path"/> (an export with a <c>logits</c> output) in a session.</summary>
+    /// <summary>Opens <paramref name="path"/> (an export with a <c>logits</c> or <c>last_hidden_state</c> output) in a session.</summary>
     public OnnxRuntimeModel(string path)
     {
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: ONNX model not found.");
@@ -35,10 +35,11 @@ public sealed class OnnxRuntimeModel : IDisposable
         {
             throw new SharpTuneException($"{path}: ONNX Runtime cannot load it: {e.Message}", e);
         }
-        if (!session.OutputMetadata.ContainsKey("logits"))
+        Output = session.OutputMetadata.Keys.FirstOrDefault(k => k is "logits" or "last_hidden_state") ?? "";
+        if (Output.Length == 0)
         {
             session.Dispose();
-            throw new SharpTuneException($"{path}: the model has no 'logits' output (outputs: {string.Join(", ", session.OutputMetadata.Keys)}); export a run with its head.");
+            throw new SharpTuneException($"{path}: the model has no 'logits' or 'last_hidden_state' output (outputs: {string.Join(", ", session.OutputMetadata.Keys)}).");
         }
         inputs = [.. session.InputMetadata.Keys];
         Path = path;
@@ -47,8 +48,14 @@ public sealed class OnnxRuntimeModel : IDisposable
     /// <summary>The .onnx file.</summary>
     public string Path { get; }
 
-    /// <summary>Logits for a batch, as <see cref="Models.SequenceClassifier.forward"/> computes them (int64 [batch, sequence] inputs, CPU float32 result).</summary>
-    public Tensor Logits(Tensor inputIds, Tensor tokenTypeIds, Tensor attentionMask)
+    /// <summary>The output it computes: <c>logits</c> (a model with its head) or <c>last_hidden_state</c> (a bare encoder).</summary>
+    public string Output { get; }
+
+    /// <summary>
+    /// <see cref="Output"/> for a batch, as <see cref="Models.SequenceClassifier.forward"/> (logits) or the encoder
+    /// (last_hidden_state) computes it: int64 [batch, sequence] inputs, a CPU float32 result.
+    /// </summary>
+    public Tensor Run(Tensor inputIds, Tensor tokenTypeIds, Tensor attentionMask)
     {
         int[] shape = [(int)inputIds.shape[0], (int)inputIds.shape[1]];
         var feeds = new List<NamedOnnxValue>(inputs.Length);
@@ -65,25 +72,33 @@ public sealed class OnnxRuntimeModel : IDisposable
             feeds.Add(NamedOnnxValue.CreateFromTensor(name, new DenseTensor(values.data<long>().ToArray(), shape)));
         }
         using var results = session.Run(feeds);
-        var logits = results.Single(r => r.Name == "logits").AsTensor<float>();
-        return torch.tensor(logits.ToArray(), [.. logits.Dimensions.ToArray().Select(d => (long)d)]);
+        var output = results.Single(r => r.Name == Output).AsTensor<float>();
+        return torch.tensor(output.ToArray(), [.. output.Dimensions.ToArray().Select(d => (long)d)]);
     }
 
     /// <summary>
     /// The export of the run in <paramref name="runDirectory"/> (loaded as <paramref name="model"/>), made once and kept
     /// in <c>RUN/onnx/model.onnx</c> with the SHA-256 of the files it was made from (config.json, sharptune.json, the
-    /// safetensors weights); a later call reuses it while those files are unchanged and exports again otherwise.
+    /// safetensors weights) in <c>model.source.json</c>; a later call reuses it while those files are unchanged and
+    /// exports again otherwise.
     /// </summary>
-    public static string CachedExport(TaskModel model, string runDirectory)
+    public static string CachedExport(TaskModel model, string runDirectory) =>
+        CachedExport(runDirectory, "model.onnx", path => model.ExportOnnx(path));
+
+    /// <summary>As <see cref="CachedExport(TaskModel, string)"/> for the bare encoder of a model directory: <c>onnx/encoder.onnx</c>.</summary>
+    public static string CachedExport(Models.Encoder encoder, string modelDirectory) =>
+        CachedExport(modelDirectory, "encoder.onnx", path => OnnxExporter.Export(encoder, path));
+
+    private static string CachedExport(string directory, string fileName, Action<string> export)
     {
-        string folder = System.IO.Path.Combine(runDirectory, CacheFolder);
-        string path = System.IO.Path.Combine(folder, "model.onnx"), stampPath = System.IO.Path.Combine(folder, StampFile);
-        string stamp = SourceStamp(runDirectory);
+        string folder = System.IO.Path.Combine(directory, CacheFolder);
+        string path = System.IO.Path.Combine(folder, fileName), stampPath = System.IO.Path.ChangeExtension(path, ".source.json");
+        string stamp = SourceStamp(directory);
         if (File.Exists(path) && File.Exists(stampPath) && JsonNode.Parse(File.ReadAllText(stampPath))?["sha256"]?.GetValue<string>() == stamp)
             return path;
         Directory.CreateDirectory(folder);
         File.Delete(stampPath); // a stamp never describes an older file
-        model.ExportOnnx(path);
+        export(path);
         File.WriteAllText(stampPath, new JsonObject { ["sha256"] = stamp, ["opset"] = OnnxExporter.Opset }.ToJsonString());
         return path;
     }

@@ -80,6 +80,13 @@ public sealed class Embedder
     /// <summary>The truncation length in tokens.</summary>
     public int MaxLength { get; }
 
+    /// <summary>
+    /// When set, ONNX Runtime computes the hidden states from this export of the encoder (see
+    /// <see cref="Export.OnnxRuntimeModel.CachedExport(Encoder, string)"/>) instead of TorchSharp; pooling stays the same.
+    /// Not owned: the caller disposes it. Float32 only.
+    /// </summary>
+    public Export.OnnxRuntimeModel? OnnxRuntime { get; set; }
+
     /// <summary>Embeds one text (or a text pair).</summary>
     public TextEmbedding Embed(string text, string? pair = null) => Embed([text], pair is null ? null : [pair])[0];
 
@@ -90,6 +97,8 @@ public sealed class Embedder
     public IReadOnlyList<TextEmbedding> Embed(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs = null)
     {
         ArgumentNullException.ThrowIfNull(texts);
+        if (OnnxRuntime is not null && Options.Precision != Precision.Fp32)
+            throw new SharpTuneException($"--precision {Options.Precision.ToString().ToLowerInvariant()} does not apply to --runtime onnx, which runs the float32 export; use --precision fp32.");
         if (pairs is not null && pairs.Count != texts.Count)
             throw new SharpTuneException($"{pairs.Count} text pairs given for {texts.Count} texts; give one per text.");
         var encoded = new EncodedText[texts.Count];
@@ -138,7 +147,7 @@ public sealed class Embedder
     {
         var batch = Pad(rows);
         var (ids, types, mask) = batch.ToTensors();
-        Tensor hidden = model.call(ids, types, mask).LastHiddenState;   // [batch, sequence, hidden]
+        Tensor hidden = OnnxRuntime is { } onnx ? onnx.Run(ids, types, mask) : model.call(ids, types, mask).LastHiddenState;   // [batch, sequence, hidden]
         int width = (int)hidden.shape[2];
 
         Tensor output = Options.Pooling switch

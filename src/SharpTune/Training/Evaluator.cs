@@ -48,7 +48,7 @@ public static class Evaluator
                     var (cached, mask) = features.Features(batch.Indices, device);
                     logits = model.Head.call(cached, mask);
                 }
-                else if (onnx is not null) logits = onnx.Logits(batch.InputIds, batch.TokenTypeIds, batch.AttentionMask).to(device);
+                else if (onnx is not null) logits = onnx.Run(batch.InputIds, batch.TokenTypeIds, batch.AttentionMask).to(device);
                 else logits = model.call(batch.InputIds.to(device), batch.TokenTypeIds.to(device), batch.AttentionMask.to(device));
                 if (withMetrics) lossSum += data.Task.Loss(logits, batch.Targets.to(device)).item<float>() * indices.Length;
                 // [batch, labels], or [batch, longest, labels] per token: each example keeps its own tokens' rows.

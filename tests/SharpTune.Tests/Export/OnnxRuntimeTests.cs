@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using SharpTune.Data;
 using SharpTune.Export;
+using SharpTune.Inference;
+using SharpTune.Models;
 using SharpTune.Tests.Cli;
 using SharpTune.Tests.Fixtures;
 using Xunit.Abstractions;
@@ -111,6 +113,46 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(torchJson["loss"]!.GetValue<double>(), onnxJson["loss"]!.GetValue<double>(), Tolerance);
         Assert.Equal(torchJson["accuracy"]!.GetValue<double>(), onnxJson["accuracy"]!.GetValue<double>());
         Assert.NotEqual(torchJson["loss"]!.GetValue<double>(), onnxJson["loss"]!.GetValue<double>()); // ONNX Runtime computed it
+    }
+
+    [Theory]
+    [InlineData(Pooling.Mean)]
+    [InlineData(Pooling.None)]
+    public void Embedding_through_onnx_runtime_equals_torchsharp(Pooling pooling)
+    {
+        string model = CopyOf(HfFixtures.Directory("roberta"), "embed-" + pooling);
+        using var encoder = PretrainedEncoder.Load(model);
+        var embedder = new Embedder(encoder, new EmbedderOptions { Pooling = pooling, BatchSize = 2 });
+        string[] texts = ["a short one", "a somewhat longer text with more words in it", "", "middle length text"];
+        var torchRows = embedder.Embed(texts).SelectMany(e => e.Rows).ToList();
+        using var onnx = new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(encoder.Model, model));
+        Assert.Equal("last_hidden_state", onnx.Output);
+        Assert.Equal(Path.Combine(model, "onnx", "encoder.onnx"), onnx.Path);
+        embedder.OnnxRuntime = onnx;
+        var onnxRows = embedder.Embed(texts).SelectMany(e => e.Rows).ToList();
+
+        Assert.Equal(torchRows.Count, onnxRows.Count);
+        double worst = torchRows.Zip(onnxRows, (a, b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max()).Max();
+        output.WriteLine($"{pooling}: {torchRows.Count} rows, max |Δ| {worst:E2}");
+        Assert.True(worst <= Tolerance, $"embeddings differ by {worst:E3}");
+        Assert.True(worst > 0, "bit-identical embeddings: ONNX Runtime did not compute them");
+    }
+
+    [Fact]
+    public void Cli_embed_with_runtime_onnx_prints_torchsharps_vector()
+    {
+        string model = CopyOf(HfFixtures.Directory("bert"), "embed-cli");
+        float[] Embed(string runtime)
+        {
+            var (console, writer) = TrainCliHarness.Console();
+            int exit = SharpTune.Cli.CliApp.Run(["embed", "--model", model, "--text", "hello world", "--format", "json", "--runtime", runtime], console);
+            Assert.True(exit == 0, writer.ToString());
+            return JsonNode.Parse(writer.ToString())!["embedding"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
+        }
+        float[] torchVector = Embed("torch"), onnxVector = Embed("onnx");
+        Assert.True(File.Exists(Path.Combine(model, "onnx", "encoder.onnx")));
+        Assert.Equal(torchVector.Length, onnxVector.Length);
+        Assert.True(torchVector.Zip(onnxVector, (a, b) => Math.Abs(a - b)).Max() <= Tolerance);
     }
 
     [Theory]
