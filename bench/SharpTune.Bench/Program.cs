@@ -38,6 +38,7 @@ string sharedSpam = Path.GetFullPath(Path.Combine(Bench.RepoRoot(), "..", "share
 string dataPath = File.Exists(sharedSpam) ? sharedSpam : Path.Combine(Bench.RepoRoot(), "data", "spam-sample", "train.csv");
 LoadedData spam = TextDataset.Load(dataPath);
 int frozenExamples = quick ? 128 : 256;
+if (args.Contains("--dropout")) { Micro.Run(runs); return; }
 if (args.Contains("--only-waste")) // the section 6 figures alone, printed, RESULTS.md untouched
 {
     Waste.MemoryOverSteps(Row, steps: int.Parse(args.SkipWhile(a => a != "--steps").Skip(1).FirstOrDefault() ?? "1000", CultureInfo.InvariantCulture));
@@ -86,6 +87,27 @@ if (args.Contains("--profile")) // the step profile alone, printed, RESULTS.md u
     using var targets = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
     foreach (var phase in StepProfile.Run(profiled, inputIds, typeIds, mask, targets, runs))
         Console.WriteLine($"{phase.Name,-60} {phase.Milliseconds[0],9:F1} {phase.Milliseconds[1],9:F1}  {phase.Note}");
+    return;
+}
+
+if (args.Contains("--dropout-cost"))
+{
+    using var profiled = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
+    using var targets = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
+    Action Step(Precision precision, bool train, bool libtorch = false) => () =>
+    {
+        FastDropout.UseLibTorch = libtorch;
+        if (train) profiled.train(); else profiled.eval();
+        using var scope = NewDisposeScope();
+        Tensor logits;
+        using (Autocast.Enter(precision)) logits = profiled.call(inputIds, typeIds, mask);
+        TaskType.SingleLabel.Loss(logits, targets).backward();
+        profiled.zero_grad();
+    };
+    double[] t = Bench.Interleaved(runs, Step(Precision.Fp32, true), Step(Precision.Fp32, true, libtorch: true), Step(Precision.Fp32, false),
+        Step(Precision.Bf16, true), Step(Precision.Bf16, true, libtorch: true), Step(Precision.Bf16, false));
+    Console.WriteLine($"fp32 forward+backward: SharpTune dropout {t[0]:F3} s, libtorch dropout {t[1]:F3} s, no dropout {t[2]:F3} s");
+    Console.WriteLine($"bf16 forward+backward: SharpTune dropout {t[3]:F3} s, libtorch dropout {t[4]:F3} s, no dropout {t[5]:F3} s");
     return;
 }
 

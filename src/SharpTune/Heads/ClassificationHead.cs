@@ -1,6 +1,7 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments
 using System.Text.Json.Nodes;
 using SharpTune.Export;
+using SharpTune.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -14,7 +15,7 @@ namespace SharpTune.Heads;
 /// </summary>
 public sealed class ClassificationHead : Head
 {
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly Linear dense;
     private readonly Linear out_proj;
     private readonly double dropoutProbability;
@@ -26,7 +27,7 @@ public sealed class ClassificationHead : Head
         if (!Models.Activations.Names.Contains(activation))
             throw new SharpTuneException($"head option activation '{activation}' is not one of {string.Join(", ", Models.Activations.Names)}.");
         this.activation = activation;
-        dropout = Dropout(dropoutProbability);
+        dropout = new FastDropout(dropoutProbability);
         dense = Linear(hiddenSize, hiddenSize);
         out_proj = Linear(hiddenSize, outputs);
         this.dropoutProbability = dropoutProbability;

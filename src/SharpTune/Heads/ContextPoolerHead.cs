@@ -16,7 +16,7 @@ namespace SharpTune.Heads;
 public sealed class ContextPoolerHead : Head
 {
     private readonly ContextPooler pooler;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly Linear classifier;
     private readonly double dropoutProbability;
     private readonly double poolerDropout;
@@ -38,7 +38,7 @@ public sealed class ContextPoolerHead : Head
         if (width != hiddenSize)
             throw new SharpTuneException($"head option pooler_hidden_size ({width}) must equal the hidden size ({hiddenSize}).");
         pooler = new ContextPooler(width, poolerDropout, poolerActivation);
-        dropout = Dropout(dropoutProbability);
+        dropout = new FastDropout(dropoutProbability);
         classifier = Linear(hiddenSize, outputs);
         this.dropoutProbability = dropoutProbability;
         this.poolerDropout = poolerDropout;
@@ -82,13 +82,13 @@ public sealed class ContextPoolerHead : Head
 internal sealed class ContextPooler : Module<Tensor, Tensor>
 {
     private readonly Linear dense;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly string activation;
 
     public ContextPooler(int width, double dropoutProbability, string activation) : base("pooler")
     {
         dense = Linear(width, width);
-        dropout = Dropout(dropoutProbability);
+        dropout = new FastDropout(dropoutProbability);
         this.activation = activation;
         RegisterComponents();
     }

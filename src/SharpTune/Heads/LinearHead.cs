@@ -1,6 +1,7 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments
 using System.Text.Json.Nodes;
 using SharpTune.Export;
+using SharpTune.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,7 +15,7 @@ namespace SharpTune.Heads;
 /// </summary>
 public abstract class LinearHead : Head
 {
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly Parameter weight;
     private readonly Parameter bias;
     private readonly double dropoutProbability;
@@ -22,7 +23,7 @@ public abstract class LinearHead : Head
     /// <summary>Creates the head; weights as HF initialises them (normal(0, 0.02), zero bias).</summary>
     protected LinearHead(int hiddenSize, int outputs, double dropoutProbability) : base("classifier")
     {
-        dropout = Dropout(dropoutProbability);
+        dropout = new FastDropout(dropoutProbability);
         weight = Parameter(torch.empty(outputs, hiddenSize).normal_(0, 0.02));
         bias = Parameter(torch.zeros(outputs));
         this.dropoutProbability = dropoutProbability;

@@ -1,6 +1,7 @@
 #pragma warning disable IDE1006 // field names are checkpoint key segments
 using System.Text.Json.Nodes;
 using SharpTune.Export;
+using SharpTune.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -15,7 +16,7 @@ namespace SharpTune.Heads;
 public sealed class PreClassifierHead : Head
 {
     private readonly Linear pre_classifier;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly Linear classifier;
     private readonly double dropoutProbability;
 
@@ -23,7 +24,7 @@ public sealed class PreClassifierHead : Head
     public PreClassifierHead(int hiddenSize, int outputs, double dropoutProbability = 0.2) : base("pre_classifier_head")
     {
         pre_classifier = Linear(hiddenSize, hiddenSize);
-        dropout = Dropout(dropoutProbability);
+        dropout = new FastDropout(dropoutProbability);
         classifier = Linear(hiddenSize, outputs);
         this.dropoutProbability = dropoutProbability;
         Outputs = outputs;

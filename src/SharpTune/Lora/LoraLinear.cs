@@ -34,7 +34,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
     private readonly Linear base_layer;
     private readonly Linear lora_A;
     private readonly Linear lora_B;
-    private readonly Dropout lora_dropout;
+    private readonly FastDropout lora_dropout;
 
     /// <summary>alpha / r.</summary>
     public double Scaling { get; }
@@ -55,7 +55,7 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         lora_A = Linear(inFeatures, options.Rank, hasBias: false, device: device, dtype: baseLayer.weight.dtype);
         lora_B = Linear(options.Rank, outFeatures, hasBias: false, device: device, dtype: baseLayer.weight.dtype);
         using (torch.no_grad()) lora_B.weight!.zero_();
-        lora_dropout = Dropout(options.Dropout);
+        lora_dropout = new FastDropout(options.Dropout);
         Scaling = options.Alpha / options.Rank;
         scaling = Scaling.ToScalar();
         Options = options;

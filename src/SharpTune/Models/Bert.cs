@@ -85,7 +85,7 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
     private readonly Embedding position_embeddings;
     private readonly Embedding token_type_embeddings;
     private readonly LayerNorm LayerNorm;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly double layerNormEps;
 
     /// <summary><paramref name="width"/>: the embedding width when it differs from the hidden size (ELECTRA's embedding_size).</summary>
@@ -96,7 +96,7 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
         position_embeddings = Embedding(config.MaxPositionEmbeddings, size);
         token_type_embeddings = Embedding(config.TypeVocabSize, size);
         LayerNorm = nn.LayerNorm(size, config.LayerNormEps);
-        dropout = Dropout(config.HiddenDropoutProb);
+        dropout = new FastDropout(config.HiddenDropoutProb);
         layerNormEps = config.LayerNormEps;
         RegisterComponents();
     }
@@ -239,7 +239,7 @@ internal sealed class BertSelfAttention : Module<Tensor, Tensor?, Tensor>
         Tensor q = Autocast.Linear(query, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
         Tensor k = Autocast.Linear(key, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
         Tensor v = Autocast.Linear(value, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
-        Tensor context = functional.scaled_dot_product_attention(q, k, v, keyMask, training ? attentionDropout : 0.0);
+        Tensor context = Attention.ScaledDotProduct(q, k, v, keyMask, attentionDropout, training);
         return context.transpose(1, 2).reshape(batch, sequence, heads * headDim);
     }
 
@@ -277,14 +277,14 @@ internal sealed class BertOutput : Module<Tensor, Tensor, Tensor>
 {
     private Module<Tensor, Tensor> dense;
     private readonly LayerNorm LayerNorm;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly double layerNormEps;
 
     public BertOutput(int inputSize, int hiddenSize, double layerNormEps, double dropoutProbability) : base("output")
     {
         dense = Linear(inputSize, hiddenSize);
         LayerNorm = nn.LayerNorm(hiddenSize, layerNormEps);
-        dropout = Dropout(dropoutProbability);
+        dropout = new FastDropout(dropoutProbability);
         this.layerNormEps = layerNormEps;
         RegisterComponents();
     }

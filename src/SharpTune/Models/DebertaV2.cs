@@ -223,7 +223,7 @@ internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tens
     private readonly Embedding? token_type_embeddings;
     private readonly Linear? embed_proj;
     private readonly LayerNorm LayerNorm;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly double layerNormEps;
 
     public DebertaV2Embeddings(DebertaV2Config config) : base("embeddings")
@@ -234,7 +234,7 @@ internal sealed class DebertaV2Embeddings : Module<Tensor, Tensor?, Tensor, Tens
         token_type_embeddings = config.TypeVocabSize > 0 ? Embedding(config.TypeVocabSize, width) : null;
         embed_proj = width != config.HiddenSize ? Linear(width, config.HiddenSize, hasBias: false) : null;
         LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
-        dropout = Dropout(config.HiddenDropoutProb);
+        dropout = new FastDropout(config.HiddenDropoutProb);
         layerNormEps = config.LayerNormEps;
         RegisterComponents();
     }
@@ -441,8 +441,8 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
     private Module<Tensor, Tensor> value_proj;
     private Module<Tensor, Tensor>? pos_key_proj;
     private Module<Tensor, Tensor>? pos_query_proj;
-    private readonly Dropout pos_dropout;
-    private readonly Dropout dropout;
+    private readonly FastDropout pos_dropout;
+    private readonly FastDropout dropout;
     private readonly int heads;
     private readonly int headDim;
     private readonly int span;
@@ -476,8 +476,8 @@ internal sealed class DisentangledSelfAttention : Module<Tensor, AttentionContex
         scaleScalar = scale.ToScalar();
         spanScalar = span.ToScalar();
         lastRelative = (span * 2 - 1).ToScalar();
-        pos_dropout = Dropout(config.HiddenDropoutProb);
-        dropout = Dropout(config.AttentionProbsDropoutProb);
+        pos_dropout = new FastDropout(config.HiddenDropoutProb);
+        dropout = new FastDropout(config.AttentionProbsDropoutProb);
         RegisterComponents();
     }
 

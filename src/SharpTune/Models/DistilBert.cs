@@ -139,14 +139,14 @@ internal sealed class DistilBertEmbeddings : Module<Tensor, Tensor>
     private readonly Embedding word_embeddings;
     private readonly Embedding position_embeddings;
     private readonly LayerNorm LayerNorm;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
 
     public DistilBertEmbeddings(DistilBertConfig config) : base("embeddings")
     {
         word_embeddings = Embedding(config.VocabSize, config.Dim);
         position_embeddings = Embedding(config.MaxPositionEmbeddings, config.Dim);
         LayerNorm = nn.LayerNorm(config.Dim, 1e-12); // HF hard-codes eps 1e-12
-        dropout = Dropout(config.Dropout);
+        dropout = new FastDropout(config.Dropout);
         RegisterComponents();
     }
 
@@ -253,7 +253,7 @@ internal sealed class DistilBertAttention : Module<Tensor, Tensor?, Tensor>
         Tensor q = Autocast.Linear(q_lin, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
         Tensor k = Autocast.Linear(k_lin, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
         Tensor v = Autocast.Linear(v_lin, hidden).view(batch, sequence, heads, headDim).transpose(1, 2);
-        Tensor context = functional.scaled_dot_product_attention(q, k, v, keyMask, training ? attentionDropout : 0.0);
+        Tensor context = Attention.ScaledDotProduct(q, k, v, keyMask, attentionDropout, training);
         Tensor merged = context.transpose(1, 2).reshape(batch, sequence, heads * headDim);
         return Autocast.Linear(out_lin, merged);
     }
@@ -272,14 +272,14 @@ internal sealed class DistilBertFfn : Module<Tensor, Tensor>
 {
     private Module<Tensor, Tensor> lin1;
     private Module<Tensor, Tensor> lin2;
-    private readonly Dropout dropout;
+    private readonly FastDropout dropout;
     private readonly string activation;
 
     public DistilBertFfn(DistilBertConfig config) : base("ffn")
     {
         lin1 = Linear(config.Dim, config.HiddenDim);
         lin2 = Linear(config.HiddenDim, config.Dim);
-        dropout = Dropout(config.Dropout);
+        dropout = new FastDropout(config.Dropout);
         activation = config.Activation;
         RegisterComponents();
     }
