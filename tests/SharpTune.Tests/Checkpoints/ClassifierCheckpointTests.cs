@@ -40,7 +40,9 @@ public class ClassifierCheckpointTests : IDisposable
         for (int i = 0; i < texts.Count; i++)
         {
             Assert.Equal(before[i].Label, after[i].Label);
-            Assert.Equal(before[i].Probabilities["yes"], after[i].Probabilities["yes"]);
+            // A LoRA run is saved merged (W + s·B·A) while the trained model keeps its adapter (W·x + s·B·A·x): equal to
+            // float32 rounding, not bit for bit (seen: 6e-8 with two libtorch threads). Every other run is bit-identical.
+            Assert.Equal(before[i].Probabilities["yes"], after[i].Probabilities["yes"], strategy.StartsWith("lora", StringComparison.Ordinal) ? 1e-6 : 0);
         }
         Assert.Equal(Strategy.Parse(strategy).Name, loaded.StrategyName); // e.g. lora:r=2,alpha=16: the canonical name is saved
     }
