@@ -42,13 +42,12 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
 
     private readonly Scalar beta1 = Beta1.ToScalar(), oneMinusBeta1 = (1 - Beta1).ToScalar();
     private readonly Scalar beta2 = Beta2.ToScalar(), oneMinusBeta2 = (1 - Beta2).ToScalar();
+    private readonly Scalar epsilon = Epsilon.ToScalar();
     private readonly List<Group> groups = [];
     private readonly HashSet<string> held = [];
     private readonly List<Parameter> parameters = [];
     private readonly List<string> names = [];
     private readonly Dictionary<Parameter, AdamState> states = new(ReferenceEqualityComparer.Instance);
-
-    public IEnumerable<Parameter> Parameters => parameters;
 
     /// <summary>
     /// The total norm of the gradients: NaN or infinity when any gradient is not finite. Read before clipping, which
@@ -132,7 +131,6 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
                 state.ExpAvg.mul_(beta1).add_(grad, oneMinusBeta1);
                 state.ExpAvgSq.mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
                 using var root = correction2Root.ToScalar();
-                using var epsilon = Epsilon.ToScalar();
                 using var stepSize = (-group.Rate / correction1).ToScalar();
                 Tensor denominator = state.ExpAvgSq.sqrt().div_(root).add_(epsilon, Scalars.One);
                 p.addcdiv_(state.ExpAvg, denominator, stepSize);
@@ -160,5 +158,6 @@ internal sealed class GroupedAdamW(double weightDecay) : IDisposable
         oneMinusBeta1.Dispose();
         beta2.Dispose();
         oneMinusBeta2.Dispose();
+        epsilon.Dispose();
     }
 }
