@@ -43,6 +43,7 @@ public static class CliApp
             config.ConfigureConsole(console);
             config.PropagateExceptions();
             config.UseStrictParsing(); // an unknown option is an error, not silently ignored
+            config.SetInterceptor(new HubModels(errors)); // --model org/name[@revision]: downloaded from the hub first
             config.AddCommand<VersionCommand>("version").WithDescription("Print the SharpTune and libtorch versions.");
             config.AddCommand<InspectCommand>("inspect").WithDescription("Print a model's architecture and its parameter counts per module.");
             config.AddCommand<EmbedCommand>("embed").WithDescription("Print the embedding of a text (or text pair).");

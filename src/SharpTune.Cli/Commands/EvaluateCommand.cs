@@ -11,7 +11,7 @@ namespace SharpTune.Cli.Commands;
 internal sealed class EvaluateSettings : DataSettings
 {
     [CommandOption("--model <RUN_DIR>", true)]
-    [Description("A run directory written by train, or a Hugging Face XForSequenceClassification / XForTokenClassification directory.")]
+    [Description("A run directory written by train, or a Hugging Face XForSequenceClassification / XForTokenClassification directory (or org/name[[@revision]] on the Hugging Face hub).")]
     public string Model { get; set; } = "";
 
     [CommandOption("--adapter <DIR>")]

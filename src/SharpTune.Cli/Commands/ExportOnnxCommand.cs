@@ -11,7 +11,7 @@ public sealed class ExportOnnxSettings : CommandSettings
 {
     /// <summary>The run directory (or Hugging Face model directory) to export.</summary>
     [CommandOption("--model <DIR>")]
-    [Description("A run directory or Python-saved task checkpoint (exported with its head, output logits), or a Hugging Face model directory (bare encoder, output last_hidden_state). Required.")]
+    [Description("A run directory or Python-saved task checkpoint (exported with its head, output logits), or a Hugging Face model directory (bare encoder, output last_hidden_state), local or org/name[[@revision]] on the Hugging Face hub. Required.")]
     public string? Model { get; init; }
 
     /// <summary>The .onnx file to write.</summary>

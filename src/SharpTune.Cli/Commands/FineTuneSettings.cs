@@ -7,7 +7,7 @@ namespace SharpTune.Cli.Commands;
 internal abstract class FineTuneSettings : DataSettings
 {
     [CommandOption("--model <DIR>")]
-    [Description("Pretrained Hugging Face model directory (config.json, model.safetensors, vocab.txt). Default: the packaged all-MiniLM-L6-v2.")]
+    [Description("Pretrained Hugging Face model directory (config.json, model.safetensors, vocab.txt), or org/name[[@revision]] on the Hugging Face hub (downloaded into its cache). Default: the packaged all-MiniLM-L6-v2.")]
     public string? Model { get; set; }
 
     [CommandOption("--train <FILE>", true)]

@@ -8,6 +8,6 @@ public class ModelSettings : CommandSettings
 {
     /// <summary>The Hugging Face model directory; the packaged all-MiniLM-L6-v2 when omitted.</summary>
     [CommandOption("-m|--model <DIR>")]
-    [Description("Hugging Face model directory (config.json, model.safetensors, vocab.txt). Default: the packaged all-MiniLM-L6-v2.")]
+    [Description("Hugging Face model directory (config.json, model.safetensors, vocab.txt), or org/name[[@revision]] on the Hugging Face hub (downloaded into its cache). Default: the packaged all-MiniLM-L6-v2.")]
     public string? ModelDir { get; init; }
 }
