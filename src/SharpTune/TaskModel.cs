@@ -157,7 +157,7 @@ public abstract class TaskModel : IDisposable
 
     /// <summary>Loss and metrics on encoded, labelled data.</summary>
     public EvaluationOutput Evaluate(TaskDataset data, int batchSize = 32, string device = "cpu", Precision precision = Precision.Fp32) =>
-        Evaluator.Run(Model, data, batchSize, torch.device(device), precision: precision, onnx: OnnxRuntime);
+        Evaluator.Run(Model, data, batchSize, Native.Devices.Parse(device), precision: precision, onnx: OnnxRuntime);
 
     /// <summary>The ONNX Runtime model that computes the logits of <see cref="Evaluate(TaskDataset, int, string, Precision)"/> and of predictions instead of TorchSharp, or null (see <see cref="UseOnnxRuntime"/>).</summary>
     public Export.OnnxRuntimeModel? OnnxRuntime { get; private set; }

@@ -108,7 +108,7 @@ public sealed class TextClassifier : TaskModel
     {
         var (ids, types) = Tokenize(texts.Select((t, i) => (t, pairs?[i])).ToList());
         var data = TaskDataset.Unlabelled(Task, Task.Outputs(Labels.Count), ids, types, Labels.Names.Take(Task.Outputs(Labels.Count)).ToList());
-        float[][] probabilities = Evaluator.Predict(Model, data, batchSize, torch.device(device), precision, OnnxRuntime);
+        float[][] probabilities = Evaluator.Predict(Model, data, batchSize, Native.Devices.Parse(device), precision, OnnxRuntime);
         return probabilities.Select(p => new Prediction(Task.Decide(p, Labels.Names), Labels.Names.Take(p.Length).Select((n, i) => (n, i)).ToDictionary(x => x.n, x => p[x.i]))).ToList();
     }
 

@@ -125,7 +125,7 @@ public sealed class TokenTagger : TaskModel
         Precision precision = Precision.Fp32)
     {
         var (data, perSentence) = EncodeWindows(sentences.Select(words => new TaggedSentence(words, [], 0)).ToList(), "input");
-        float[][] probabilities = Evaluator.Predict(Model, data, batchSize, torch.device(device), precision, OnnxRuntime);
+        float[][] probabilities = Evaluator.Predict(Model, data, batchSize, Native.Devices.Parse(device), precision, OnnxRuntime);
 
         var result = new List<IReadOnlyList<TaggedWord>>(sentences.Count);
         int example = 0;

@@ -40,6 +40,11 @@ internal sealed class EvaluateSettings : DataSettings
     [DefaultValue("fp32")]
     public string Precision { get; set; } = "fp32";
 
+    [CommandOption("--device <DEVICE>")]
+    [Description("cpu, cuda or cuda:N (TorchSharp runtime; a GPU needs the CUDA build: README, GPUs).")]
+    [DefaultValue("cpu")]
+    public string Device { get; set; } = "cpu";
+
     [CommandOption("--runtime <RUNTIME>")]
     [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only).")]
     [DefaultValue("torch")]
@@ -66,14 +71,14 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         {
             LoadedTokenData data = CommandSupport.LoadTagged(settings.Data, settings.TokenDataOptions(), messages);
             TokenDataset.CheckTags(data.Sentences, tagger.Labels, settings.Data);
-            result = (tagger.Evaluate(data.Sentences, settings.BatchSize, precision: precision), data.Sentences.Count, "sentences", data.SkippedSentences, data.SkipReasons);
+            result = (tagger.Evaluate(data.Sentences, settings.BatchSize, device: settings.Device, precision: precision), data.Sentences.Count, "sentences", data.SkippedSentences, data.SkipReasons);
         }
         else
         {
             var classifier = (TextClassifier)model;
             LoadedData data = CommandSupport.Load(settings.Data, settings.DataOptions(classifier.Task), messages);
             if (classifier.Task != TaskType.Regression) data = classifier.Labels.Check(data);
-            result = (classifier.Evaluate(data.Examples, settings.BatchSize, precision: precision), data.Examples.Count, "examples", data.SkippedRows, data.SkipReasons);
+            result = (classifier.Evaluate(data.Examples, settings.BatchSize, device: settings.Device, precision: precision), data.Examples.Count, "examples", data.SkippedRows, data.SkipReasons);
         }
 
         if (json) CommandSupport.WriteJson(console, Json(settings, result.Count, result.Skipped, result.Reasons, result.Output));

@@ -67,6 +67,11 @@ internal sealed class PredictSettings : CommandSettings
     [DefaultValue("fp32")]
     public string Precision { get; set; } = "fp32";
 
+    [CommandOption("--device <DEVICE>")]
+    [Description("cpu, cuda or cuda:N (TorchSharp runtime; a GPU needs the CUDA build: README, GPUs).")]
+    [DefaultValue("cpu")]
+    public string Device { get; set; } = "cpu";
+
     [CommandOption("--runtime <RUNTIME>")]
     [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only).")]
     [DefaultValue("torch")]
@@ -98,7 +103,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         var classifier = (TextClassifier)model;
         if (settings.Text is not null)
         {
-            Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision))[0];
+            Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize, device: settings.Device, precision: Models.Precisions.Parse(settings.Precision))[0];
             if (json) CommandSupport.WriteJson(console, new JsonObject { ["label"] = prediction.Label, ["probabilities"] = Probabilities(prediction) });
             else WritePrediction(prediction);
             return 0;
@@ -111,7 +116,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         LoadedData data = TextDataset.Load(settings.Data!, options);
         if (!json) CommandSupport.ReportSkipped(data, console);
         if (data.Examples.Count == 0) throw new SharpTuneException($"{settings.Data}: no texts.");
-        var predictions = classifier.Predict(data.Examples.Select(e => e.Text).ToList(), data.Examples.Select(e => e.TextPair).ToList(), settings.BatchSize, precision: Models.Precisions.Parse(settings.Precision));
+        var predictions = classifier.Predict(data.Examples.Select(e => e.Text).ToList(), data.Examples.Select(e => e.TextPair).ToList(), settings.BatchSize, device: settings.Device, precision: Models.Precisions.Parse(settings.Precision));
         WriteCsv(settings.Output!, data, classifier.Labels.Names, predictions);
 
         if (json)
@@ -137,7 +142,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         if (settings.TextPair is not null) throw new SharpTuneException("--text-pair: a token-classification model tags one text.");
         if (settings.Text is not null)
         {
-            TaggedText tagged = tagger.PredictText(settings.Text, precision: precision);
+            TaggedText tagged = tagger.PredictText(settings.Text, device: settings.Device, precision: precision);
             if (json)
                 CommandSupport.WriteJson(console, new JsonObject
                 {
@@ -167,7 +172,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         LoadedTokenData data = CommandSupport.LoadTagged(settings.Data!, new TokenDataOptions { RequireTags = false, SkipBadRows = settings.SkipBadRows },
             json ? CommandSupport.Silent() : console);
         var sentences = data.Sentences.Select(s => s.Tokens).ToList();
-        var predictions = tagger.Predict(sentences, settings.BatchSize, precision: precision);
+        var predictions = tagger.Predict(sentences, settings.BatchSize, device: settings.Device, precision: precision);
         WriteTagged(settings.Output!, predictions);
         JsonObject counts = Counts(predictions.SelectMany(s => s).Select(w => w.Tag));
         if (json)

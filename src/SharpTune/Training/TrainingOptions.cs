@@ -91,6 +91,7 @@ public sealed record TrainingOptions
     public TrainingOptions Validate()
     {
         if (Epochs <= 0) throw new SharpTuneException($"--epochs must be positive, got {Epochs}.");
+        Native.Devices.Parse(Device); // cpu, cuda, cuda:N, and there
         if (BatchSize <= 0) throw new SharpTuneException($"--batch-size must be positive, got {BatchSize}.");
         if (GradientAccumulationSteps <= 0) throw new SharpTuneException($"--grad-accum must be positive, got {GradientAccumulationSteps}.");
         if (WeightDecay < 0) throw new SharpTuneException($"--weight-decay must not be negative, got {WeightDecay}.");

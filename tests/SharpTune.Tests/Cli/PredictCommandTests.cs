@@ -53,6 +53,25 @@ public sealed class PredictCommandTests(TrainCliHarness cli) : IClassFixture<Tra
     }
 
     [Fact]
+    public void Device_cpu_predicts_as_the_default_and_an_unknown_or_unavailable_device_is_one_error_line()
+    {
+        var (exit, byDefault) = TrainCliHarness.Run("predict", "--model", cli.TrainedRun, "--text", "w2 w10 w11", "--format", "json");
+        Assert.True(exit == 0, byDefault);
+        var (cpuExit, onCpu) = TrainCliHarness.Run("predict", "--model", cli.TrainedRun, "--text", "w2 w10 w11", "--format", "json", "--device", "cpu");
+        Assert.True(cpuExit == 0, onCpu);
+        Assert.Equal(byDefault, onCpu);
+
+        string data = cli.WriteCsv("device-eval.csv", TinyModels.ToyTexts(6, seed: 4));
+        var (badExit, bad) = TrainCliHarness.Run("evaluate", "--model", cli.TrainedRun, "--data", data, "--device", "gpu");
+        Assert.Equal(1, badExit);
+        Assert.Contains("--device must be cpu, cuda or cuda:N, got 'gpu'", bad);
+        if (TorchSharp.torch.cuda.is_available()) return; // the CUDA build on a GPU: cuda is a valid device there
+        var (cudaExit, cuda) = TrainCliHarness.Run("predict", "--model", cli.TrainedRun, "--text", "w2", "--device", "cuda");
+        Assert.Equal(1, cudaExit);
+        Assert.Contains("--device cuda: CUDA is not available to libtorch", cuda);
+    }
+
+    [Fact]
     public void Predict_one_text_as_json_gives_the_label_and_probabilities()
     {
         var (exit, output) = TrainCliHarness.Run("predict", "--model", cli.TrainedRun, "--text", "w2 w10 w11", "--format", "json");
