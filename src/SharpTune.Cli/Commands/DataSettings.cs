@@ -142,18 +142,30 @@ internal static class CommandSupport
 
     /// <summary>
     /// --model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model.
-    /// --runtime onnx: evaluation and prediction run the run's export in ONNX Runtime (exported once into RUN/onnx/).
+    /// --runtime onnx: evaluation and prediction run the run's export in ONNX Runtime (exported once into RUN/onnx/, or with
+    /// --adapter the merged model into ADAPTER/onnx/).
     /// </summary>
-    public static TaskModel LoadModel(string model, string? adapter, int? stride, string runtime)
+    /// <param name="onnx">--onnx: an export of the model to run instead of the cached float32 one (e.g. --weights int8).</param>
+    public static TaskModel LoadModel(string model, string? adapter, int? stride, string runtime, string? onnx = null)
     {
         if (runtime is not ("torch" or "onnx")) throw new SharpTuneException($"--runtime '{runtime}' is not one of torch, onnx.");
-        if (runtime == "onnx" && adapter is not null)
-            throw new SharpTuneException("--runtime onnx runs the export of a run directory; with --adapter use --runtime torch.");
+        if (onnx is not null && runtime != "onnx") throw new SharpTuneException("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx.");
+        if (onnx is not null) RequireOnnxFile(onnx);
         TaskModel loaded = LoadModel(model, adapter, stride);
         if (runtime == "torch") return loaded;
         try
         {
-            loaded.UseOnnxRuntime(new Export.OnnxRuntimeModel(Export.OnnxRuntimeModel.CachedExport(loaded, model)));
+            string path = onnx ?? Export.OnnxRuntimeModel.CachedExport(loaded, model, adapter);
+            var runtimeModel = new Export.OnnxRuntimeModel(path);
+            try
+            {
+                loaded.UseOnnxRuntime(runtimeModel.CheckComputes(loaded));
+            }
+            catch
+            {
+                runtimeModel.Dispose();
+                throw;
+            }
             return loaded;
         }
         catch
@@ -169,6 +181,12 @@ internal static class CommandSupport
         if (adapter is null) return TaskModel.Load(model, stride);
         RequireDirectory(adapter, "--adapter");
         return TaskModel.LoadAdapter(model, adapter, stride);
+    }
+
+    private static void RequireOnnxFile(string path)
+    {
+        if (Directory.Exists(path)) throw new SharpTuneException($"{path}: --onnx is a directory; give an .onnx file (export-onnx --out).");
+        if (!File.Exists(path)) throw new SharpTuneException($"{path}: --onnx file not found.");
     }
 
     /// <summary>A model or run directory that exists; a file in its place is named as such.</summary>

@@ -40,6 +40,10 @@ internal sealed class EvaluateSettings : DataSettings
     [DefaultValue("fp32")]
     public string Precision { get; set; } = "fp32";
 
+    [CommandOption("--onnx <FILE>")]
+    [Description("With --runtime onnx: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
+    public string? Onnx { get; set; }
+
     [CommandOption("--device <DEVICE>")]
     [Description("cpu, cuda or cuda:N (TorchSharp runtime; a GPU needs the CUDA build: README, GPUs).")]
     [DefaultValue("cpu")]
@@ -63,7 +67,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx);
         IAnsiConsole messages = json ? CommandSupport.Silent() : console;
         var precision = Models.Precisions.Parse(settings.Precision);
         (EvaluationOutput Output, int Count, string What, int Skipped, IReadOnlyList<string> Reasons) result;

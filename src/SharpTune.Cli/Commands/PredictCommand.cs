@@ -67,6 +67,10 @@ internal sealed class PredictSettings : CommandSettings
     [DefaultValue("fp32")]
     public string Precision { get; set; } = "fp32";
 
+    [CommandOption("--onnx <FILE>")]
+    [Description("With --runtime onnx: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
+    public string? Onnx { get; set; }
+
     [CommandOption("--device <DEVICE>")]
     [Description("cpu, cuda or cuda:N (TorchSharp runtime; a GPU needs the CUDA build: README, GPUs).")]
     [DefaultValue("cpu")]
@@ -98,7 +102,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx);
         if (model is TokenTagger tagger) return Tag(tagger, settings, json);
         var classifier = (TextClassifier)model;
         if (settings.Text is not null)

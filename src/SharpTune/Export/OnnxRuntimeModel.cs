@@ -77,25 +77,42 @@ public sealed class OnnxRuntimeModel : IDisposable
     }
 
     /// <summary>
+    /// Checks that this session computes <paramref name="model"/>'s logits: a <c>logits</c> output with one value per
+    /// output of its head (an export of another model, or of a bare encoder, is refused naming the file).
+    /// </summary>
+    public OnnxRuntimeModel CheckComputes(TaskModel model)
+    {
+        int outputs = model.Model.Head.Outputs;
+        if (Output != "logits")
+            throw new SharpTuneException($"{Path}: the model computes '{Output}', not 'logits': it is the export of a bare encoder, not of a run with its head.");
+        int[] dims = session.OutputMetadata["logits"].Dimensions;
+        if (dims.Length > 0 && dims[^1] > 0 && dims[^1] != outputs)
+            throw new SharpTuneException($"{Path}: its logits have {dims[^1]} values per {(dims.Length == 3 ? "token" : "example")} but the model has {outputs} outputs; export this model (export-onnx --model ...).");
+        return this;
+    }
+
+    /// <summary>
     /// The export of the run in <paramref name="runDirectory"/> (loaded as <paramref name="model"/>), made once and kept
     /// in <c>RUN/onnx/model.onnx</c> with the SHA-256 of the files it was made from (config.json, sharptune.json, the
     /// safetensors weights) in <c>model.source.json</c>; a later call reuses it while those files are unchanged and
-    /// exports again otherwise.
+    /// exports again otherwise. With <paramref name="adapterDirectory"/> (<paramref name="model"/> is the base model of
+    /// <paramref name="runDirectory"/> with that PEFT adapter on it), the adapter is merged into the export, which is kept
+    /// in <c>ADAPTER/onnx/model.onnx</c> and stamped with the base's files and the adapter's (adapter_config.json, its weights).
     /// </summary>
-    public static string CachedExport(TaskModel model, string runDirectory) =>
-        CachedExport(runDirectory, "model.onnx", path => model.ExportOnnx(path));
+    public static string CachedExport(TaskModel model, string runDirectory, string? adapterDirectory = null) => adapterDirectory is null
+        ? CachedExport(runDirectory, "model.onnx", path => model.ExportOnnx(path), [runDirectory])
+        : CachedExport(adapterDirectory, "model.onnx", path => model.ExportOnnx(path), [runDirectory, adapterDirectory]);
 
-    /// <summary>As <see cref="CachedExport(TaskModel, string)"/> for the bare encoder of a model directory: <c>onnx/encoder.onnx</c>.</summary>
+    /// <summary>As <see cref="CachedExport(TaskModel, string, string)"/> for the bare encoder of a model directory: <c>onnx/encoder.onnx</c>.</summary>
     public static string CachedExport(Models.Encoder encoder, string modelDirectory) =>
-        CachedExport(modelDirectory, "encoder.onnx", path => OnnxExporter.Export(encoder, path));
+        CachedExport(modelDirectory, "encoder.onnx", path => OnnxExporter.Export(encoder, path), [modelDirectory]);
 
-    private static string CachedExport(string directory, string fileName, Action<string> export)
+    private static string CachedExport(string directory, string fileName, Action<string> export, string[] sources)
     {
         string folder = System.IO.Path.Combine(directory, CacheFolder);
         string path = System.IO.Path.Combine(folder, fileName), stampPath = System.IO.Path.ChangeExtension(path, ".source.json");
-        string stamp = SourceStamp(directory);
-        if (File.Exists(path) && File.Exists(stampPath) && JsonNode.Parse(File.ReadAllText(stampPath))?["sha256"]?.GetValue<string>() == stamp)
-            return path;
+        string stamp = SourceStamp(sources);
+        if (File.Exists(path) && StampOf(stampPath) == stamp) return path;
         Directory.CreateDirectory(folder);
         File.Delete(stampPath); // a stamp never describes an older file
         export(path);
@@ -103,12 +120,26 @@ public sealed class OnnxRuntimeModel : IDisposable
         return path;
     }
 
-    // The files a run's export is made from, hashed in name order; the exporter's opset is part of it.
-    private static string SourceStamp(string runDirectory)
+    // The hash a stamp file records; null when it is missing or unreadable (a crash while writing it): export again.
+    private static string? StampOf(string stampPath)
     {
-        var files = Directory.GetFiles(runDirectory)
-            .Where(f => System.IO.Path.GetFileName(f) is "config.json" or ClassifierCheckpoint.SettingsFile || f.EndsWith(".safetensors", StringComparison.Ordinal))
-            .Order(StringComparer.Ordinal);
+        try
+        {
+            return File.Exists(stampPath) ? JsonNode.Parse(File.ReadAllText(stampPath))?["sha256"]?.GetValue<string>() : null;
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    // The files an export is made from (each directory's, hashed in name order); the exporter's opset is part of it.
+    private static string SourceStamp(string[] directories)
+    {
+        var files = directories.SelectMany(directory => Directory.GetFiles(directory)
+            .Where(f => System.IO.Path.GetFileName(f) is "config.json" or ClassifierCheckpoint.SettingsFile or Lora.PeftAdapter.ConfigFile
+                || f.EndsWith(".safetensors", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal));
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(BitConverter.GetBytes(OnnxExporter.Opset));
         foreach (string file in files)

@@ -172,6 +172,22 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         Assert.True(diff > 0, $"{format}: logits identical to float32's: were the weights converted at all?");
     }
 
+    [Theory]
+    [MemberData(nameof(TokenArchitectures))]
+    public void Int8_token_logits_stay_close_to_float32_on_every_architecture(string architecture)
+    {
+        using var model = TaskModel.Load(HfFixtures.TokenDirectory(architecture));
+        string path = Path.Combine(_folder, $"{architecture}-token.int8.onnx");
+        model.ExportOnnx(path, new OnnxExportOptions(OnnxWeightFormat.Int8));
+        double diff = MaxDifference(model.Model, path, out int[] firstShape);
+        output.WriteLine($"{architecture} token int8: max |Δ logits| {diff:E2}");
+        Assert.Equal(3, firstShape.Length); // [batch, sequence, tags]: per-token logits
+        Assert.True(diff <= 0.1, $"{architecture}: int8 token logits differ from float32 by {diff:E3}");
+        Assert.True(diff > 0, $"{architecture}: int8 logits identical to float32's: were the weights quantised at all?");
+    }
+
+    public static TheoryData<string> TokenArchitectures() => new(Exportable);
+
     [Fact]
     public void Cli_exports_a_run_and_names_a_missing_directory()
     {

@@ -155,6 +155,48 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         Assert.True(torchVector.Zip(onnxVector, (a, b) => Math.Abs(a - b)).Max() <= Tolerance);
     }
 
+    [Fact]
+    public void Cli_evaluate_runs_a_given_int8_export_of_a_tagger_and_refuses_an_export_of_something_else()
+    {
+        string run = CopyOf(HfFixtures.TokenDirectory("distilbert"), "tagger-int8");
+        string data = Path.Combine(_folder, "tagged.conll");
+        File.WriteAllLines(data, ["John B-PER", "lives O", "in O", "Berlin B-LOC", "", "a O", "much O", "longer O", "sentence O", "in O", "Paris B-LOC", ""]);
+        string int8 = Path.Combine(_folder, "tagger.int8.onnx");
+        using (var tagger = TokenTagger.Load(run)) tagger.ExportOnnx(int8, new OnnxExportOptions(OnnxWeightFormat.Int8));
+
+        (int Exit, string Output, string Errors) Evaluate(params string[] flags)
+        {
+            var (console, writer) = TrainCliHarness.Console();
+            var (errors, errorWriter) = TrainCliHarness.Console();
+            int exit = SharpTune.Cli.CliApp.Run(["evaluate", "--model", run, "--data", data, "--format", "json", .. flags], console, errors);
+            return (exit, writer.ToString(), errorWriter.ToString());
+        }
+        var torch = Evaluate("--runtime", "torch");
+        var quantised = Evaluate("--runtime", "onnx", "--onnx", int8);
+        Assert.True(torch.Exit == 0 && quantised.Exit == 0, torch.Errors + quantised.Errors);
+        Assert.False(Directory.Exists(Path.Combine(run, "onnx"))); // the given file ran, no float32 export was made
+        double torchLoss = JsonNode.Parse(torch.Output)!["loss"]!.GetValue<double>(), int8Loss = JsonNode.Parse(quantised.Output)!["loss"]!.GetValue<double>();
+        output.WriteLine($"token loss torch {torchLoss} int8 {int8Loss}");
+        Assert.NotEqual(torchLoss, int8Loss);
+        Assert.Equal(torchLoss, int8Loss, 0.05);
+
+        string encoder = Path.Combine(_folder, "encoder.onnx");
+        using (var bare = PretrainedEncoder.Load(HfFixtures.Directory("distilbert"))) OnnxExporter.Export(bare.Model, encoder);
+        var refused = Evaluate("--runtime", "onnx", "--onnx", encoder);
+        Assert.Equal(1, refused.Exit);
+        Assert.Contains($"{encoder}: the model computes 'last_hidden_state', not 'logits'", refused.Errors);
+
+        string sequence = Path.Combine(_folder, "sequence.onnx");
+        using (var classifier = TaskModel.Load(HfFixtures.Directory("distilbert"))) classifier.ExportOnnx(sequence);
+        refused = Evaluate("--runtime", "onnx", "--onnx", sequence);
+        Assert.Equal(1, refused.Exit);
+        Assert.Contains($"{sequence}: its logits have 3 values per example but the model has 5 outputs", refused.Errors);
+
+        refused = Evaluate("--onnx", int8);
+        Assert.Equal(1, refused.Exit);
+        Assert.Contains("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx", refused.Errors);
+    }
+
     [Theory]
     [InlineData(new[] { "--runtime", "tpu" }, "--runtime 'tpu'")]
     [InlineData(new[] { "--runtime", "onnx", "--precision", "bf16" }, "--precision bf16 does not apply to --runtime onnx")]

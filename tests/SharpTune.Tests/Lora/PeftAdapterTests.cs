@@ -280,6 +280,27 @@ public sealed class PeftAdapterCliTests : IDisposable
         Assert.True(exit == 0, output);
         Assert.Contains("accuracy", output, StringComparison.OrdinalIgnoreCase);
 
+        // --runtime onnx with the adapter: merged, exported once into ADAPTER/onnx/, the same figures as TorchSharp's.
+        JsonObject Evaluate(string runtime)
+        {
+            var (code, json) = TrainCliHarness.Run("evaluate", "--model", cli.ModelDirectory, "--adapter", adapter, "--data", cli.EvalFile,
+                "--format", "json", "--runtime", runtime);
+            Assert.True(code == 0, json);
+            return JsonNode.Parse(json)!.AsObject();
+        }
+        var torchFigures = Evaluate("torch");
+        var onnxFigures = Evaluate("onnx");
+        string export = Path.Combine(adapter, "onnx", "model.onnx");
+        Assert.True(File.Exists(export));
+        Assert.False(Directory.Exists(Path.Combine(cli.ModelDirectory, "onnx"))); // the base model's directory is left alone
+        DateTime written = File.GetLastWriteTimeUtc(export);
+        foreach (string metric in new[] { "loss", "accuracy", "macro_f1" })
+            Assert.Equal(torchFigures[metric]!.GetValue<double>(), onnxFigures[metric]!.GetValue<double>(), 1e-4);
+        Assert.NotEqual(torchFigures["loss"]!.GetValue<double>(), onnxFigures["loss"]!.GetValue<double>()); // ONNX Runtime computed it
+        var again = Evaluate("onnx");
+        Assert.Equal(written, File.GetLastWriteTimeUtc(export)); // reused, not exported again
+        Assert.Equal(onnxFigures["loss"]!.GetValue<double>(), again["loss"]!.GetValue<double>());
+
         (exit, output) = TrainCliHarness.Run("predict", "--model", cli.ModelDirectory, "--adapter", cli.PathOf("no-such-adapter"), "--text", "w1");
         Assert.Equal(1, exit);
         Assert.Contains("--adapter", output);
