@@ -46,7 +46,7 @@ public static class CliApp
             config.SetInterceptor(new HubModels(errors)); // --model org/name[@revision]: downloaded from the hub first
             config.AddCommand<VersionCommand>("version").WithDescription("Print the SharpTune and libtorch versions.");
             config.AddCommand<InspectCommand>("inspect").WithDescription("Print a model's architecture and its parameter counts per module.");
-            config.AddCommand<EmbedCommand>("embed").WithDescription("Print the embedding of a text (or text pair).");
+            config.AddCommand<EmbedCommand>("embed").WithDescription("Print the embedding of a text (or text pair), or write those of a whole file (--data, --output .npy/.csv/.safetensors/.parquet).");
             config.AddCommand<ImportOnnxCommand>("import-onnx").WithDescription("Import an ONNX BERT export into a Hugging Face model directory.");
             config.AddCommand<ExportOnnxCommand>("export-onnx").WithDescription("Export a run (encoder + head, output logits) or a bare encoder (last_hidden_state) to ONNX for ONNX Runtime.");
             config.AddCommand<Commands.TrainCommand>("train").WithDescription("Fine-tune a pretrained encoder with a new head; writes the model and the run's record to --out.");

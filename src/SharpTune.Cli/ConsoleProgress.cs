@@ -1,4 +1,5 @@
 using System.Globalization;
+using SharpTune.Inference;
 using SharpTune.Strategies;
 using SharpTune.Training;
 using Spectre.Console;
@@ -9,13 +10,15 @@ namespace SharpTune.Cli;
 /// Shows a training run on the console: the parameter table, a progress bar per epoch (loss, samples/s, ETA),
 /// evaluations, early stopping and the freeze audit. On a terminal the bars are live; when the output is
 /// redirected (not interactive) it prints one line per epoch and per evaluation instead.
+/// Corpus embedding (<c>embed --data</c>) gets one bar (texts, texts/s, ETA), or a line per tenth of the file when redirected.
 /// </summary>
-public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEvent>
+public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEvent>, IProgress<CorpusProgress>
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
     private ProgressContext? live;
     private ProgressTask? bar;
     private TrainingStartedEvent? started;
+    private long shownTenth = -1;
 
     /// <summary>Whether the progress bars are live (an interactive terminal that understands ANSI).</summary>
     public bool Live { get; } = console.Profile.Capabilities.Interactive && console.Profile.Capabilities.Ansi;
@@ -64,6 +67,25 @@ public sealed class ConsoleProgress(IAnsiConsole console) : IProgress<TrainingEv
                 WriteAudit(audit.Audit);
                 break;
         }
+    }
+
+    /// <inheritdoc />
+    public void Report(CorpusProgress value)
+    {
+        string status = string.Create(Invariant,
+            $"embedded {value.Done}/{value.Total} texts  {value.TextsPerSecond:F1} texts/s  ETA {(value.Done > value.ResumedFrom ? Clock(value.Remaining) : "--:--")}");
+        if (live is not null)
+        {
+            bar ??= live.AddTask(Markup.Escape(status), maxValue: value.Total);
+            bar.Description = Markup.Escape(status);
+            bar.Value = value.Done;
+            if (value.Done == value.Total) CloseBar();
+            return;
+        }
+        long tenth = 10 * value.Done / Math.Max(1, value.Total);
+        if (tenth == shownTenth) return;
+        shownTenth = tenth;
+        console.WriteLine(status);
     }
 
     private void OnStep(StepEvent step)

@@ -14,8 +14,51 @@ public sealed class EmbedSettings : ModelSettings
 {
     /// <summary>The text to embed.</summary>
     [CommandOption("-t|--text <TEXT>")]
-    [Description("The text to embed (required).")]
+    [Description("The text to embed (or --data FILE).")]
     public string? Text { get; init; }
+
+    /// <summary>A file of texts to embed, written to <see cref="Output"/>.</summary>
+    [CommandOption("--data <FILE>")]
+    [Description("Embed every text of a .csv, .tsv or .jsonl file (streamed, resumable) into --output.")]
+    public string? Data { get; init; }
+
+    /// <summary>The embeddings file of --data.</summary>
+    [CommandOption("--output <FILE>")]
+    [Description("For --data: .npy (float32 [texts, hidden]), .csv (line,dim_0,…), .safetensors (tensor 'embeddings') or .parquet (line, embedding list<float>). " +
+        "A killed run continues when run again with the same arguments.")]
+    public string? Output { get; init; }
+
+    /// <summary>Column of the text (--data).</summary>
+    [CommandOption("--text-column <COLUMN>")]
+    [Description("Column of the text. Default: text, sentence or sentence1.")]
+    public string? TextColumn { get; init; }
+
+    /// <summary>Column of the second text (--data).</summary>
+    [CommandOption("--text-pair-column <COLUMN>")]
+    [Description("Column of the second text of a pair. Default: text_pair or sentence2 when present.")]
+    public string? TextPairColumn { get; init; }
+
+    /// <summary>Skip unreadable rows and empty texts (--data).</summary>
+    [CommandOption("--skip-bad-rows")]
+    [Description("Skip unreadable rows and empty texts (reported) instead of stopping at the first one; the line column of .csv/.parquet ties rows to the input.")]
+    public bool SkipBadRows { get; init; }
+
+    /// <summary>Texts per chunk (--data).</summary>
+    [CommandOption("--chunk-size <N>")]
+    [Description("Texts read, embedded and written at a time (progress is saved after each chunk; memory grows with it, never with the file).")]
+    [DefaultValue(1024)]
+    public int ChunkSize { get; init; } = 1024;
+
+    /// <summary>Texts per forward pass.</summary>
+    [CommandOption("--batch-size <N>")]
+    [Description("Texts per forward pass (within a chunk, sorted by length).")]
+    [DefaultValue(32)]
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Replace an existing --output.</summary>
+    [CommandOption("--overwrite")]
+    [Description("Replace an existing --output, and start again rather than continue an interrupted run.")]
+    public bool Overwrite { get; init; }
 
     /// <summary>Optional second segment (token_type_ids 1).</summary>
     [CommandOption("--text-pair <TEXT>")]
@@ -73,7 +116,16 @@ public sealed class EmbedSettings : ModelSettings
     /// <inheritdoc/>
     public override ValidationResult Validate()
     {
-        if (Text is null) return ValidationResult.Error("--text is required.");
+        if ((Text is null) == (Data is null)) return ValidationResult.Error("Give either --text TEXT or --data FILE --output FILE.");
+        if (Data is not null && Output is null) return ValidationResult.Error("--data needs --output FILE (.npy, .csv, .safetensors or .parquet).");
+        if (Data is not null && TextPair is not null) return ValidationResult.Error("--text-pair goes with --text; for --data name the column with --text-pair-column.");
+        if (Data is null && (Output is not null || Overwrite)) return ValidationResult.Error("--output and --overwrite go with --data.");
+        if (Output is not null && CorpusEmbedder.FormatOf(Output) is null)
+            return ValidationResult.Error($"--output: unknown extension '{Path.GetExtension(Output)}'; use .npy, .csv, .safetensors or .parquet.");
+        if (Output is not null && Pooling.Equals("none", StringComparison.OrdinalIgnoreCase) && !CorpusEmbedder.HoldsTokenRows(CorpusEmbedder.FormatOf(Output)!.Value))
+            return ValidationResult.Error($"--pooling none gives one row per token, which a {Path.GetExtension(Output)} matrix cannot tie to its text; use --output .parquet or .csv (line and token columns), or --pooling cls|mean.");
+        if (ChunkSize < 1) return ValidationResult.Error($"--chunk-size must be at least 1 (got {ChunkSize}).");
+        if (BatchSize < 1) return ValidationResult.Error($"--batch-size must be at least 1 (got {BatchSize}).");
         if (Pooling.ToLowerInvariant() is not ("cls" or "mean" or "none"))
             return ValidationResult.Error($"--pooling: '{Pooling}' is not one of cls, mean, none.");
         if (Runtime is not ("torch" or "onnx")) return ValidationResult.Error($"--runtime '{Runtime}' is not one of torch, onnx.");
@@ -97,11 +149,13 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
             Pooling = settings.ParsedPooling,
             Normalize = settings.Normalize,
             MaxLength = settings.MaxLength,
+            BatchSize = settings.BatchSize,
             Precision = Models.Precisions.Parse(settings.Precision),
         });
         using var onnx = settings.Runtime == "onnx"
             ? new Export.OnnxRuntimeModel(Export.OnnxRuntimeModel.CachedExport(encoder.Model, encoder.Directory.Path)) : null;
         embedder.OnnxRuntime = onnx;
+        if (settings.Data is not null) return EmbedFile(settings, embedder, encoder);
         TextEmbedding result = embedder.Embed(settings.Text!, settings.TextPair);
         // Vectors go to the raw writer: the console would wrap long lines at its width.
         TextWriter writer = console.Profile.Out.Writer;
@@ -116,6 +170,55 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
         writer.Flush();
         return 0;
     }
+
+    // embed --data: the library's CorpusEmbedder under the console's progress bar; its errors named by flag.
+    private int EmbedFile(EmbedSettings settings, Embedder embedder, PretrainedEncoder encoder)
+    {
+        CommandSupport.RequireFile(settings.Data!, "--data");
+        if (File.Exists(settings.Output!) && !settings.Overwrite)
+            throw new SharpTuneException($"{settings.Output}: --output exists; pass --overwrite to replace it.");
+        if (settings.Format.Equals("json", StringComparison.OrdinalIgnoreCase))
+            throw new SharpTuneException("--format json prints one embedding; --data writes its embeddings to --output.");
+        var corpus = new CorpusEmbedder(embedder, new CorpusEmbedderOptions
+        {
+            Data = new Data.DataOptions { TextColumn = settings.TextColumn, TextPairColumn = settings.TextPairColumn, SkipBadRows = settings.SkipBadRows },
+            ChunkSize = settings.ChunkSize,
+            Overwrite = settings.Overwrite,
+        });
+        if (encoder.UnusedKeys.Count > 0)
+            console.MarkupLineInterpolated($"Note: {settings.ModelDir} is a task checkpoint; embedding with its encoder, its head ({encoder.UnusedKeysSummary}) is not used.");
+        var display = new ConsoleProgress(console);
+        CorpusEmbeddingResult result;
+        try
+        {
+            result = display.Run(() => corpus.Run(settings.Data!, settings.Output!, display));
+        }
+        catch (CorpusResumeException e)
+        {
+            string flag = ResumeFlags.GetValueOrDefault(e.Setting, e.Setting);
+            throw new SharpTuneException(e.Message.Replace($"cannot resume: {e.Setting}", $"cannot resume: {e.Setting} ({flag})").Replace("set CorpusEmbedderOptions.Overwrite", "pass --overwrite"), e);
+        }
+        catch (SharpTuneException e) when (e.Message.Contains("CorpusEmbedderOptions.Overwrite", StringComparison.Ordinal))
+        {
+            throw new SharpTuneException(e.Message.Replace("set CorpusEmbedderOptions.Overwrite", "pass --overwrite"), e);
+        }
+        if (result.SkippedRows > 0)
+        {
+            console.MarkupLineInterpolated($"[yellow]skipped {result.SkippedRows} bad row(s) of {settings.Data}[/]; first reasons:");
+            foreach (string reason in result.SkipReasons.Take(3)) console.MarkupLineInterpolated($"  [grey]{reason}[/]");
+        }
+        string resumed = result.ResumedFrom > 0 ? $" (continued after {result.ResumedFrom} texts written by an interrupted run)" : "";
+        console.MarkupLineInterpolated($"Wrote {result.Rows} × {result.Dimensions} embeddings of {result.Texts} texts to {result.Output}{resumed}.");
+        return 0;
+    }
+
+    // The flag behind each setting an interrupted run records.
+    private static readonly Dictionary<string, string> ResumeFlags = new()
+    {
+        ["input"] = "--data", ["model"] = "--model", ["dimensions"] = "--model", ["format"] = "--output", ["pooling"] = "--pooling",
+        ["normalize"] = "--normalize", ["max_length"] = "--max-length", ["precision"] = "--precision", ["runtime"] = "--runtime",
+        ["text_column"] = "--text-column", ["text_pair_column"] = "--text-pair-column", ["skip_bad_rows"] = "--skip-bad-rows",
+    };
 
     /// <summary>
     /// {"tokens": [ids], "pooling": "mean", "normalized": b, "embedding": [...]} or, for none, "last_hidden_state": [[...], ...];

@@ -152,7 +152,7 @@ public static class SafeTensors
     }
 
     /// <summary>The header JSON (padded with spaces to a multiple of 8 bytes) for the given entries, in order.</summary>
-    private static byte[] BuildHeader(List<(string Name, string DType, long[] Shape, long Bytes)> entries, IReadOnlyDictionary<string, string>? metadata)
+    internal static byte[] BuildHeader(List<(string Name, string DType, long[] Shape, long Bytes)> entries, IReadOnlyDictionary<string, string>? metadata)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))

@@ -6,11 +6,16 @@ namespace SharpTune.Data;
 /// Splits CSV/TSV text into records (RFC 4180): fields may be quoted, a quote inside a quoted field is
 /// doubled, quoted fields may hold delimiters and line breaks; records end with LF or CRLF. A quote inside
 /// an unquoted field is kept literally, as Python's csv module and pandas do. Blank lines are skipped.
+/// Reads its input a character at a time, so a file is never held whole (<see cref="Utf8FileReader"/>).
 /// </summary>
-internal sealed class DelimitedReader(string content, char delimiter)
+internal sealed class DelimitedReader(TextReader input, char delimiter)
 {
-    private int _pos = content.Length > 0 && content[0] == '\uFEFF' ? 1 : 0;
+    private readonly StringBuilder field = new();
     private int _line = 1;
+    private bool _started;
+
+    /// <summary>Reads records from text held in memory.</summary>
+    public DelimitedReader(string content, char delimiter) : this(new StringReader(content), delimiter) { }
 
     /// <summary>
     /// Reads the next record into <paramref name="fields"/>. Returns false at the end of the text.
@@ -18,34 +23,35 @@ internal sealed class DelimitedReader(string content, char delimiter)
     /// </summary>
     public bool Read(List<string> fields, out int startLine, out string? error)
     {
+        if (!_started && input.Peek() == '\uFEFF') input.Read();
+        _started = true;
         fields.Clear();
         error = null;
-        while (_pos < content.Length && (content[_pos] == '\n' || content[_pos] == '\r'))
-            ConsumeLineEnd();
+        while (input.Peek() is '\n' or '\r') ConsumeLineEnd();
         startLine = _line;
-        if (_pos >= content.Length) return false;
+        if (input.Peek() < 0) return false;
 
         while (true)
         {
-            if (_pos >= content.Length) { fields.Add(""); return true; } // the text ends with a delimiter
-            if (content[_pos] == '"')
+            int c = input.Peek();
+            if (c < 0) { fields.Add(""); return true; } // the text ends with a delimiter
+            if (c == '"')
             {
                 if (!ReadQuoted(fields, out error)) return true;
-                if (_pos >= content.Length) return true;
-                char next = content[_pos];
-                if (next == delimiter) { _pos++; continue; }
+                int next = input.Peek();
+                if (next < 0) return true;
+                if (next == delimiter) { input.Read(); continue; }
                 if (next is '\n' or '\r') { ConsumeLineEnd(); return true; }
-                error = $"unexpected character '{next}' after the closing quote of field {fields.Count}";
+                error = $"unexpected character '{(char)next}' after the closing quote of field {fields.Count}";
                 SkipRestOfLine();
                 return true;
             }
 
-            int length = content.AsSpan(_pos).IndexOfAny(delimiter, '\n', '\r');
-            int end = length < 0 ? content.Length : _pos + length;
-            fields.Add(content.Substring(_pos, end - _pos));
-            _pos = end;
-            if (_pos >= content.Length) return true;
-            if (content[_pos] == delimiter) { _pos++; continue; }
+            field.Clear();
+            while ((c = input.Peek()) >= 0 && c != delimiter && c != '\n' && c != '\r') field.Append((char)input.Read());
+            fields.Add(field.ToString());
+            if (c < 0) return true;
+            if (c == delimiter) { input.Read(); continue; }
             ConsumeLineEnd();
             return true;
         }
@@ -54,47 +60,38 @@ internal sealed class DelimitedReader(string content, char delimiter)
     private bool ReadQuoted(List<string> fields, out string? error)
     {
         int openLine = _line;
-        _pos++;
-        int segment = _pos;
-        StringBuilder? unescaped = null;
+        input.Read();
+        field.Clear();
         while (true)
         {
-            int quote = content.IndexOf('"', _pos);
-            if (quote < 0)
+            int c = input.Read();
+            if (c < 0)
             {
-                _line += content.AsSpan(_pos).Count('\n');
-                _pos = content.Length;
                 error = $"unterminated quoted field (the quote opened on line {openLine} is never closed)";
                 return false;
             }
-            _line += content.AsSpan(_pos, quote - _pos).Count('\n');
-            if (quote + 1 < content.Length && content[quote + 1] == '"')
+            if (c == '"')
             {
-                unescaped ??= new StringBuilder();
-                unescaped.Append(content, segment, quote + 1 - segment);
-                _pos = segment = quote + 2;
-                continue;
+                if (input.Peek() != '"') break;
+                input.Read();
             }
-            fields.Add(unescaped is null
-                ? content.Substring(segment, quote - segment)
-                : unescaped.Append(content, segment, quote - segment).ToString());
-            _pos = quote + 1;
-            error = null;
-            return true;
+            else if (c == '\n') _line++;
+            field.Append((char)c);
         }
+        fields.Add(field.ToString());
+        error = null;
+        return true;
     }
 
     private void ConsumeLineEnd()
     {
-        if (content[_pos] == '\r' && _pos + 1 < content.Length && content[_pos + 1] == '\n') _pos++;
-        _pos++;
+        if (input.Read() == '\r' && input.Peek() == '\n') input.Read();
         _line++;
     }
 
     private void SkipRestOfLine()
     {
-        int length = content.AsSpan(_pos).IndexOfAny('\n', '\r');
-        _pos = length < 0 ? content.Length : _pos + length;
-        if (_pos < content.Length) ConsumeLineEnd();
+        while (input.Peek() is >= 0 and not ('\n' or '\r')) input.Read();
+        if (input.Peek() >= 0) ConsumeLineEnd();
     }
 }

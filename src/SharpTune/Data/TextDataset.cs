@@ -30,7 +30,6 @@ public static class TextDataset
     public static IReadOnlyList<string> TextColumnDefaults => TextDefaults;
     private static readonly string[] PairDefaults = ["text_pair", "sentence2"];
     private static readonly string[] LabelDefaults = ["label", "labels"];
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Reads the examples of one file.</summary>
     /// <param name="path">A .csv, .tsv or .jsonl file (or any name with <see cref="DataOptions.Format"/> set).</param>
@@ -42,14 +41,22 @@ public static class TextDataset
     /// </exception>
     public static LoadedData Load(string path, DataOptions? options = null)
     {
+        using TextDataReader reader = Open(path, options);
+        List<TextExample> examples = reader.Examples().ToList();
+        return new LoadedData(examples, reader.SkippedRows, reader.SkipReasons, path, reader.Task, reader.Columns!);
+    }
+
+    /// <summary>
+    /// Opens a file to read its examples one at a time (<see cref="TextDataReader.Examples"/>): the same formats, columns
+    /// and errors as <see cref="Load"/>, but the file is never held whole, so memory does not grow with it.
+    /// </summary>
+    /// <exception cref="SharpTuneException">The file is missing or its extension unknown; reading throws as <see cref="Load"/> does.</exception>
+    public static TextDataReader Open(string path, DataOptions? options = null)
+    {
         options ??= new DataOptions();
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: data file not found.");
         DataFormat format = options.Format ?? FormatOf(path);
-        string content = ReadUtf8(path);
-        var rows = new Rows(path, options.SkipBadRows);
-        return format == DataFormat.Jsonl
-            ? LoadJsonLines(content, path, options, rows)
-            : LoadDelimited(content, format == DataFormat.Tsv ? '\t' : ',', path, options, rows);
+        return new TextDataReader(path, options, format);
     }
 
     /// <summary>The format a file name implies: .csv, .tsv/.tab, .jsonl/.ndjson/.json (JSON lines).</summary>
@@ -66,23 +73,13 @@ public static class TextDataset
     /// <summary>The file's text: strict UTF-8, BOM dropped; invalid bytes throw naming file:line.</summary>
     internal static string ReadUtf8(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
-        int start = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
-        try
-        {
-            return StrictUtf8.GetString(bytes, start, bytes.Length - start);
-        }
-        catch (DecoderFallbackException e)
-        {
-            int offset = Math.Clamp(start + e.Index, 0, bytes.Length);
-            int line = bytes.AsSpan(0, offset).Count((byte)'\n') + 1;
-            throw new SharpTuneException($"{path}:{line}: not valid UTF-8 (near byte {offset}); save the file as UTF-8.", e);
-        }
+        using var reader = new Utf8FileReader(path);
+        return reader.ReadToEnd();
     }
 
-    private static LoadedData LoadDelimited(string content, char delimiter, string path, DataOptions options, Rows rows)
+    internal static IEnumerable<TextExample> ReadDelimited(TextReader input, char delimiter, string path, DataOptions options, Rows rows)
     {
-        var reader = new DelimitedReader(content, delimiter);
+        var reader = new DelimitedReader(input, delimiter);
         var fields = new List<string>();
         if (!reader.Read(fields, out int headerLine, out string? headerError))
             throw new SharpTuneException($"{path}: the file is empty; expected a header row naming the columns.");
@@ -91,11 +88,11 @@ public static class TextDataset
         string? duplicate = header.GroupBy(h => h, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1)?.Key;
         if (duplicate is not null) throw new SharpTuneException($"{path}:{headerLine}: column '{duplicate}' appears twice in the header.");
 
-        DataColumns columns = ResolveColumns(header, options, $"{path}:{headerLine}");
+        DataColumns columns = rows.Columns = ResolveColumns(header, options, $"{path}:{headerLine}");
         int textIndex = Array.IndexOf(header, columns.Text);
         int pairIndex = columns.TextPair is null ? -1 : Array.IndexOf(header, columns.TextPair);
         int labelIndex = columns.Label is null ? -1 : Array.IndexOf(header, columns.Label);
-        TaskType task = options.Task ?? TaskType.SingleLabel;
+        TaskType task = rows.Task = options.Task ?? TaskType.SingleLabel;
         CheckTextTask(task, path);
         string separator = delimiter == '\t' ? "\\t" : ",";
 
@@ -107,44 +104,46 @@ public static class TextDataset
                 rows.Bad(line, $"expected {header.Length} fields ({string.Join(separator, header)}) but found {fields.Count}");
                 continue;
             }
+            TextExample example;
             try
             {
                 (IReadOnlyList<string> labels, float? target) = columns.Label is null ? ([], null) : ParseLabelText(fields[labelIndex], task, columns.Label);
-                rows.Add(new TextExample(fields[textIndex], pairIndex < 0 ? null : fields[pairIndex], labels, target) { Line = line });
+                example = new TextExample(fields[textIndex], pairIndex < 0 ? null : fields[pairIndex], labels, target) { Line = line };
             }
-            catch (RowException e) { rows.Bad(line, e.Message); }
+            catch (RowException e) { rows.Bad(line, e.Message); continue; }
+            yield return example;
         }
-        return rows.Result(task, columns);
     }
 
-    private static LoadedData LoadJsonLines(string content, string path, DataOptions options, Rows rows)
+    internal static IEnumerable<TextExample> ReadJsonLines(TextReader input, string path, DataOptions options, Rows rows)
     {
         DataColumns? columns = null;
-        TaskType? task = options.Task;
+        TaskType? task = rows.Task = options.Task;
         if (task is not null) CheckTextTask(task, path);
-        foreach (var (line, parsed, error) in JsonLines.Read(content, path))
+        foreach (var (line, parsed, error) in JsonLines.Read(input, path))
         {
             if (parsed is not { } document) { rows.Bad(line, error!); continue; }
+            TextExample example;
             using (document)
             {
                 JsonElement row = document.RootElement;
                 if (row.ValueKind != JsonValueKind.Object) { rows.Bad(line, $"expected a JSON object, found {row.ValueKind}"); continue; }
-                columns ??= ResolveColumns(row.EnumerateObject().Select(p => p.Name).ToArray(), options, $"{path}:{line}");
-                task ??= columns.Label is not null && row.TryGetProperty(columns.Label, out JsonElement first) && first.ValueKind == JsonValueKind.Array
+                columns ??= rows.Columns = ResolveColumns(row.EnumerateObject().Select(p => p.Name).ToArray(), options, $"{path}:{line}");
+                task ??= rows.Task = columns.Label is not null && row.TryGetProperty(columns.Label, out JsonElement first) && first.ValueKind == JsonValueKind.Array
                     ? TaskType.MultiLabel : TaskType.SingleLabel;
                 try
                 {
                     string exampleText = JsonText(row, columns.Text);
                     string? pair = columns.TextPair is null ? null : JsonText(row, columns.TextPair);
                     (IReadOnlyList<string> labels, float? target) = columns.Label is null ? ([], null) : JsonLabel(Property(row, columns.Label), task, columns.Label);
-                    rows.Add(new TextExample(exampleText, pair, labels, target) { Line = line });
+                    example = new TextExample(exampleText, pair, labels, target) { Line = line };
                 }
-                catch (RowException e) { rows.Bad(line, e.Message); }
+                catch (RowException e) { rows.Bad(line, e.Message); continue; }
             }
+            yield return example;
         }
         if (columns is null)
             throw new SharpTuneException($"{path}: no JSON object found{(rows.Skipped > 0 ? $" ({rows.Skipped} bad lines skipped)" : "")}.");
-        return rows.Result(task ?? TaskType.SingleLabel, columns);
     }
 
     private static void CheckTextTask(TaskType task, string path)
@@ -238,14 +237,15 @@ public static class TextDataset
     /// <summary>A bad row: skipped or turned into a <see cref="SharpTuneException"/> with file and line.</summary>
     private sealed class RowException(string message) : Exception(message);
 
-    private sealed class Rows(string path, bool skipBadRows)
+    /// <summary>What reading has found so far: the columns and task once known, and the bad rows (thrown, or counted and skipped).</summary>
+    internal sealed class Rows(string path, bool skipBadRows)
     {
-        private readonly List<TextExample> _examples = [];
         private readonly List<string> _reasons = [];
 
         public int Skipped { get; private set; }
-
-        public void Add(TextExample example) => _examples.Add(example);
+        public IReadOnlyList<string> Reasons => _reasons;
+        public DataColumns? Columns { get; set; }
+        public TaskType? Task { get; set; }
 
         public void Bad(int line, string reason)
         {
@@ -254,24 +254,78 @@ public static class TextDataset
             Skipped++;
             if (_reasons.Count < MaxSkipReasons) _reasons.Add(message);
         }
-
-        public LoadedData Result(TaskType task, DataColumns columns) => new(_examples, Skipped, _reasons, path, task, columns);
     }
+}
+
+/// <summary>
+/// The examples of one file, read one at a time (from <see cref="TextDataset.Open"/>): memory stays bounded whatever the
+/// file's size. <see cref="Columns"/> and <see cref="Task"/> are known once the header (CSV/TSV) or the first object (JSON
+/// lines) has been read.
+/// </summary>
+public sealed class TextDataReader : IDisposable
+{
+    private readonly Utf8FileReader input;
+    private readonly TextDataset.Rows rows;
+    private readonly IEnumerable<TextExample> examples;
+    private bool enumerated;
+
+    internal TextDataReader(string path, DataOptions options, DataFormat format)
+    {
+        Path = path;
+        input = new Utf8FileReader(path);
+        rows = new TextDataset.Rows(path, options.SkipBadRows);
+        examples = format == DataFormat.Jsonl
+            ? TextDataset.ReadJsonLines(input, path, options, rows)
+            : TextDataset.ReadDelimited(input, format == DataFormat.Tsv ? '\t' : ',', path, options, rows);
+    }
+
+    /// <summary>The file read.</summary>
+    public string Path { get; }
+
+    /// <summary>The columns used; null until the header or the first JSON object has been read.</summary>
+    public DataColumns? Columns => rows.Columns;
+
+    /// <summary>The task the labels are read for (given or inferred; single-label until known).</summary>
+    public TaskType Task => rows.Task ?? TaskType.SingleLabel;
+
+    /// <summary>Rows skipped so far under <see cref="DataOptions.SkipBadRows"/>.</summary>
+    public int SkippedRows => rows.Skipped;
+
+    /// <summary>Why, for the first <see cref="TextDataset.MaxSkipReasons"/> skipped rows ("file:line: reason").</summary>
+    public IReadOnlyList<string> SkipReasons => rows.Reasons;
+
+    /// <summary>Bytes of the file read so far, and its length: for progress.</summary>
+    public (long Read, long Length) Position => (input.BytesRead, input.Length);
+
+    /// <summary>The examples in file order, read as they are enumerated; enumerate once.</summary>
+    /// <exception cref="SharpTuneException">As <see cref="TextDataset.Load"/>: a bad row (unless skipped), an unreadable header, bad UTF-8.</exception>
+    public IEnumerable<TextExample> Examples()
+    {
+        if (enumerated) throw new InvalidOperationException("TextDataReader.Examples() reads the file once; open it again to read it again.");
+        enumerated = true;
+        return examples;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => input.Dispose();
 }
 
 /// <summary>The lines of a text file's content, for the line-based formats (JSON lines, CoNLL).</summary>
 internal static class TextLines
 {
     /// <summary>Every line (LF or CRLF ends, the CR removed) with its 1-based number; a final line without an end counts.</summary>
-    public static IEnumerable<(int Line, string Text)> Of(string content)
+    public static IEnumerable<(int Line, string Text)> Of(string content) => Of(new StringReader(content));
+
+    /// <summary>As <see cref="Of(string)"/>, read as the lines are enumerated.</summary>
+    public static IEnumerable<(int Line, string Text)> Of(TextReader input)
     {
-        int line = 0;
-        for (int start = 0; start < content.Length; )
+        var text = new System.Text.StringBuilder();
+        for (int line = 1; input.Peek() >= 0; line++)
         {
-            int newline = content.IndexOf('\n', start);
-            int end = newline < 0 ? content.Length : newline;
-            yield return (++line, content[start..end].TrimEnd('\r'));
-            start = end + 1;
+            text.Clear();
+            for (int c = input.Read(); c >= 0 && c != '\n'; c = input.Read()) text.Append((char)c);
+            if (text.Length > 0 && text[^1] == '\r') text.Length--;
+            yield return (line, text.ToString());
         }
     }
 }
@@ -283,13 +337,18 @@ internal static class JsonLines
     /// Each non-blank line (LF or CRLF) with its 1-based number: the parsed document (the caller disposes it), or why it
     /// is not JSON. A file that is one JSON array is an error naming it.
     /// </summary>
-    public static IEnumerable<(int Line, JsonDocument? Document, string? Error)> Read(string content, string path)
+    public static IEnumerable<(int Line, JsonDocument? Document, string? Error)> Read(string content, string path) => Read(new StringReader(content), path);
+
+    /// <summary>As <see cref="Read(string, string)"/>, read as the lines are enumerated.</summary>
+    public static IEnumerable<(int Line, JsonDocument? Document, string? Error)> Read(TextReader input, string path)
     {
-        if (content.AsSpan().TrimStart().StartsWith("["))
-            throw new SharpTuneException($"{path}:1: this is a JSON array, not JSON lines; write one object per line.");
-        foreach (var (line, text) in TextLines.Of(content))
+        bool first = true;
+        foreach (var (line, text) in TextLines.Of(input))
         {
             if (string.IsNullOrWhiteSpace(text)) continue;
+            if (first && text.AsSpan().TrimStart().StartsWith("["))
+                throw new SharpTuneException($"{path}:1: this is a JSON array, not JSON lines; write one object per line.");
+            first = false;
             JsonDocument? document = null;
             string? error = null;
             try

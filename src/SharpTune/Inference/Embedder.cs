@@ -80,6 +80,9 @@ public sealed class Embedder
     /// <summary>The truncation length in tokens.</summary>
     public int MaxLength { get; }
 
+    /// <summary>The encoder (for <see cref="CorpusEmbedder"/>'s record of which weights wrote a file).</summary>
+    internal Encoder Model => model;
+
     /// <summary>
     /// When set, ONNX Runtime computes the hidden states from this export of the encoder (see
     /// <see cref="Export.OnnxRuntimeModel.CachedExport(Encoder, string)"/>) instead of TorchSharp; pooling stays the same.
