@@ -24,7 +24,7 @@ public sealed class EmbedSettings : ModelSettings
 
     /// <summary>The embeddings file of --data.</summary>
     [CommandOption("--output <FILE>")]
-    [Description("For --data: .npy (float32 [texts, hidden]), .csv (line,dim_0,…), .safetensors (tensor 'embeddings') or .parquet (line, embedding list<float>). " +
+    [Description("For --data: .npy (float32 [[texts, hidden]]), .csv (line,dim_0,…), .safetensors (tensor 'embeddings') or .parquet (line, embedding list<float>). " +
         "A killed run continues when run again with the same arguments.")]
     public string? Output { get; init; }
 
@@ -116,7 +116,8 @@ public sealed class EmbedSettings : ModelSettings
     /// <inheritdoc/>
     public override ValidationResult Validate()
     {
-        if ((Text is null) == (Data is null)) return ValidationResult.Error("Give either --text TEXT or --data FILE --output FILE.");
+        if (Text is null && Data is null) return ValidationResult.Error("--text is required (or --data FILE --output FILE for a whole file).");
+        if (Text is not null && Data is not null) return ValidationResult.Error("Give either --text TEXT or --data FILE --output FILE, not both.");
         if (Data is not null && Output is null) return ValidationResult.Error("--data needs --output FILE (.npy, .csv, .safetensors or .parquet).");
         if (Data is not null && TextPair is not null) return ValidationResult.Error("--text-pair goes with --text; for --data name the column with --text-pair-column.");
         if (Data is null && (Output is not null || Overwrite)) return ValidationResult.Error("--output and --overwrite go with --data.");
