@@ -143,34 +143,64 @@ internal static class CommandSupport
     /// <summary>
     /// --model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model.
     /// --runtime onnx: evaluation and prediction run the run's export in ONNX Runtime (exported once into RUN/onnx/, or with
-    /// --adapter the merged model into ADAPTER/onnx/).
+    /// --adapter the merged model into ADAPTER/onnx/), or the export --onnx names. --runtime auto: ONNX Runtime where it
+    /// computes what TorchSharp would (float32, on the CPU, no adapter, a head with an ONNX graph, a cache it can write),
+    /// else TorchSharp; <paramref name="autoChoice"/> says which and why.
     /// </summary>
-    /// <param name="onnx">--onnx: an export of the model to run instead of the cached float32 one (e.g. --weights int8).</param>
-    public static TaskModel LoadModel(string model, string? adapter, int? stride, string runtime, string? onnx = null)
+    public static TaskModel LoadModel(string model, string? adapter, int? stride, string runtime, string? onnx, string precision, string device,
+        out string? autoChoice)
     {
-        if (runtime is not ("torch" or "onnx")) throw new SharpTuneException($"--runtime '{runtime}' is not one of torch, onnx.");
-        if (onnx is not null && runtime != "onnx") throw new SharpTuneException("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx.");
+        autoChoice = null;
+        if (runtime is not ("torch" or "onnx" or "auto")) throw new SharpTuneException($"--runtime '{runtime}' is not one of torch, onnx, auto.");
+        if (onnx is not null && runtime == "torch") throw new SharpTuneException("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx.");
         if (onnx is not null) RequireOnnxFile(onnx);
         TaskModel loaded = LoadModel(model, adapter, stride);
-        if (runtime == "torch") return loaded;
         try
         {
-            string path = onnx ?? Export.OnnxRuntimeModel.CachedExport(loaded, model, adapter);
-            var runtimeModel = new Export.OnnxRuntimeModel(path);
-            try
+            if (runtime == "auto")
             {
-                loaded.UseOnnxRuntime(runtimeModel.CheckComputes(loaded));
+                string? torchBecause = onnx is not null ? null
+                    : Models.Precisions.Parse(precision) != Models.Precision.Fp32 ? $"--precision {precision} runs in TorchSharp"
+                    : Native.Devices.Parse(device).type != TorchSharp.DeviceType.CPU ? $"--device {device} runs in TorchSharp"
+                    : adapter is not null ? "--adapter runs in TorchSharp unless --runtime onnx is asked for"
+                    : !loaded.Model.Head.HasOnnxExport ? $"head {loaded.Model.Head.GetType().Name} has no ONNX graph"
+                    : null;
+                if (torchBecause is not null)
+                {
+                    autoChoice = $"torch (auto: {torchBecause})";
+                    return loaded;
+                }
+                try
+                {
+                    UseOnnx(loaded, onnx ?? Export.OnnxRuntimeModel.CachedExport(loaded, model, adapter));
+                    autoChoice = $"onnx (auto: ONNX Runtime on {onnx ?? Path.Combine(model, Export.OnnxRuntimeModel.CacheFolder, "model.onnx")})";
+                }
+                catch (Exception e) when (onnx is null && e is IOException or UnauthorizedAccessException)
+                {
+                    autoChoice = $"torch (auto: the export cannot be written beside the run: {e.Message})";
+                }
+                return loaded;
             }
-            catch
-            {
-                runtimeModel.Dispose();
-                throw;
-            }
+            if (runtime == "onnx") UseOnnx(loaded, onnx ?? Export.OnnxRuntimeModel.CachedExport(loaded, model, adapter));
             return loaded;
         }
         catch
         {
             loaded.Dispose();
+            throw;
+        }
+    }
+
+    private static void UseOnnx(TaskModel model, string path)
+    {
+        var runtimeModel = new Export.OnnxRuntimeModel(path);
+        try
+        {
+            model.UseOnnxRuntime(runtimeModel.CheckComputes(model));
+        }
+        catch
+        {
+            runtimeModel.Dispose();
             throw;
         }
     }

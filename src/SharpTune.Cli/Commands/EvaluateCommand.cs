@@ -41,7 +41,7 @@ internal sealed class EvaluateSettings : DataSettings
     public string Precision { get; set; } = "fp32";
 
     [CommandOption("--onnx <FILE>")]
-    [Description("With --runtime onnx: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
+    [Description("With --runtime onnx or auto: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
     public string? Onnx { get; set; }
 
     [CommandOption("--device <DEVICE>")]
@@ -50,7 +50,7 @@ internal sealed class EvaluateSettings : DataSettings
     public string Device { get; set; } = "cpu";
 
     [CommandOption("--runtime <RUNTIME>")]
-    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only).")]
+    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only) | auto (onnx where it computes the same: fp32, cpu, no adapter, a head with an ONNX graph; else torch; says which).")]
     [DefaultValue("torch")]
     public string Runtime { get; set; } = "torch";
 }
@@ -67,7 +67,9 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx,
+            settings.Precision, settings.Device, out string? autoChoice);
+        if (autoChoice is not null && !json) console.MarkupLineInterpolated($"Runtime: {autoChoice}");
         IAnsiConsole messages = json ? CommandSupport.Silent() : console;
         var precision = Models.Precisions.Parse(settings.Precision);
         (EvaluationOutput Output, int Count, string What, int Skipped, IReadOnlyList<string> Reasons) result;
@@ -85,7 +87,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
             result = (classifier.Evaluate(data.Examples, settings.BatchSize, device: settings.Device, precision: precision), data.Examples.Count, "examples", data.SkippedRows, data.SkipReasons);
         }
 
-        if (json) CommandSupport.WriteJson(console, Json(settings, result.Count, result.Skipped, result.Reasons, result.Output));
+        if (json) CommandSupport.WriteJson(console, Json(settings, result.Count, result.Skipped, result.Reasons, result.Output, autoChoice));
         else WriteTables(settings, $"{result.Count} {result.What}", result.Output);
         return 0;
     }
@@ -99,7 +101,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         _ => (null, null),
     };
 
-    private static JsonObject Json(EvaluateSettings settings, int count, int skipped, IReadOnlyList<string> reasons, EvaluationOutput output)
+    private static JsonObject Json(EvaluateSettings settings, int count, int skipped, IReadOnlyList<string> reasons, EvaluationOutput output, string? autoChoice)
     {
         var result = new JsonObject
         {
@@ -109,6 +111,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
             ["skipped_rows"] = skipped,
             ["skip_reasons"] = new JsonArray(reasons.Select(r => (JsonNode)JsonValue.Create(r)!).ToArray()),
         };
+        if (autoChoice is not null) result["runtime"] = autoChoice; // what --runtime auto chose, and why
         foreach (var (name, value) in output.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)))
             result[name] = CommandSupport.Number(value);
         foreach (var (name, node) in EvaluationJson.Details(output.Details)) result[name] = node?.DeepClone();

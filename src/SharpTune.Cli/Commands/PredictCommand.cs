@@ -68,7 +68,7 @@ internal sealed class PredictSettings : CommandSettings
     public string Precision { get; set; } = "fp32";
 
     [CommandOption("--onnx <FILE>")]
-    [Description("With --runtime onnx: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
+    [Description("With --runtime onnx or auto: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
     public string? Onnx { get; set; }
 
     [CommandOption("--device <DEVICE>")]
@@ -77,7 +77,7 @@ internal sealed class PredictSettings : CommandSettings
     public string Device { get; set; } = "cpu";
 
     [CommandOption("--runtime <RUNTIME>")]
-    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only).")]
+    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only) | auto (onnx where it computes the same: fp32, cpu, no adapter, a head with an ONNX graph; else torch; says which).")]
     [DefaultValue("torch")]
     public string Runtime { get; set; } = "torch";
 
@@ -102,7 +102,9 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx,
+            settings.Precision, settings.Device, out string? autoChoice);
+        if (autoChoice is not null && !json) console.MarkupLineInterpolated($"Runtime: {autoChoice}");
         if (model is TokenTagger tagger) return Tag(tagger, settings, json);
         var classifier = (TextClassifier)model;
         if (settings.Text is not null)

@@ -56,6 +56,10 @@ public abstract class Head : nn.Module<Tensor, Tensor?, Tensor>
     /// <summary>Runs the head. <paramref name="attentionMask"/> is only given for <see cref="HeadInput.Sequence"/>.</summary>
     public abstract override Tensor forward(Tensor features, Tensor? attentionMask);
 
+    /// <summary>Whether this head's type overrides <see cref="ExportOnnx"/>, i.e. whether a model with it can be exported.</summary>
+    public bool HasOnnxExport =>
+        GetType().GetMethod(nameof(ExportOnnx), [typeof(OnnxGraphBuilder), typeof(string), typeof(string)])?.DeclaringType != typeof(Head);
+
     /// <summary>
     /// Writes the head's graph into <paramref name="g"/>: <paramref name="features"/> (what <see cref="Input"/> says,
     /// already selected) in, logits out; weights are named <paramref name="prefix"/> + their key. A head that does not

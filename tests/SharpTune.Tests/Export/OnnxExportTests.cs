@@ -148,6 +148,8 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         var classifier = new SequenceClassifier(encoder.Model, new SquaredHead(encoder.Model.Config.HiddenSize));
         var error = Assert.Throws<SharpTuneException>(() => OnnxExporter.Export(classifier, Path.Combine(_folder, "custom.onnx")));
         Assert.Contains(nameof(SquaredHead), error.Message);
+        Assert.False(classifier.Head.HasOnnxExport); // what --runtime auto reads to stay with TorchSharp
+        Assert.All(new[] { "cls", "pooled", "mean", "token" }, name => Assert.True(HeadRegistry.Create(name, 32, 2).HasOnnxExport, name));
     }
 
     [Theory]

@@ -197,6 +197,36 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx", refused.Errors);
     }
 
+    [Fact]
+    public void Cli_runtime_auto_chooses_onnx_for_float32_and_torch_for_bf16_and_says_which()
+    {
+        string run = CopyOf(HfFixtures.Directory("electra"), "auto");
+        string data = Path.Combine(_folder, "auto.csv");
+        File.WriteAllLines(data, ["text,label", .. Examples.Select(e => $"\"{e.Text}\",{e.Labels[0]}")]);
+        JsonObject Evaluate(params string[] flags)
+        {
+            var (console, writer) = TrainCliHarness.Console();
+            int exit = SharpTune.Cli.CliApp.Run(["evaluate", "--model", run, "--data", data, "--format", "json", .. flags], console);
+            Assert.True(exit == 0, writer.ToString());
+            return JsonNode.Parse(writer.ToString())!.AsObject();
+        }
+        var bf16 = Evaluate("--runtime", "auto", "--precision", "bf16");
+        Assert.Equal("torch (auto: --precision bf16 runs in TorchSharp)", bf16["runtime"]!.GetValue<string>());
+        Assert.False(Directory.Exists(Path.Combine(run, "onnx")));
+
+        var torch = Evaluate("--runtime", "torch");
+        Assert.Null(torch["runtime"]); // an explicit runtime needs no explanation
+        var auto = Evaluate("--runtime", "auto");
+        Assert.StartsWith("onnx (auto: ONNX Runtime on ", auto["runtime"]!.GetValue<string>());
+        Assert.True(File.Exists(Path.Combine(run, "onnx", "model.onnx")));
+        Assert.Equal(torch["loss"]!.GetValue<double>(), auto["loss"]!.GetValue<double>(), Tolerance);
+        Assert.NotEqual(torch["loss"]!.GetValue<double>(), auto["loss"]!.GetValue<double>()); // ONNX Runtime computed it
+
+        var (tableConsole, tableWriter) = TrainCliHarness.Console();
+        Assert.Equal(0, SharpTune.Cli.CliApp.Run(["predict", "--model", run, "--text", "the film", "--runtime", "auto"], tableConsole));
+        Assert.Contains("Runtime: onnx (auto: ONNX Runtime on ", tableWriter.ToString());
+    }
+
     [Theory]
     [InlineData(new[] { "--runtime", "tpu" }, "--runtime 'tpu'")]
     [InlineData(new[] { "--runtime", "onnx", "--precision", "bf16" }, "--precision bf16 does not apply to --runtime onnx")]
