@@ -218,7 +218,7 @@ public sealed class HubClient : IDisposable
             }
             try
             {
-                if (have < file.Size) await TransferAsync(model, file, uri, partial, have, progress, cancellationToken).ConfigureAwait(false);
+                if (have < file.Size) await TransferAsync(model, commit, file, uri, partial, have, progress, cancellationToken).ConfigureAwait(false);
                 break;
             }
             catch (Exception e) when (IsTransient(e, cancellationToken))
@@ -235,9 +235,9 @@ public sealed class HubClient : IDisposable
     }
 
     // One request for the rest of the file, appended to the partial file.
-    private async Task TransferAsync(HubModelId model, HubFile file, Uri uri, string partial, long have, IProgress<HubEvent>? progress, CancellationToken cancellationToken)
+    private async Task TransferAsync(HubModelId model, string commit, HubFile file, Uri uri, string partial, long have, IProgress<HubEvent>? progress, CancellationToken cancellationToken)
     {
-        using HttpResponseMessage response = await SendAsync(uri, have, cancellationToken).ConfigureAwait(false);
+        using HttpResponseMessage response = await SendAsync(uri, have, cancellationToken, answer => CheckHubAnswer(model, commit, file, answer)).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
         {
             File.Delete(partial); // the server disowns the partial file; start over on the next attempt
@@ -276,6 +276,21 @@ public sealed class HubClient : IDisposable
             progress?.Report(new HubFileProgressEvent(model, file.Name, have, file.Size));
         }
         if (have < file.Size) throw new TransientException($"the connection closed after {have} of {file.Size} bytes");
+    }
+
+    // The hub's own answer (before any redirect to the CDN) names the commit and the blob it serves: they must be the
+    // listing's, or the file would land under the wrong name.
+    private static void CheckHubAnswer(HubModelId model, string commit, HubFile file, HttpResponseMessage answer)
+    {
+        if ((int)answer.StatusCode >= 400) return; // reported as a refusal
+        string? Header(string name) => answer.Headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
+        if (Header("X-Repo-Commit") is { } served && served != commit)
+            throw new SharpTuneException($"{model}: {file.Name}: asked for commit {commit}, the hub answered with commit {served}.");
+        string? etag = Header("X-Linked-Etag") ?? Header("ETag");
+        if (etag is not null && etag.StartsWith("W/", StringComparison.Ordinal)) etag = etag[2..];
+        etag = etag?.Trim('"');
+        if (etag is not null && etag != file.Etag)
+            throw new SharpTuneException($"{model}: {file.Name}: the hub serves the blob {etag}, its file listing names {file.Etag}; nothing was downloaded.");
     }
 
     // Size, then the content hash the hub lists: sha256 for LFS files, the git blob id (sha1 of "blob <size>\0" + content) otherwise.
@@ -387,7 +402,8 @@ public sealed class HubClient : IDisposable
     }
 
     // GET with the token for the hub's own host, following redirects by hand (the token stays behind on another host).
-    private async Task<HttpResponseMessage> SendAsync(Uri uri, long from, CancellationToken cancellationToken)
+    // onHubAnswer sees the first response, the hub's, whatever it is.
+    private async Task<HttpResponseMessage> SendAsync(Uri uri, long from, CancellationToken cancellationToken, Action<HttpResponseMessage>? onHubAnswer = null)
     {
         for (int hop = 0; hop < 10; hop++)
         {
@@ -406,6 +422,18 @@ public sealed class HubClient : IDisposable
                 catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
                 {
                     throw new TransientException($"no answer for {Options.Timeout.TotalSeconds:F0} s", e);
+                }
+            }
+            if (hop == 0 && onHubAnswer is not null)
+            {
+                try
+                {
+                    onHubAnswer(response);
+                }
+                catch
+                {
+                    response.Dispose();
+                    throw;
                 }
             }
             if ((int)response.StatusCode is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is { } location)

@@ -20,9 +20,14 @@ public sealed class HubCliTests : IDisposable
         Directory.Delete(cache, recursive: true);
     }
 
-    private async Task<(int Exit, string Stdout, string Stderr)> Cli(bool offline, params string[] args)
+    private Task<(int Exit, string Stdout, string Stderr)> Cli(bool offline, params string[] args) => CliIn(null, offline, args);
+
+    private async Task<(int Exit, string Stdout, string Stderr)> CliIn(string? workingDirectory, bool offline, params string[] args)
     {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "SharpTune.Cli")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "SharpTune.Cli"))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
         foreach (string arg in args) start.ArgumentList.Add(arg);
         foreach (string name in new[] { "HF_HOME", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_HUB_CACHE" }) start.Environment.Remove(name);
         start.Environment["HF_ENDPOINT"] = server.Endpoint;
@@ -74,6 +79,22 @@ public sealed class HubCliTests : IDisposable
         string line = Assert.Single(missing.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("error: --model test-org/tiny-roberta@v2: HF_HUB_OFFLINE is set", line);
         Assert.DoesNotContain(Token, online.Stderr + offline.Stderr + missing.Stderr);
+    }
+
+    [Fact]
+    public async Task A_local_directory_that_reads_like_a_hub_id_stays_local()
+    {
+        string work = Path.Combine(cache, "work");
+        string local = Path.Combine(work, "test-org", "tiny-bert");
+        Directory.CreateDirectory(local);
+        foreach (string name in new[] { "config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json" })
+            File.Copy(Path.Combine(HfFixtures.Directory("bert"), name), Path.Combine(local, name));
+
+        var (exit, stdout, stderr) = await CliIn(work, false, "inspect", "--model", "test-org/tiny-bert");
+
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("Model test-org/tiny-bert", stdout);
+        Assert.Empty(server.Requests);
     }
 
     [Fact]

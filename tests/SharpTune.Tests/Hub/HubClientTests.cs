@@ -234,6 +234,32 @@ public sealed class HubClientTests : IDisposable
         Assert.Empty(Directory.GetFiles(cache, "*.incomplete", SearchOption.AllDirectories));
     }
 
+    [Theory]
+    [InlineData("model.safetensors")]
+    [InlineData("vocab.txt")]
+    public void A_hub_answer_naming_another_blob_than_the_listing_is_refused_and_nothing_is_kept(string file)
+    {
+        server.WrongEtag[file] = true;
+
+        var e = Assert.Throws<SharpTuneException>(() => Download("test-org/tiny-bert"));
+
+        Assert.StartsWith($"test-org/tiny-bert@main: {file}: the hub serves the blob", e.Message);
+        Assert.DoesNotContain(Directory.GetFiles(cache, "*", SearchOption.AllDirectories), f => f.EndsWith(".incomplete", StringComparison.Ordinal) || Path.GetFileName(f) == file);
+    }
+
+    [Fact]
+    public async Task Two_concurrent_downloads_of_one_model_transfer_each_file_once()
+    {
+        server.Pause["model.safetensors"] = TimeSpan.FromMilliseconds(500);
+
+        HubSnapshot[] results = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(() => Download("test-org/tiny-bert"))));
+
+        Assert.Equal(results[0].Path, results[1].Path);
+        Assert.Equal(5, results.Sum(d => d.Downloaded));
+        Assert.Single(server.RequestsFor("model.safetensors"), r => r.Cdn);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(HfFixtures.Directory("bert"), "model.safetensors")), File.ReadAllBytes(Path.Combine(results[0].Path, "model.safetensors")));
+    }
+
     [Fact]
     public void The_token_is_sent_to_the_hub_only_and_appears_in_no_message_or_event()
     {

@@ -52,6 +52,12 @@ internal sealed class HubTestServer : IDisposable
     /// <summary>Files sent with one byte changed (the listing keeps the true hashes).</summary>
     public ConcurrentDictionary<string, bool> Corrupt { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Files whose resolve answer names another blob (ETag / X-Linked-Etag) than the listing.</summary>
+    public ConcurrentDictionary<string, bool> WrongEtag { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Files whose transfers pause this long halfway (so that two downloads overlap).</summary>
+    public ConcurrentDictionary<string, TimeSpan> Pause { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Serves <paramref name="directory"/> (recursively) as the repository <paramref name="repo"/>.</summary>
     public HubTestServer Add(string repo, string directory)
     {
@@ -181,14 +187,14 @@ internal sealed class HubTestServer : IDisposable
         if (IsLfs(file!))
         {
             string sha = Sha256(bytes);
-            response.Headers["X-Linked-Etag"] = $"\"{sha}\"";
+            response.Headers["X-Linked-Etag"] = $"\"{(WrongEtag.ContainsKey(file!) ? Sha256([.. bytes, 0]) : sha)}\"";
             response.Headers["X-Linked-Size"] = bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
             response.Headers["Location"] = $"{CdnEndpoint}/repos/{sha}?file={Uri.EscapeDataString(file!)}&repo={Uri.EscapeDataString(repo)}";
             response.StatusCode = 302;
             response.Close();
             return;
         }
-        response.Headers["ETag"] = $"\"{GitBlobId(bytes)}\"";
+        response.Headers["ETag"] = $"\"{GitBlobId(WrongEtag.ContainsKey(file!) ? [.. bytes, 0] : bytes)}\"";
         SendFile(context, file!, bytes);
     }
 
@@ -237,6 +243,14 @@ internal sealed class HubTestServer : IDisposable
             response.OutputStream.Flush();
             response.Abort(); // the connection drops mid-body
             return;
+        }
+        if (Pause.TryGetValue(file, out TimeSpan pause))
+        {
+            int half = (int)((bytes.Length - start) / 2);
+            response.OutputStream.Write(bytes, (int)start, half);
+            response.OutputStream.Flush();
+            Thread.Sleep(pause);
+            start += half;
         }
         response.OutputStream.Write(bytes, (int)start, (int)(bytes.Length - start));
         response.Close();
