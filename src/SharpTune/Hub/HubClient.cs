@@ -81,7 +81,7 @@ public sealed class HubClient : IDisposable
             return FromCache(model, progress, "HF_HUB_OFFLINE is set, so the hub is not asked", fallback: false);
 
         string commit;
-        Dictionary<string, HubFile> listing;
+        Dictionary<string, HubFile?> listing;
         try
         {
             (commit, listing) = await RevisionAsync(model, cancellationToken).ConfigureAwait(false);
@@ -97,14 +97,14 @@ public sealed class HubClient : IDisposable
         string snapshot = SnapshotFolder(model, commit);
         int downloaded = 0;
         foreach (string name in names)
-            if (await FetchAsync(model, commit, listing[name], progress, cancellationToken).ConfigureAwait(false)) downloaded++;
+            if (await FetchAsync(model, commit, Listed(model, commit, listing, name), progress, cancellationToken).ConfigureAwait(false)) downloaded++;
         if (names.FirstOrDefault(HubFiles.IsIndex) is { } indexName)
         {
             foreach (string shard in SafeTensorsIndex.Read(Path.Combine(snapshot, indexName)).Shards)
             {
-                if (!listing.TryGetValue(shard, out var file))
+                if (!listing.ContainsKey(shard))
                     throw new SharpTuneException($"{model} (commit {commit}): {indexName} names the shard {shard}, which the repository does not have.");
-                if (await FetchAsync(model, commit, file, progress, cancellationToken).ConfigureAwait(false)) downloaded++;
+                if (await FetchAsync(model, commit, Listed(model, commit, listing, shard), progress, cancellationToken).ConfigureAwait(false)) downloaded++;
                 names.Add(shard);
             }
         }
@@ -114,7 +114,7 @@ public sealed class HubClient : IDisposable
 
     // The commit of the revision and its files, from GET /api/models/{repo}/revision/{revision}?blobs=true (the hub's
     // model_info with files_metadata). A TransientException when the hub cannot be reached.
-    private async Task<(string Commit, Dictionary<string, HubFile> Listing)> RevisionAsync(HubModelId model, CancellationToken cancellationToken)
+    private async Task<(string Commit, Dictionary<string, HubFile?> Listing)> RevisionAsync(HubModelId model, CancellationToken cancellationToken)
     {
         var uri = new Uri(endpoint, $"api/models/{model.Repo}/revision/{Uri.EscapeDataString(model.Revision)}?blobs=true");
         JsonNode? root;
@@ -138,15 +138,20 @@ public sealed class HubClient : IDisposable
         string commit = root?["sha"] is JsonValue sha && sha.TryGetValue(out string? s) && HubModelId.IsCommitHash(s) ? s
             : throw new SharpTuneException($"{where} has no 40-digit commit hash in \"sha\".");
         if (root!["siblings"] is not JsonArray siblings) throw new SharpTuneException($"{where} has no \"siblings\" list of files.");
-        var listing = new Dictionary<string, HubFile>(StringComparer.Ordinal);
+        var listing = new Dictionary<string, HubFile?>(StringComparer.Ordinal);
         for (int i = 0; i < siblings.Count; i++)
         {
             if (siblings[i] is not JsonObject entry || entry["rfilename"] is not JsonValue nameValue || !nameValue.TryGetValue(out string? name))
                 throw new SharpTuneException($"{where}: siblings[{i}] has no \"rfilename\".");
-            if (ParseFile(entry, name) is { } file) listing[name] = file;
+            listing[name] = ParseFile(entry, name);
         }
         return (commit, listing);
     }
+
+    // A needed file with what verifies it; the hub lists size and hash with ?blobs=true, and nothing unverifiable is kept.
+    private static HubFile Listed(HubModelId model, string commit, Dictionary<string, HubFile?> listing, string name) =>
+        listing[name] ?? throw new SharpTuneException($"{model} (commit {commit}): {name}: the hub's file listing gives no size and hash " +
+            "(blobId and size, or lfs.sha256 and lfs.size) to check the download against.");
 
     // A listed file with what verifies it; null when the listing lacks size or hash (such a file is refused if needed).
     private static HubFile? ParseFile(JsonObject entry, string name)

@@ -248,6 +248,17 @@ public sealed class HubClientTests : IDisposable
     }
 
     [Fact]
+    public void A_needed_file_the_listing_gives_no_hash_for_is_refused()
+    {
+        server.NoHash["model.safetensors"] = true;
+
+        var e = Assert.Throws<SharpTuneException>(() => Download("test-org/tiny-bert"));
+
+        Assert.StartsWith($"test-org/tiny-bert@main (commit {HubTestServer.Commit}): model.safetensors: the hub's file listing gives no size and hash", e.Message);
+        Assert.Empty(server.RequestsFor("model.safetensors"));
+    }
+
+    [Fact]
     public async Task Two_concurrent_downloads_of_one_model_transfer_each_file_once()
     {
         server.Pause["model.safetensors"] = TimeSpan.FromMilliseconds(500);

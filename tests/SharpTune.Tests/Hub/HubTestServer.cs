@@ -55,6 +55,9 @@ internal sealed class HubTestServer : IDisposable
     /// <summary>Files whose resolve answer names another blob (ETag / X-Linked-Etag) than the listing.</summary>
     public ConcurrentDictionary<string, bool> WrongEtag { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Files listed without blob id or LFS hash (as the API lists them without ?blobs=true).</summary>
+    public ConcurrentDictionary<string, bool> NoHash { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Files whose transfers pause this long halfway (so that two downloads overlap).</summary>
     public ConcurrentDictionary<string, TimeSpan> Pause { get; } = new(StringComparer.Ordinal);
 
@@ -173,7 +176,7 @@ internal sealed class HubTestServer : IDisposable
         }
         if (api)
         {
-            Send(response, 200, Encoding.UTF8.GetBytes(Listing(repo, directory).ToJsonString()), "application/json");
+            Send(response, 200, Encoding.UTF8.GetBytes(Listing(repo, directory, NoHash).ToJsonString()), "application/json");
             return;
         }
         string full = Path.Combine(directory, file!);
@@ -257,7 +260,7 @@ internal sealed class HubTestServer : IDisposable
     }
 
     // What the hub's model_info with files_metadata returns, for the files of the directory.
-    private static JsonObject Listing(string repo, string directory)
+    private static JsonObject Listing(string repo, string directory, ConcurrentDictionary<string, bool> noHash)
     {
         var siblings = new JsonArray();
         foreach (string full in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -265,6 +268,11 @@ internal sealed class HubTestServer : IDisposable
             string name = Path.GetRelativePath(directory, full).Replace('\\', '/');
             byte[] bytes = File.ReadAllBytes(full);
             var entry = new JsonObject { ["rfilename"] = name, ["size"] = bytes.Length };
+            if (noHash.ContainsKey(name))
+            {
+                siblings.Add(entry); // the name and size alone
+                continue;
+            }
             if (IsLfs(name))
             {
                 string pointer = $"version https://git-lfs.github.com/spec/v1\noid sha256:{Sha256(bytes)}\nsize {bytes.Length}\n";
