@@ -201,7 +201,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
     private static void WriteTagged(string path, IReadOnlyList<IReadOnlyList<TaggedWord>> sentences)
     {
         bool jsonLines = Path.GetExtension(path).Equals(".jsonl", StringComparison.OrdinalIgnoreCase);
-        WriteAtomically(path, writer =>
+        AtomicFile.WriteText(path, writer =>
         {
             foreach (var sentence in sentences)
             {
@@ -252,7 +252,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
     /// a temporary file beside <paramref name="path"/>, then moves it into place: a reader never sees half a file.
     /// </summary>
     private static void WriteCsv(string path, LoadedData data, IReadOnlyList<string> labels, IReadOnlyList<Prediction> predictions) =>
-        WriteAtomically(path, writer =>
+        AtomicFile.WriteText(path, writer =>
         {
             var header = new List<string> { data.Columns.Text };
             if (data.Columns.TextPair is not null) header.Add(data.Columns.TextPair);
@@ -268,23 +268,6 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
                 WriteRow(writer, row);
             }
         });
-
-    /// <summary>Writes UTF-8 into a temporary file beside <paramref name="path"/>, then moves it into place: a reader never sees half a file.</summary>
-    private static void WriteAtomically(string path, Action<TextWriter> write)
-    {
-        string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (folder is not null) Directory.CreateDirectory(folder);
-        string temp = path + ".tmp-" + Environment.ProcessId.ToString(Invariant);
-        try
-        {
-            using (var writer = new StreamWriter(temp, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false))) write(writer);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            File.Delete(temp);
-        }
-    }
 
     private static void WriteRow(TextWriter writer, IEnumerable<string> fields)
     {

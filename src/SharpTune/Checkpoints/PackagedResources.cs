@@ -51,8 +51,6 @@ public static class PackagedResources
     /// <summary>Writes one embedded resource to a file (atomically: a temporary file, then a move).</summary>
     public static void ExtractToFile(string assemblyPath, string resourceName, string path)
     {
-        string temp = path + ".tmp";
-        using (var stream = File.Create(temp)) Extract(assemblyPath, resourceName, stream);
-        File.Move(temp, path, overwrite: true);
+        AtomicFile.WriteStream(path, stream => Extract(assemblyPath, resourceName, stream));
     }
 }

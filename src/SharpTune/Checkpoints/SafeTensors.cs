@@ -123,12 +123,9 @@ public static class SafeTensors
         }
 
         byte[] headerBytes = BuildHeader(entries, metadata);
-        string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        Directory.CreateDirectory(directory);
-        string temp = path + ".tmp";
         try
         {
-            using (var stream = File.Create(temp))
+            AtomicFile.WriteStream(path, stream =>
             {
                 Span<byte> lengthBytes = stackalloc byte[8];
                 BinaryPrimitives.WriteUInt64LittleEndian(lengthBytes, (ulong)headerBytes.Length);
@@ -141,12 +138,10 @@ public static class SafeTensors
                     using var cpu = tensor.detach().cpu().contiguous();
                     stream.Write(cpu.bytes);
                 }
-            }
-            File.Move(temp, path, overwrite: true);
+            });
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            File.Delete(temp);
             throw new SharpTuneException($"{path}: could not write safetensors file: {e.Message}", e);
         }
     }

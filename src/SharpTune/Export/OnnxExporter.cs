@@ -93,25 +93,14 @@ public static class OnnxExporter
         return className == architecture.SequenceClassificationClass || className == architecture.TokenClassificationClass;
     }
 
-    // Written beside the target and moved into place, so that a failed export leaves no half-written model.
+    // Written through AtomicFile, so that a failed export leaves no half-written model.
     private static OnnxExportReport Write(OnnxGraphBuilder g, string path, string graphName, string modelType)
     {
         path = System.IO.Path.GetFullPath(path);
         string? parent = System.IO.Path.GetDirectoryName(path);
         if (parent is not null && !Directory.Exists(parent)) throw new SharpTuneException($"{parent}: directory not found (the --out file's directory).");
         OnnxModelContents contents = g.Build(graphName);
-        string temporary = path + ".partial";
-        try
-        {
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-                OnnxModelWriter.Write(file, contents);
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+        AtomicFile.WriteStream(path, file => OnnxModelWriter.Write(file, contents));
         var output = contents.Outputs[0];
         string shape = "[" + string.Join(", ", output.Dims.Select(d => d.Param ?? d.Value!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]";
         return new OnnxExportReport(path, modelType, contents.Inputs.Select(i => i.Name).ToList(), output.Name, shape, new FileInfo(path).Length);

@@ -116,7 +116,7 @@ public sealed class OnnxRuntimeModel : IDisposable
         Directory.CreateDirectory(folder);
         File.Delete(stampPath); // a stamp never describes an older file
         export(path);
-        File.WriteAllText(stampPath, new JsonObject { ["sha256"] = stamp, ["opset"] = OnnxExporter.Opset }.ToJsonString());
+        AtomicFile.WriteText(stampPath, new JsonObject { ["sha256"] = stamp, ["opset"] = OnnxExporter.Opset }.ToJsonString());
         return path;
     }
 

@@ -27,8 +27,7 @@ public static class HtmlReport
     {
         string html = Render(directory);
         string path = output ?? Path.Combine(directory, FileName);
-        File.WriteAllText(path + ".tmp", html);
-        File.Move(path + ".tmp", path, overwrite: true);
+        AtomicFile.WriteText(path, html);
         return path;
     }
 

@@ -110,9 +110,7 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
     public string WriteCharts()
     {
         string path = PathOf(ChartFile);
-        string temp = path + ".tmp";
-        RunCharts.Write(temp, steps, evaluations);
-        File.Move(temp, path, overwrite: true);
+        AtomicFile.Write(path, temporary => RunCharts.Write(temporary, steps, evaluations));
         return path;
     }
 
@@ -232,12 +230,7 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
     }
 
     // Rewritten files go through a temporary file, so a reader never sees half of one.
-    private void WriteAtomically(string fileName, string content)
-    {
-        string path = PathOf(fileName);
-        File.WriteAllText(path + ".tmp", content);
-        File.Move(path + ".tmp", path, overwrite: true);
-    }
+    private void WriteAtomically(string fileName, string content) => AtomicFile.WriteText(PathOf(fileName), content);
 
     private static JsonNode? Number(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
 

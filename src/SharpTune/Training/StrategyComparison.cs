@@ -405,8 +405,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         WriteAtomically(MarkdownFile, ToMarkdown(rows, summary, stopped));
         if (rows.Count == 0) return null;
         string chart = PathOf(ChartFile);
-        ComparisonChart.WritePng(chart + ".tmp.png", summary);
-        File.Move(chart + ".tmp.png", chart, overwrite: true);
+        AtomicFile.Write(chart, temporary => ComparisonChart.WritePng(temporary, summary));
         return chart;
     }
 
@@ -600,12 +599,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
     /// <summary>Bytes as MiB with no decimals, "–" when unknown.</summary>
     public static string Mib(long? bytes) => bytes is { } b ? (b / (1024.0 * 1024.0)).ToString("F0", Invariant) : "–";
 
-    private void WriteAtomically(string fileName, string content)
-    {
-        string path = PathOf(fileName);
-        File.WriteAllText(path + ".tmp", content);
-        File.Move(path + ".tmp", path, overwrite: true);
-    }
+    private void WriteAtomically(string fileName, string content) => AtomicFile.WriteText(PathOf(fileName), content);
 
     /// <summary>Sends a run's training events to its recorder and, wrapped, to the comparison's listener.</summary>
     private sealed class Progress(Strategy strategy, RunRecorder recorder, IProgress<ComparisonEvent>? listener) : IProgress<TrainingEvent>

@@ -55,7 +55,7 @@ public sealed class FeatureCacheDiskTests : IDisposable
         string file = Assert.Single(Directory.GetFiles(cacheDir, "*.safetensors"));
         File.Delete(file);
         // The writer's temporary file leads to /dev/full: every write fails with "no space left on device", as on a full disk.
-        File.CreateSymbolicLink(file + ".tmp", "/dev/full");
+        File.CreateSymbolicLink(AtomicFile.TemporaryPath(file), "/dev/full");
         var second = Train();
         Assert.Equal("computed", second.Source);
         foreach (var (name, weight) in first.Head) Assert.Equal(weight, second.Head[name]);

@@ -120,7 +120,7 @@ public sealed class RunRecorderTests : IDisposable
         byte[] png = File.ReadAllBytes(path);
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A }, png[..8]);
         Assert.True(png.Length > 5_000, $"{png.Length} bytes");
-        Assert.False(File.Exists(path + ".tmp"));
+        Assert.False(File.Exists(AtomicFile.TemporaryPath(path)));
     }
 
     [Fact]
