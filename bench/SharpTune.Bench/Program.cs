@@ -38,7 +38,6 @@ string sharedSpam = Path.GetFullPath(Path.Combine(Bench.RepoRoot(), "..", "share
 string dataPath = File.Exists(sharedSpam) ? sharedSpam : Path.Combine(Bench.RepoRoot(), "data", "spam-sample", "train.csv");
 LoadedData spam = TextDataset.Load(dataPath);
 int frozenExamples = quick ? 128 : 256;
-if (args.Contains("--dropout")) { Micro.Run(runs); return; }
 if (args.Contains("--only-waste")) // the section 6 figures alone, printed, RESULTS.md untouched
 {
     Waste.MemoryOverSteps(Row, steps: int.Parse(args.SkipWhile(a => a != "--steps").Skip(1).FirstOrDefault() ?? "1000", CultureInfo.InvariantCulture));
@@ -50,7 +49,7 @@ if (args.Contains("--only-waste")) // the section 6 figures alone, printed, RESU
 // 0. Memory over 1,000 training steps, first: before the MiniLM and the other sections fill the process, so
 // that the RSS is the trainer's own.
 bool onlyInference = args.Contains("--only-inference"); // sections 1 and 2 alone, printed, RESULTS.md untouched
-if (!onlyInference && !args.Contains("--profile")) Waste.MemoryOverSteps(Row, steps: 1000);
+if (!onlyInference && !args.Contains("--profile") && !args.Contains("--train-rounds")) Waste.MemoryOverSteps(Row, steps: 1000);
 
 // 1. Matmul roofline. Other processes may share the CPU, so every figure that is compared with another is
 // measured in the same rounds (A, B, C, A, B, C, …): a burst of foreign load hits both sides alike.
@@ -86,28 +85,7 @@ if (args.Contains("--profile")) // the step profile alone, printed, RESULTS.md u
     using var profiled = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
     using var targets = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
     foreach (var phase in StepProfile.Run(profiled, inputIds, typeIds, mask, targets, runs))
-        Console.WriteLine($"{phase.Name,-60} {phase.Milliseconds[0],9:F1} {phase.Milliseconds[1],9:F1}  {phase.Note}");
-    return;
-}
-
-if (args.Contains("--dropout-cost"))
-{
-    using var profiled = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
-    using var targets = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
-    Action Step(Precision precision, bool train, bool libtorch = false) => () =>
-    {
-        FastDropout.UseLibTorch = libtorch;
-        if (train) profiled.train(); else profiled.eval();
-        using var scope = NewDisposeScope();
-        Tensor logits;
-        using (Autocast.Enter(precision)) logits = profiled.call(inputIds, typeIds, mask);
-        TaskType.SingleLabel.Loss(logits, targets).backward();
-        profiled.zero_grad();
-    };
-    double[] t = Bench.Interleaved(runs, Step(Precision.Fp32, true), Step(Precision.Fp32, true, libtorch: true), Step(Precision.Fp32, false),
-        Step(Precision.Bf16, true), Step(Precision.Bf16, true, libtorch: true), Step(Precision.Bf16, false));
-    Console.WriteLine($"fp32 forward+backward: SharpTune dropout {t[0]:F3} s, libtorch dropout {t[1]:F3} s, no dropout {t[2]:F3} s");
-    Console.WriteLine($"bf16 forward+backward: SharpTune dropout {t[3]:F3} s, libtorch dropout {t[4]:F3} s, no dropout {t[5]:F3} s");
+        Console.WriteLine($"{phase.Name,-60} {string.Concat(phase.Milliseconds.Select(ms => $"{ms,9:F1}"))}  {phase.Note}");
     return;
 }
 
@@ -118,6 +96,39 @@ Action Infer(Precision precision) => () =>
     using var cast = Autocast.Enter(precision);
     encoder.call(inputIds, typeIds, mask);
 };
+
+// 3. Full fine-tuning: the Trainer's step (forward, loss, backward, gradient norm and clipping at 1.0, SharpTune's
+// AdamW, zero_grad) at 32 x 128, and MFU against the matmul roofline measured in the same rounds.
+double forwardFlops = Bench.ForwardFlops((BertConfig)encoder.Config, BatchSize, SequenceLength);
+var classifier = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
+using var labels = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
+var fullPlan = SharpTune.Strategies.StrategyApplier.Apply(classifier, new SharpTune.Strategies.FullStrategy(), rates: new(2e-5));
+using var optimizer = new GroupedAdamW(0.01);
+optimizer.AddTrainable(fullPlan, new(2e-5), encoder.Config.NumHiddenLayers);
+Action Train(Precision precision, bool libtorchDropout = false) => () =>
+{
+    FastDropout.UseLibTorch = libtorchDropout;
+    using var scope = NewDisposeScope();
+    Tensor logits;
+    using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
+    Tensor loss = TaskType.SingleLabel.Loss(logits, labels);
+    loss.backward();
+    optimizer.ClipGradients(1.0, optimizer.GradientNorm());
+    optimizer.Step();
+    optimizer.ZeroGrad();
+    FastDropout.UseLibTorch = false;
+};
+if (args.Contains("--train-rounds")) // a child process of the malloc row below: step seconds and page faults, fp32 then bf16
+{
+    classifier.train();
+    Train(Precision.Fp32)();
+    Train(Precision.Bf16)();
+    long faults = Bench.MinorFaults();
+    double[] child = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16));
+    Console.WriteLine(FormattableString.Invariant($"train-rounds {child[0]} {child[1]} {(Bench.MinorFaults() - faults) / (2.0 * (runs + 1))} {TorchRuntime.KeepsFreedMemory}"));
+    return;
+}
+encoder.eval();
 
 string onnxPath = Path.Combine(Path.GetTempPath(), $"sharptune-bench-{Environment.ProcessId}.onnx");
 PackagedResources.ExtractToFile(PackagedResources.MiniLMAssemblyPath, PackagedResources.MiniLMOnnx, onnxPath);
@@ -174,27 +185,9 @@ using (var scope = NewDisposeScope())
 
 if (onlyInference) return;
 
-// 3. Full fine-tuning: the Trainer's step (forward, loss, backward, gradient norm and clipping at 1.0, SharpTune's
-// AdamW, zero_grad) at 32 x 128, and MFU against the matmul roofline measured in the same rounds.
-double forwardFlops = Bench.ForwardFlops((BertConfig)encoder.Config, BatchSize, SequenceLength);
-var classifier = new SequenceClassifier(encoder, new PooledHead(encoder.Config.HiddenSize, 2));
-using var labels = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long)(i % 2)).ToArray());
 classifier.train();
-var fullPlan = SharpTune.Strategies.StrategyApplier.Apply(classifier, new SharpTune.Strategies.FullStrategy(), rates: new(2e-5));
-using var optimizer = new GroupedAdamW(0.01);
-optimizer.AddTrainable(fullPlan, new(2e-5), encoder.Config.NumHiddenLayers);
-Action Train(Precision precision) => () =>
-{
-    using var scope = NewDisposeScope();
-    Tensor logits;
-    using (Autocast.Enter(precision)) logits = classifier.call(inputIds, typeIds, mask);
-    Tensor loss = TaskType.SingleLabel.Loss(logits, labels);
-    loss.backward();
-    optimizer.ClipGradients(1.0, optimizer.GradientNorm());
-    optimizer.Step();
-    optimizer.ZeroGrad();
-};
-double[] trainTimes = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16), Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16));
+double[] trainTimes = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16), Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16),
+    Train(Precision.Fp32, libtorchDropout: true), Train(Precision.Bf16, libtorchDropout: true));
 double fp32Step = trainTimes[0], bf16Step = trainTimes[1];
 double trainRoofFp32 = MatmulGflops(trainTimes[2]), trainRoofBf16 = MatmulGflops(trainTimes[3]);
 double stepFlops = 3 * forwardFlops;
@@ -202,6 +195,25 @@ Row($"train full FT fp32 ({BatchSize}x{SequenceLength})", $"{BatchSize / fp32Ste
     $"MFU {stepFlops / fp32Step / 1e9 / trainRoofFp32:P0} of fp32 matmul ({stepFlops / fp32Step / 1e9:F0} GFLOP/s)");
 Row($"train full FT bf16 ({BatchSize}x{SequenceLength})", $"{BatchSize / bf16Step:F1} samples/s",
     $"{fp32Step / bf16Step:F2}x fp32; MFU {stepFlops / bf16Step / 1e9 / trainRoofBf16:P0} of bf16 matmul ({stepFlops / bf16Step / 1e9:F0} GFLOP/s)");
+// Each change's effect: the same step with the change undone, in the same rounds.
+foreach (var (name, before, after, roof) in new[] { ("fp32", trainTimes[4], fp32Step, trainRoofFp32), ("bf16", trainTimes[5], bf16Step, trainRoofBf16) })
+    Row($"  change: dropout masks + attention by SharpTune, {name}", $"{BatchSize / before:F1} → {BatchSize / after:F1} samples/s",
+        $"step {before * 1000:F0} → {after * 1000:F0} ms; MFU {stepFlops / before / 1e9 / roof:P0} → {stepFlops / after / 1e9 / roof:P0}; before = libtorch's dropout and scaled_dot_product_attention");
+// glibc's malloc keeping freed memory (TorchRuntime): each setting in a process of its own, the same step.
+var mallocRuns = new[] { "0", "1" }.Select(keep =>
+{
+    var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+    foreach (string arg in new[] { Path.ChangeExtension(typeof(Bench).Assembly.Location, ".dll"), "--train-rounds" }.Concat(quick ? ["--quick"] : []))
+        start.ArgumentList.Add(arg);
+    start.Environment[TorchRuntime.KeepFreedMemoryVariable] = keep;
+    using var child = Process.Start(start)!;
+    string[] line = child.StandardOutput.ReadToEnd().Split('\n').Single(l => l.StartsWith("train-rounds ", StringComparison.Ordinal)).Split(' ');
+    child.WaitForExit();
+    return (Fp32: double.Parse(line[1], CultureInfo.InvariantCulture), Bf16: double.Parse(line[2], CultureInfo.InvariantCulture), Faults: double.Parse(line[3], CultureInfo.InvariantCulture));
+}).ToArray();
+foreach (var (name, before, after, roof) in new[] { ("fp32", mallocRuns[0].Fp32, mallocRuns[1].Fp32, trainRoofFp32), ("bf16", mallocRuns[0].Bf16, mallocRuns[1].Bf16, trainRoofBf16) })
+    Row($"  change: freed memory kept by malloc, {name}", $"{BatchSize / before:F1} → {BatchSize / after:F1} samples/s",
+        $"step {before * 1000:F0} → {after * 1000:F0} ms; MFU {stepFlops / before / 1e9 / roof:P0} → {stepFlops / after / 1e9 / roof:P0}; minor page faults per step {mallocRuns[0].Faults:F0} → {mallocRuns[1].Faults:F0}; two child processes, {TorchRuntime.KeepFreedMemoryVariable}=0 and =1");
 
 // 3b. Where a step's time goes.
 List<StepProfile.Phase> profile = StepProfile.Run(classifier, inputIds, typeIds, mask, labels, runs);
@@ -239,7 +251,7 @@ string load = File.ReadAllText("/proc/loadavg").Split(' ')[0];
 markdown.AppendLine("# SharpTune benchmark").AppendLine();
 markdown.AppendLine($"Command: `dotnet run -c Release --project bench/SharpTune.Bench{(quick ? " -- --quick" : "")}`  ");
 markdown.AppendLine($"Machine: {machine}  ");
-markdown.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure is the median of {runs} runs after 1 warm-up run; load average at the end {load} on {threads} CPUs (other processes share them)." +
+markdown.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure is the median of {runs} runs after 1 warm-up run ({Bench.ClockName}); load average at the end {load} on {threads} CPUs (other processes share them)." +
     (Environment.GetEnvironmentVariable("MKL_ENABLE_INSTRUCTIONS") is { } mkl ? $" MKL_ENABLE_INSTRUCTIONS={mkl}." : "")).AppendLine();
 markdown.AppendLine("| Figure | Value | Note |").AppendLine("|---|---:|---|");
 foreach (var (figure, value, note) in rows) markdown.AppendLine($"| {figure} | {value} | {note} |");
@@ -247,8 +259,10 @@ markdown.AppendLine().AppendLine(Bench.FlopsNote((BertConfig)encoder.Config, Bat
 markdown.AppendLine().AppendLine($"## Step profile (full fine-tuning, {BatchSize}x{SequenceLength}, milliseconds per step)").AppendLine();
 markdown.AppendLine("Medians over the same rounds. `step:` rows are phases timed inside real steps; `forward:`/`backward:` rows time each module kind alone " +
     "at the step's shapes with layer 0's weights, multiplied by how often a step runs it (their sum against the step's forward and backward shows what they cover).").AppendLine();
-markdown.AppendLine("| Phase | fp32 ms | bf16 ms | Note |").AppendLine("|---|---:|---:|---|");
-foreach (var phase in profile) markdown.AppendLine($"| {phase.Name} | {phase.Milliseconds[0]:F1} | {phase.Milliseconds[1]:F1} | {phase.Note} |");
+markdown.AppendLine("*before*: libtorch's dropout and attention (`nn.functional.dropout`, `scaled_dot_product_attention` with dropout); " +
+    "*after*: SharpTune's (`FastDropout`, `Attention.ScaledDotProduct`) — in the same rounds.").AppendLine();
+markdown.AppendLine($"| Phase | {string.Join(" | ", StepProfile.Columns.Select(c => c.Name + " ms"))} | Note |").AppendLine($"|---|{string.Concat(StepProfile.Columns.Select(_ => "---:|"))}---|");
+foreach (var phase in profile) markdown.AppendLine($"| {phase.Name} | {string.Join(" | ", phase.Milliseconds.Select(ms => ms.ToString("F1")))} | {phase.Note} |");
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
 File.WriteAllText(output, markdown.ToString());
 Console.WriteLine($"wrote {output}");
@@ -259,6 +273,19 @@ internal static class Bench
     /// Median wall time in seconds of each action, run in rounds (each action once per round) after one warm-up round,
     /// so that foreign load on a shared machine falls on all of them alike.
     /// </summary>
+    /// <summary>
+    /// BENCH_CPU=1: time by the process's CPU time instead of the wall clock — for comparisons on a loaded machine, with
+    /// SHARPTUNE_THREADS=1 (one libtorch thread; with more, idle threads' spinning would count).
+    /// </summary>
+    private static readonly bool CpuTime = Environment.GetEnvironmentVariable("BENCH_CPU") == "1";
+    private static readonly Stopwatch Wall = Stopwatch.StartNew();
+
+    /// <summary>Seconds on the benchmark's clock (wall, or CPU time with BENCH_CPU=1).</summary>
+    public static double Now() => CpuTime ? Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds : Wall.Elapsed.TotalSeconds;
+
+    /// <summary>Which clock <see cref="Now"/> reads, for the report.</summary>
+    public static string ClockName => CpuTime ? "process CPU time (BENCH_CPU=1)" : "wall time";
+
     public static double[] Interleaved(int runs, params Action[] actions)
     {
         foreach (Action action in actions) action();
@@ -267,9 +294,9 @@ internal static class Bench
         for (int r = 0; r < runs; r++)
             for (int a = 0; a < actions.Length; a++)
             {
-                var clock = Stopwatch.StartNew();
+                double start = Now();
                 actions[a]();
-                times[a][r] = clock.Elapsed.TotalSeconds;
+                times[a][r] = Now() - start;
             }
         return times.Select(t => Median(t)).ToArray();
     }
@@ -288,9 +315,9 @@ internal static class Bench
         var times = new double[runs];
         for (int i = 0; i < runs; i++)
         {
-            var clock = Stopwatch.StartNew();
+            double start = Now();
             action();
-            times[i] = clock.Elapsed.TotalSeconds;
+            times[i] = Now() - start;
         }
         return Median(times);
     }
@@ -321,6 +348,9 @@ internal static class Bench
         $"3 × forward; forward = L·(2·T·(4H² + 2·H·I) + 4·B·S²·H) + 2·B·H² (T = B·S tokens; Linear layers, attention " +
         $"scores and weighted sum, pooler) = {forwardFlops / 1e9:F1} GFLOP for L={c.NumHiddenLayers}, H={c.HiddenSize}, " +
         $"I={c.IntermediateSize}, B={batch}, S={sequence}. Element-wise work (GELU, LayerNorm, softmax, AdamW) is not counted.";
+
+    /// <summary>Minor page faults of this process so far (/proc/self/stat, field 10).</summary>
+    public static long MinorFaults() => long.Parse(File.ReadAllText("/proc/self/stat").Split(") ")[1].Split(' ')[7], CultureInfo.InvariantCulture);
 
     public static double PeakRssMegabytes()
     {
@@ -433,6 +463,13 @@ internal static class Waste
             double forward = Bench.Median(forwards), cold = Bench.Median(colds);
             double warm = Bench.Median(Enumerable.Range(0, Rounds).Select(_ => Fit(cache: true, disk: true)).ToArray());
             double without = Fit(cache: false, disk: false);
+            // The frozen path's encoding pass in bf16 against embed (mean pooling, bf16) over the same texts, in rounds.
+            var embedder = new SharpTune.Inference.Embedder(classifier.Model.Encoder, classifier.Tokenizer,
+                new SharpTune.Inference.EmbedderOptions { Precision = Precision.Bf16, MaxLength = length, BatchSize = Batch });
+            var subsetTexts = subset.Select(e => e.Text).ToList();
+            double[] encode = Bench.Interleaved(Rounds,
+                () => FeatureCache.Build(classifier.Model, data, Batch, CPU, precision: Precision.Bf16).Dispose(),
+                () => embedder.Embed(subsetTexts));
             string shape = $"{data.Count}x{length}";
             row($"frozen: one forward pass over the data ({shape})", $"{forward:F1} s", $"Evaluator.Predict, batch {Batch}, fp32");
             row($"frozen: {Epochs} epochs with feature cache, first run", $"{cold:F1} s",
@@ -440,6 +477,8 @@ internal static class Waste
             row($"frozen: {Epochs} epochs with feature cache, from disk", $"{warm:F1} s",
                 $"{warm / forward:F2}x one forward pass; {without / warm:F0}x faster than without (target ≥ 10x)");
             row($"frozen: {Epochs} epochs without feature cache", $"{without:F1} s", $"{without / forward:F1}x one forward pass; encoder runs every epoch (one run; the others are medians of {Rounds})");
+            row($"frozen: feature-cache encoding, bf16 ({shape})", $"{data.Count / encode[0]:F1} samples/s",
+                $"{encode[0] / encode[1]:F2}x the time of embed bf16 on the same texts ({data.Count / encode[1]:F1} samples/s; embed also tokenizes)");
         }
         finally
         {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using SharpTune.Models;
 using SharpTune.Native;
 using SharpTune.Strategies;
@@ -11,15 +10,20 @@ using Tensor = TorchSharp.torch.Tensor;
 /// Where the time of one full fine-tuning step goes (MiniLM, batch 32 × 128, fp32 and bf16 side by side): the step's
 /// phases timed inside real steps (forward, loss, backward, gradient norm and clipping, AdamW, zero_grad, dispose), and
 /// the forward and backward of each module kind timed alone at the step's shapes with the model's own weights
-/// (× layers), so that their sum can be held against the measured forward and backward.
+/// (× layers), so that their sum can be held against the measured forward and backward. Each precision twice: with
+/// libtorch's dropout and attention (before <see cref="FastDropout"/>) and with SharpTune's (after).
 /// </summary>
 internal static class StepProfile
 {
     public sealed record Phase(string Name, double[] Milliseconds, string Note = "");
 
+    /// <summary>The profile's columns: a precision, with libtorch's dropout and attention or SharpTune's.</summary>
+    public static readonly (string Name, Precision Precision, bool LibTorch)[] Columns =
+        [("fp32 before", Precision.Fp32, true), ("fp32 after", Precision.Fp32, false), ("bf16 before", Precision.Bf16, true), ("bf16 after", Precision.Bf16, false)];
+
     public static List<Phase> Run(SequenceClassifier classifier, Tensor ids, Tensor types, Tensor mask, Tensor labels, int runs)
     {
-        Precision[] precisions = [Precision.Fp32, Precision.Bf16];
+        Precision[] precisions = Columns.Select(c => c.Precision).ToArray();
         var phases = new List<Phase>();
         classifier.train();
         TrainingPlan plan = StrategyApplier.Apply(classifier, new FullStrategy(), rates: new LearningRates(2e-5));
@@ -32,8 +36,9 @@ internal static class StepProfile
         for (int round = -1; round < runs; round++)
             for (int p = 0; p < precisions.Length; p++)
             {
-                var clock = Stopwatch.StartNew();
-                double Lap() { double ms = clock.Elapsed.TotalMilliseconds; clock.Restart(); return ms; }
+                FastDropout.UseLibTorch = Columns[p].LibTorch;
+                double last = Bench.Now();
+                double Lap() { double now = Bench.Now(), ms = (now - last) * 1000; last = now; return ms; }
                 var laps = new double[stepPhases.Length];
                 var scope = NewDisposeScope();
                 Tensor input = ids.to(CPU), typeIds = types.to(CPU), attention = mask.to(CPU), targets = labels.to(CPU);
@@ -98,7 +103,7 @@ internal static class StepProfile
             ("scaled dot-product attention", layers, (precision, grad) =>
             {
                 Tensor[] qkv = attentionInputs[(precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32, grad)];
-                return nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], keyMask, 0.1);
+                return Attention.ScaledDotProduct(qkv[0], qkv[1], qkv[2], keyMask, 0.1, training: true);
             }, "with attention-probability dropout 0.1"),
             ("feed-forward (dense, GELU, dense)", layers, (_, grad) =>
             {
@@ -110,7 +115,7 @@ internal static class StepProfile
             {
                 Tensor x = Hidden(grad);
                 Tensor branch = precision == Precision.Bf16 ? (grad ? branchLeafBf16 : branchPlainBf16) : grad ? branchLeaf : branchPlain;
-                return layerNorm.call(Scalars.Add(nn.functional.dropout(branch, 0.1, true), x));
+                return layerNorm.call(Scalars.Add(FastDropout.Apply(branch, 0.1, training: true), x));
             }, "twice per layer"),
         };
         foreach (var kind in kinds)
@@ -119,6 +124,7 @@ internal static class StepProfile
             for (int p = 0; p < precisions.Length; p++)
             {
                 Precision precision = precisions[p];
+                FastDropout.UseLibTorch = Columns[p].LibTorch;
                 forward[p] = kind.PerStep * 1000 * Bench.Median(runs, 1, () =>
                 {
                     using var scope = NewDisposeScope();
@@ -139,6 +145,7 @@ internal static class StepProfile
             phases.Add(new Phase($"forward: {kind.Name}", forward, $"× {kind.PerStep}; {kind.Note}"));
             phases.Add(new Phase($"backward: {kind.Name}", backward, "(forward + backward) − forward"));
         }
+        FastDropout.UseLibTorch = false;
         foreach (var inputs in attentionInputs.Values) foreach (var t in inputs) t.Dispose();
         return phases;
     }
