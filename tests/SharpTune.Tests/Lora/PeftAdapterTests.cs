@@ -296,7 +296,7 @@ public sealed class PeftAdapterCliTests : IDisposable
         DateTime written = File.GetLastWriteTimeUtc(export);
         foreach (string metric in new[] { "loss", "accuracy", "macro_f1" })
             Assert.Equal(torchFigures[metric]!.GetValue<double>(), onnxFigures[metric]!.GetValue<double>(), 1e-4);
-        Assert.NotEqual(torchFigures["loss"]!.GetValue<double>(), onnxFigures["loss"]!.GetValue<double>()); // ONNX Runtime computed it
+        // (The export file above is what shows ONNX Runtime ran: the two losses may agree to the last bit, and did once.)
         var again = Evaluate("onnx");
         Assert.Equal(written, File.GetLastWriteTimeUtc(export)); // reused, not exported again
         Assert.Equal(onnxFigures["loss"]!.GetValue<double>(), again["loss"]!.GetValue<double>());

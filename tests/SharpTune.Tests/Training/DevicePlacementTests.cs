@@ -38,7 +38,7 @@ public sealed class DevicePlacementTests
     private static readonly (string File, string Line, string Why)[] OnCpuByDesign =
     [
         ("Models/FastDropout.cs", "torch.randint(long.MaxValue, [1]", "a seed read back as a number"),
-        ("Models/FastDropout.cs", "torch.empty(shape, ScalarType.Int16)", "the mask is filled by C# on the CPU and moved with keep.to(device)"),
+        ("Models/FastDropout.cs", "torch.empty(shape, type)", "the mask is filled by C# on the CPU and moved with mask.to(device)"),
         ("Heads/LinearHead.cs", "torch.empty(outputs, hiddenSize)", "a parameter of a module under construction: moves with the model"),
         ("Heads/LinearHead.cs", "torch.zeros(outputs)", "a parameter of a module under construction: moves with the model"),
         ("Checkpoints/OnnxImporter.cs", "torch.empty(onnx.Dims", "a loaded tensor: copy_ into the model's parameters moves it"),
