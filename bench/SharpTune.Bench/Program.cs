@@ -105,6 +105,7 @@ using var labels = torch.tensor(Enumerable.Range(0, BatchSize).Select(i => (long
 var fullPlan = SharpTune.Strategies.StrategyApplier.Apply(classifier, new SharpTune.Strategies.FullStrategy(), rates: new(2e-5));
 using var optimizer = new GroupedAdamW(0.01);
 optimizer.AddTrainable(fullPlan, new(2e-5), encoder.Config.NumHiddenLayers);
+// The step as the Trainer takes it; libtorchDropout undoes a speed change, for its change row.
 Action Train(Precision precision, bool libtorchDropout = false) => () =>
 {
     FastDropout.UseLibTorch = libtorchDropout;
@@ -118,14 +119,22 @@ Action Train(Precision precision, bool libtorchDropout = false) => () =>
     optimizer.ZeroGrad();
     FastDropout.UseLibTorch = false;
 };
-if (args.Contains("--train-rounds")) // a child process of the malloc row below: step seconds and page faults, fp32 then bf16
+// The training rounds run in a child process of their own, as `sharptune train` does (in this process, after the
+// inference section, the same bf16 step measured 5–10 % slower); the matmul roofline is measured in the same rounds.
+Action[] TrainRounds() =>
+[
+    Train(Precision.Fp32), Train(Precision.Bf16), Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16),
+    Train(Precision.Fp32, libtorchDropout: true), Train(Precision.Bf16, libtorchDropout: true),
+];
+if (args.Contains("--train-rounds")) // the child: median seconds of each action, then minor page faults per training step
 {
     classifier.train();
     Train(Precision.Fp32)();
     Train(Precision.Bf16)();
     long faults = Bench.MinorFaults();
-    double[] child = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16));
-    Console.WriteLine(FormattableString.Invariant($"train-rounds {child[0]} {child[1]} {(Bench.MinorFaults() - faults) / (2.0 * (runs + 1))} {TorchRuntime.KeepsFreedMemory}"));
+    double[] child = Bench.Interleaved(runs, TrainRounds());
+    double perStep = (Bench.MinorFaults() - faults) / (4.0 * (runs + 1));
+    Console.WriteLine("train-rounds " + string.Join(' ', child.Append(perStep).Select(v => v.ToString("R", CultureInfo.InvariantCulture))));
     return;
 }
 encoder.eval();
@@ -185,36 +194,45 @@ using (var scope = NewDisposeScope())
 
 if (onlyInference) return;
 
-classifier.train();
-double[] trainTimes = Bench.Interleaved(runs, Train(Precision.Fp32), Train(Precision.Bf16), Matmul(ScalarType.Float32), Matmul(ScalarType.BFloat16),
-    Train(Precision.Fp32, libtorchDropout: true), Train(Precision.Bf16, libtorchDropout: true));
-double fp32Step = trainTimes[0], bf16Step = trainTimes[1];
-double trainRoofFp32 = MatmulGflops(trainTimes[2]), trainRoofBf16 = MatmulGflops(trainTimes[3]);
-double stepFlops = 3 * forwardFlops;
-Row($"train full FT fp32 ({BatchSize}x{SequenceLength})", $"{BatchSize / fp32Step:F1} samples/s",
-    $"MFU {stepFlops / fp32Step / 1e9 / trainRoofFp32:P0} of fp32 matmul ({stepFlops / fp32Step / 1e9:F0} GFLOP/s)");
-Row($"train full FT bf16 ({BatchSize}x{SequenceLength})", $"{BatchSize / bf16Step:F1} samples/s",
-    $"{fp32Step / bf16Step:F2}x fp32; MFU {stepFlops / bf16Step / 1e9 / trainRoofBf16:P0} of bf16 matmul ({stepFlops / bf16Step / 1e9:F0} GFLOP/s)");
-// Each change's effect: the same step with the change undone, in the same rounds.
-foreach (var (name, before, after, roof) in new[] { ("fp32", trainTimes[4], fp32Step, trainRoofFp32), ("bf16", trainTimes[5], bf16Step, trainRoofBf16) })
-    Row($"  change: dropout masks + attention by SharpTune, {name}", $"{BatchSize / before:F1} → {BatchSize / after:F1} samples/s",
-        $"step {before * 1000:F0} → {after * 1000:F0} ms; MFU {stepFlops / before / 1e9 / roof:P0} → {stepFlops / after / 1e9 / roof:P0}; before = libtorch's dropout and scaled_dot_product_attention");
-// glibc's malloc keeping freed memory (TorchRuntime): each setting in a process of its own, the same step.
-var mallocRuns = new[] { "0", "1" }.Select(keep =>
+// Twice: with glibc's malloc left alone (SHARPTUNE_KEEP_FREED_MEMORY=0, for the malloc change row) and as SharpTune runs.
+double[] TrainChild(string keepFreedMemory)
 {
     var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
     foreach (string arg in new[] { Path.ChangeExtension(typeof(Bench).Assembly.Location, ".dll"), "--train-rounds" }.Concat(quick ? ["--quick"] : []))
         start.ArgumentList.Add(arg);
-    start.Environment[TorchRuntime.KeepFreedMemoryVariable] = keep;
+    start.Environment[TorchRuntime.KeepFreedMemoryVariable] = keepFreedMemory;
     using var child = Process.Start(start)!;
-    string[] line = child.StandardOutput.ReadToEnd().Split('\n').Single(l => l.StartsWith("train-rounds ", StringComparison.Ordinal)).Split(' ');
+    string output = child.StandardOutput.ReadToEnd();
     child.WaitForExit();
-    return (Fp32: double.Parse(line[1], CultureInfo.InvariantCulture), Bf16: double.Parse(line[2], CultureInfo.InvariantCulture), Faults: double.Parse(line[3], CultureInfo.InvariantCulture));
-}).ToArray();
-foreach (var (name, before, after, roof) in new[] { ("fp32", mallocRuns[0].Fp32, mallocRuns[1].Fp32, trainRoofFp32), ("bf16", mallocRuns[0].Bf16, mallocRuns[1].Bf16, trainRoofBf16) })
+    string line = output.Split('\n').SingleOrDefault(l => l.StartsWith("train-rounds ", StringComparison.Ordinal))
+        ?? throw new InvalidOperationException($"the training child process failed (exit {child.ExitCode}):\n{output}");
+    return line.Split(' ').Skip(1).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+}
+double[] mallocDefault = TrainChild("0");
+double[] trainTimes = TrainChild("1");
+double fp32Step = trainTimes[0], bf16Step = trainTimes[1];
+// MFU against the higher of the two rooflines this run measured (the inference rounds' and the training child's).
+double trainRoofFp32 = Math.Max(roofline[ScalarType.Float32], MatmulGflops(trainTimes[2]));
+double trainRoofBf16 = Math.Max(roofline[ScalarType.BFloat16], MatmulGflops(trainTimes[3]));
+double stepFlops = 3 * forwardFlops;
+Row($"train full FT fp32 ({BatchSize}x{SequenceLength})", $"{BatchSize / fp32Step:F1} samples/s",
+    $"MFU {stepFlops / fp32Step / 1e9 / trainRoofFp32:P0} of fp32 matmul ({stepFlops / fp32Step / 1e9:F0} GFLOP/s); a child process of its own, as sharptune train");
+Row($"train full FT bf16 ({BatchSize}x{SequenceLength})", $"{BatchSize / bf16Step:F1} samples/s",
+    $"{fp32Step / bf16Step:F2}x fp32; MFU {stepFlops / bf16Step / 1e9 / trainRoofBf16:P0} of bf16 matmul ({stepFlops / bf16Step / 1e9:F0} GFLOP/s)");
+// Each change's effect: the same step with the change undone, in the same rounds of the same child process.
+var changes = new (string Change, int Index, string Before)[]
+{
+    ("dropout masks + attention by SharpTune", 4, "libtorch's dropout and scaled_dot_product_attention"),
+};
+foreach (var (change, index, description) in changes)
+    foreach (var (name, before, after, roof) in new[] { ("fp32", trainTimes[index], fp32Step, trainRoofFp32), ("bf16", trainTimes[index + 1], bf16Step, trainRoofBf16) })
+        Row($"  change: {change}, {name}", $"{BatchSize / before:F1} → {BatchSize / after:F1} samples/s",
+            $"step {before * 1000:F0} → {after * 1000:F0} ms; MFU {stepFlops / before / 1e9 / roof:P0} → {stepFlops / after / 1e9 / roof:P0}; before: {description}");
+foreach (var (name, before, after, roof) in new[] { ("fp32", mallocDefault[0], fp32Step, trainRoofFp32), ("bf16", mallocDefault[1], bf16Step, trainRoofBf16) })
     Row($"  change: freed memory kept by malloc, {name}", $"{BatchSize / before:F1} → {BatchSize / after:F1} samples/s",
-        $"step {before * 1000:F0} → {after * 1000:F0} ms; MFU {stepFlops / before / 1e9 / roof:P0} → {stepFlops / after / 1e9 / roof:P0}; minor page faults per step {mallocRuns[0].Faults:F0} → {mallocRuns[1].Faults:F0}; two child processes, {TorchRuntime.KeepFreedMemoryVariable}=0 and =1");
+        $"step {before * 1000:F0} → {after * 1000:F0} ms; MFU {stepFlops / before / 1e9 / roof:P0} → {stepFlops / after / 1e9 / roof:P0}; minor page faults per step {mallocDefault[^1]:F0} → {trainTimes[^1]:F0}; before: a child process with {TorchRuntime.KeepFreedMemoryVariable}=0");
 
+classifier.train();
 // 3b. Where a step's time goes.
 List<StepProfile.Phase> profile = StepProfile.Run(classifier, inputIds, typeIds, mask, labels, runs);
 
