@@ -33,8 +33,11 @@ public sealed record ComparisonOptions
     public IReadOnlyList<Strategy> Strategies { get; init; } = [];
     /// <summary>Pretrained Hugging Face model directory; null: the packaged all-MiniLM-L6-v2.</summary>
     public string? ModelDirectory { get; init; }
-    /// <summary>Head name (mean, cls, pooled or a registered type).</summary>
-    public string Head { get; init; } = "mean";
+    /// <summary>
+    /// Head name (mean, cls, pooled, token or a registered type); null: the data's default head (<see cref="TaskData.DefaultHead"/>:
+    /// mean for texts, token for tagged sentences).
+    /// </summary>
+    public string? Head { get; init; }
     /// <summary>The task.</summary>
     public TaskType Task { get; init; } = TaskType.SingleLabel;
     /// <summary>Texts are truncated to this many tokens.</summary>
@@ -226,7 +229,8 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
     public const string JsonFile = "compare.json", MarkdownFile = "compare.md", ChartFile = "compare.png";
 
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
-    private readonly ComparisonOptions options = options.Validate();
+    // Run puts the data's default head in when the options name none.
+    private ComparisonOptions options = options.Validate();
 
     /// <summary>The comparison's directory.</summary>
     public string Directory { get; } = directory;
@@ -266,6 +270,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             throw new SharpTuneException($"The comparison's task is {options.Task.Name}; the data are for the {data.Task.Name} task.");
         if (data.EvalCount is not > 0) throw new SharpTuneException("A comparison needs evaluation data: the eval set is empty.");
         data.CheckMetric(options.MetricOrDefault);
+        options = options with { Head = options.Head ?? data.DefaultHead };
         System.IO.Directory.CreateDirectory(Directory);
         var rows = new List<ComparisonRow>();
         var predictions = new List<float[][]>();
@@ -312,7 +317,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         long? before = ProcessMemory.Read("VmRSS");
 
         using var run = Checkpoints.StagedDirectory.Begin(runDirectory); // the run directory appears whole, or not at all
-        using PreparedTask prepared = data.Prepare(options.ModelDirectory, options.Head, options.MaxLength, seed);
+        using PreparedTask prepared = data.Prepare(options.ModelDirectory, options.Head!, options.MaxLength, seed);
         // A frozen head makes thousands of cheap epochs under a time budget: a metrics.jsonl line (and its flush) per epoch,
         // not per 10 steps, keeps the record's own cost out of the training time it is measured by.
         int stepsPerEpoch = (prepared.Train.Count + training.BatchSize - 1) / training.BatchSize;

@@ -61,6 +61,27 @@ public sealed class TokenComparisonTests : IDisposable
     }
 
     [Fact]
+    public void Options_without_a_head_compare_a_token_task_with_the_token_head()
+    {
+        var train = NounChunks("train", 8);
+        var eval = NounChunks("dev", 4);
+        // No Head: a tagging comparison gets the token head (it used to default to mean, which the token task refuses).
+        var options = new ComparisonOptions
+        {
+            Strategies = [new FrozenStrategy()], ModelDirectory = HfFixtures.TokenDirectory("bert"), Task = TaskType.Token, MaxLength = 32,
+            Training = new TrainingOptions { Epochs = 1, BatchSize = 8 },
+        };
+        Assert.Null(options.Head);
+
+        ComparisonResult result = new StrategyComparison(_directory, options).Run(new TokenTaskData(train, eval, TokenDataset.TagSet(train)));
+
+        using var tagger = TokenTagger.Load(Assert.Single(result.Rows).RunDirectory);
+        Assert.IsType<SharpTune.Heads.TokenClassificationHead>(tagger.Model.Head);
+        Assert.Equal("token", System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(result.JsonPath))!["options"]!["head"]!.GetValue<string>());
+        Assert.Contains("task token, head token", File.ReadAllText(result.MarkdownPath));
+    }
+
+    [Fact]
     public void Data_of_another_task_than_the_options_is_refused()
     {
         var train = NounChunks("train", 4);
