@@ -107,6 +107,10 @@ internal sealed class CompareCommand(IAnsiConsole console) : Command<CompareSett
         if (settings.Model is not null) CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Train, "--train");
         CommandSupport.RequireFile(settings.Eval, "--eval");
+        if (string.IsNullOrWhiteSpace(settings.Out)) throw new SharpTuneException("--out must name the comparison directory.");
+        // One process at a time writes a comparison directory, as train does a run directory (the same lock: a train into
+        // it is kept out too): a second one fails here, at once. The lock goes when this process ends, however it ends.
+        using var outLock = Checkpoints.DirectoryLock.Acquire(settings.Out, "--out");
         CheckDirectory(settings.Out, settings.Force);
         var training = new TrainingOptions
         {
