@@ -18,7 +18,10 @@ namespace SharpTune.Training;
 /// rewritten whenever a better one arrives — the weights the run keeps.</item>
 /// <item><c>training.png</c> (<see cref="WriteCharts"/>) and <c>summary.json</c> (<see cref="WriteSummary"/>) at the end.</item>
 /// </list>
-/// A run directory keeps one run: a previous run's record files there are replaced.
+/// A run directory keeps one run: a previous run's record files there are replaced. A resumed run's record is the whole
+/// run's: every checkpoint carries metrics.jsonl and evaluation.json as they were when it was written
+/// (<see cref="CheckpointWritingEvent"/>), and a run resumed from it (<see cref="ResumedEvent"/>) starts its record with
+/// them — the lines up to the checkpoint's step, so that none written after it, before an interruption, come twice.
 /// </summary>
 public sealed class RunRecorder : IProgress<TrainingEvent>
 {
@@ -95,6 +98,13 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
                 line["time"] = Now();
                 AppendLine(line);
                 if (evaluation.IsBest) WriteAtomically(EvaluationFile, BestEvaluationJson(evaluation).ToJsonString(Indented));
+                break;
+            case ResumedEvent resumed:
+                Continue(resumed.Directory, resumed.Step);
+                break;
+            case CheckpointWritingEvent checkpoint:
+                foreach (string name in CarriedFiles)
+                    if (File.Exists(PathOf(name))) File.Copy(PathOf(name), Path.Combine(checkpoint.Directory, name), overwrite: true);
                 break;
             case AuditEvent audit:
                 WriteAtomically(AuditMarkdown, audit.Audit.ToMarkdown());
@@ -183,6 +193,38 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
         return (steps, evaluations);
     }
 
+    // The record files a checkpoint carries.
+    private static readonly string[] CarriedFiles = [MetricsFile, EvaluationFile];
+
+    /// <summary>
+    /// Starts the record of a run resumed from <paramref name="checkpoint"/> (written after <paramref name="step"/>) with the
+    /// run's history: the checkpoint's metrics.jsonl lines up to <paramref name="step"/> (a checkpoint written before
+    /// checkpoints carried it: the run directory's own, if any) and its evaluation.json.
+    /// </summary>
+    private void Continue(string checkpoint, int step)
+    {
+        string source = Path.Combine(checkpoint, MetricsFile);
+        if (!File.Exists(source)) source = Path.Combine(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(checkpoint)))!, MetricsFile);
+        if (File.Exists(source))
+        {
+            string text = File.ReadAllText(source);
+            string[] lines = text.Split('\n');
+            var kept = new StringBuilder();
+            foreach (var (line, document, error) in Data.JsonLines.Read(text, source))
+            {
+                if (error is not null) throw new SharpTuneException($"{source}:{line}: {error}");
+                using (document)
+                    if (Int(document!.RootElement, "step", source, line) <= step) kept.Append(lines[line - 1].TrimEnd('\r')).Append('\n');
+            }
+            AppendText(kept.ToString());
+            var (earlierSteps, earlierEvaluations) = ReadMetrics(Directory);
+            steps.AddRange(earlierSteps);
+            evaluations.AddRange(earlierEvaluations);
+        }
+        string best = Path.Combine(checkpoint, EvaluationFile);
+        if (File.Exists(best)) AtomicFile.WriteText(PathOf(EvaluationFile), File.ReadAllText(best));
+    }
+
     private static double Double(JsonElement root, string name) =>
         root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : double.NaN;
 
@@ -221,10 +263,12 @@ public sealed class RunRecorder : IProgress<TrainingEvent>
     }
 
     // One line per call, opened for append and closed (flushed) before returning: a crash keeps every line written.
-    private void AppendLine(JsonObject line)
+    private void AppendLine(JsonObject line) => AppendText(line.ToJsonString() + "\n");
+
+    private void AppendText(string lines)
     {
         using var stream = new FileStream(PathOf(MetricsFile), FileMode.Append, FileAccess.Write, FileShare.Read);
-        byte[] bytes = Encoding.UTF8.GetBytes(line.ToJsonString() + "\n");
+        byte[] bytes = Encoding.UTF8.GetBytes(lines);
         stream.Write(bytes);
         stream.Flush(flushToDisk: true);
     }

@@ -66,6 +66,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             throw new ArgumentException("Checkpoints need a ModelWriter.", nameof(options));
         using TrainingCheckpoint? resume = options.ResumeFrom is { } from ? TrainingCheckpoint.Read(from) : null;
         resume?.CheckFixed(FixedSettings(train), options.ResumeFrom!);
+        if (resume is not null) progress?.Report(new ResumedEvent(resume.Step, options.ResumeFrom!));
         model.to(device);
 
         // 1. Say what trains, and remember where every tensor started.
@@ -243,7 +244,11 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             RandomState = torch.get_rng_state(), BestWeights = bestWeights?.ToDictionary(w => w.Key, w => w.Value.cpu()),
             TrainSeconds = trainSeconds, Adapters = Lora.LoraInjector.AdapterState(model) is { Count: > 0 } layers ? layers : null,
         };
-        checkpoint.Save(options.CheckpointDirectory!, ModelWriter!, options.SaveTotalLimit);
+        checkpoint.Save(options.CheckpointDirectory!, directory =>
+        {
+            ModelWriter!(directory);
+            progress?.Report(new CheckpointWritingEvent(step, directory)); // the record so far joins the checkpoint
+        }, options.SaveTotalLimit);
         progress?.Report(new CheckpointEvent(step, TrainingCheckpoint.DirectoryOf(options.CheckpointDirectory!, step)));
     }
 

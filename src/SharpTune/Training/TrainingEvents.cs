@@ -29,6 +29,18 @@ public sealed record EvaluationEvent(int Epoch, int Step, double TrainLoss, IRea
     public EvaluationOutput? Output { get; init; }
 }
 
+/// <summary>
+/// Training continues from the checkpoint <see cref="Directory"/>, written after <see cref="Step"/>
+/// (<see cref="TrainingOptions.ResumeFrom"/>): reported before anything else, so that a record can start with the run's history.
+/// </summary>
+public sealed record ResumedEvent(int Step, string Directory) : TrainingEvent;
+
+/// <summary>
+/// A checkpoint after <see cref="Step"/> is being assembled in <see cref="Directory"/>, not yet in place: a listener may add
+/// files to it (the <see cref="RunRecorder"/> adds the record so far), which are part of the checkpoint once it appears.
+/// </summary>
+public sealed record CheckpointWritingEvent(int Step, string Directory) : TrainingEvent;
+
 /// <summary>A checkpoint to resume from was written after <see cref="Step"/>.</summary>
 public sealed record CheckpointEvent(int Step, string Directory) : TrainingEvent;
 

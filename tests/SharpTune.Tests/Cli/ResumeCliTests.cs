@@ -20,7 +20,7 @@ public sealed class ResumeCliTests : IDisposable
     // run reads 48 toy sentences in windows of 16 tokens (more windows than sentences, so more steps).
     private string[] Args(string kind, params string[] more) =>
     [
-        "train", "--epochs", "12", "--batch-size", "8", "--save-steps", "4", "--save-total-limit", "3",
+        "train", "--epochs", "12", "--batch-size", "8", "--save-steps", "4", "--save-total-limit", "3", "--log-steps", "1",
         .. kind switch
         {
             "token" => (string[])["--train", TokenFile("train.conll", 48, 1), "--eval", TokenFile("eval.conll", 12, 2), "--strategy", "full", "--max-length", "16"],
@@ -94,6 +94,14 @@ public sealed class ResumeCliTests : IDisposable
 
         double difference = MaxDifference(Path.Combine(whole, HfModelDirectory.WeightsFileName), Path.Combine(killed, HfModelDirectory.WeightsFileName));
         Assert.True(difference <= 1e-6, $"max |diff| {difference} (resumed from step {newestAtKill})");
+        // metrics.jsonl holds the whole run: the killed process's lines up to the checkpoint, then the resumed part — each
+        // step and evaluation once, in order, as the uninterrupted run wrote them.
+        var (wholeSteps, wholeEvaluations) = RunRecorder.ReadMetrics(whole);
+        var (resumedSteps, resumedEvaluations) = RunRecorder.ReadMetrics(killed);
+        Assert.Equal(Enumerable.Range(1, kept[^1]), wholeSteps.Select(e => e.Step));
+        Assert.Equal(wholeSteps.Select(e => (e.Epoch, e.Step)), resumedSteps.Select(e => (e.Epoch, e.Step)));
+        Assert.Equal(wholeEvaluations.Select(e => (e.Epoch, e.Step)), resumedEvaluations.Select(e => (e.Epoch, e.Step)));
+        Assert.Equal(wholeSteps[0].Loss, resumedSteps[0].Loss, 6); // the first line is the killed process's, carried over
         // The checkpoints stay in the run, the newest three.
         Assert.Equal(kept, TrainingCheckpoint.List(killed).Select(c => c.Step));
         if (kind == "lora")

@@ -98,6 +98,49 @@ public sealed class RunRecorderTests : IDisposable
     }
 
     [Fact]
+    public void A_checkpoint_carries_the_record_so_far_and_a_resumed_record_starts_with_it_up_to_the_checkpoints_step()
+    {
+        // The first run: steps 1-6, a checkpoint assembled after step 4 (steps 5 and 6 come after it, before an interruption).
+        string first = Path.Combine(directory, "first"), checkpoint = Path.Combine(first, "checkpoint-4");
+        var recorder = new RunRecorder(first, stepInterval: 1);
+        for (int s = 1; s <= 4; s++) recorder.Report(Step(s, 12, 1.0 / s));
+        recorder.Report(Evaluation(0, 4, 0.6, 0.5, best: true));
+        Directory.CreateDirectory(checkpoint);
+        recorder.Report(new CheckpointWritingEvent(4, checkpoint));
+        for (int s = 5; s <= 6; s++) recorder.Report(Step(s, 12, 1.0 / s));
+        recorder.Report(Evaluation(0, 6, 0.5, 0.7, best: true));
+        Assert.Equal(5, RunRecorder.ReadMetrics(checkpoint).Steps.Count + RunRecorder.ReadMetrics(checkpoint).Evaluations.Count);
+        Assert.Equal(4, JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, RunRecorder.EvaluationFile)))!["step"]!.GetValue<int>());
+
+        // The resumed run: the history up to step 4, then its own steps 5, 6 … once each.
+        string resumed = Path.Combine(directory, "resumed");
+        var again = new RunRecorder(resumed, stepInterval: 1);
+        again.Report(new ResumedEvent(4, checkpoint));
+        for (int s = 5; s <= 6; s++) again.Report(Step(s, 12, 1.0 / s));
+        var (steps, evaluations) = RunRecorder.ReadMetrics(resumed);
+        Assert.Equal([1, 2, 3, 4, 5, 6], steps.Select(e => e.Step));
+        Assert.Equal([4], evaluations.Select(e => e.Step));
+        Assert.Equal(4, JsonNode.Parse(File.ReadAllText(Path.Combine(resumed, RunRecorder.EvaluationFile)))!["step"]!.GetValue<int>());
+        // The chart covers the whole run too.
+        Assert.True(new FileInfo(again.WriteCharts()).Length > 0);
+    }
+
+    [Fact]
+    public void A_checkpoint_without_a_record_resumes_with_the_run_directorys_lines_up_to_its_step()
+    {
+        // A checkpoint written before checkpoints carried the record, in a run stopped (and saved) after step 6.
+        string run = Path.Combine(directory, "run"), checkpoint = Path.Combine(run, "checkpoint-4");
+        var recorder = new RunRecorder(run, stepInterval: 2);
+        for (int s = 1; s <= 6; s++) recorder.Report(Step(s, 12, 1.0 / s));
+        Directory.CreateDirectory(checkpoint);
+
+        string resumed = Path.Combine(directory, "resumed");
+        new RunRecorder(resumed, stepInterval: 2).Report(new ResumedEvent(4, checkpoint + "/"));
+
+        Assert.Equal([2, 4], RunRecorder.ReadMetrics(resumed).Steps.Select(e => e.Step));
+    }
+
+    [Fact]
     public void A_diverged_loss_is_written_as_null_not_as_invalid_json()
     {
         var recorder = new RunRecorder(directory, stepInterval: 1);
