@@ -164,7 +164,7 @@ public abstract class TaskModel : IDisposable
 
     /// <summary>
     /// Runs evaluation and prediction through <paramref name="runtime"/> (this model's export, e.g. from
-    /// <see cref="Export.OnnxRuntimeModel.CachedExport(TaskModel, string, string)"/>), or through TorchSharp again when null; takes ownership of it.
+    /// <see cref="Export.RuntimeSelector.Apply"/>), or through TorchSharp again when null; takes ownership of it.
     /// Training always uses TorchSharp.
     /// </summary>
     public void UseOnnxRuntime(Export.OnnxRuntimeModel? runtime)

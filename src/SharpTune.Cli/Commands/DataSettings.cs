@@ -141,66 +141,20 @@ internal static class CommandSupport
     }
 
     /// <summary>
-    /// --model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model.
-    /// --runtime onnx: evaluation and prediction run the run's export in ONNX Runtime (exported once into RUN/onnx/, or with
-    /// --adapter the merged model into ADAPTER/onnx/), or the export --onnx names. --runtime auto: ONNX Runtime where it
-    /// computes what TorchSharp would (float32, on the CPU, no adapter, a head with an ONNX graph, a cache it can write),
-    /// else TorchSharp; <paramref name="autoChoice"/> says which and why.
+    /// --model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model; run
+    /// by what <paramref name="runtime"/> asks for (see <see cref="Export.RuntimeSelector"/>), which <paramref name="choice"/> says.
     /// </summary>
-    public static TaskModel LoadModel(string model, string? adapter, int? stride, string runtime, string? onnx, string precision, string device,
-        out string? autoChoice)
+    public static TaskModel LoadModel(string model, string? adapter, int? stride, Export.RuntimeRequest runtime, out Export.RuntimeChoice choice)
     {
-        autoChoice = null;
-        if (runtime is not ("torch" or "onnx" or "auto")) throw new SharpTuneException($"--runtime '{runtime}' is not one of torch, onnx, auto.");
-        if (onnx is not null && runtime == "torch") throw new SharpTuneException("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx.");
-        if (onnx is not null) RequireOnnxFile(onnx);
         TaskModel loaded = LoadModel(model, adapter, stride);
         try
         {
-            if (runtime == "auto")
-            {
-                string? torchBecause = onnx is not null ? null
-                    : Models.Precisions.Parse(precision) != Models.Precision.Fp32 ? $"--precision {precision} runs in TorchSharp"
-                    : Native.Devices.Parse(device).type != TorchSharp.DeviceType.CPU ? $"--device {device} runs in TorchSharp"
-                    : adapter is not null ? "--adapter runs in TorchSharp unless --runtime onnx is asked for"
-                    : !loaded.Model.Head.HasOnnxExport ? $"head {loaded.Model.Head.GetType().Name} has no ONNX graph"
-                    : null;
-                if (torchBecause is not null)
-                {
-                    autoChoice = $"torch (auto: {torchBecause})";
-                    return loaded;
-                }
-                try
-                {
-                    UseOnnx(loaded, onnx ?? Export.OnnxRuntimeModel.CachedExport(loaded, model, adapter));
-                    autoChoice = $"onnx (auto: ONNX Runtime on {onnx ?? Path.Combine(model, Export.OnnxRuntimeModel.CacheFolder, "model.onnx")})";
-                }
-                catch (Exception e) when (onnx is null && e is IOException or UnauthorizedAccessException)
-                {
-                    autoChoice = $"torch (auto: the export cannot be written beside the run: {e.Message})";
-                }
-                return loaded;
-            }
-            if (runtime == "onnx") UseOnnx(loaded, onnx ?? Export.OnnxRuntimeModel.CachedExport(loaded, model, adapter));
+            choice = Export.RuntimeSelector.Apply(loaded, model, adapter, runtime);
             return loaded;
         }
         catch
         {
             loaded.Dispose();
-            throw;
-        }
-    }
-
-    private static void UseOnnx(TaskModel model, string path)
-    {
-        var runtimeModel = new Export.OnnxRuntimeModel(path);
-        try
-        {
-            model.UseOnnxRuntime(runtimeModel.CheckComputes(model));
-        }
-        catch
-        {
-            runtimeModel.Dispose();
             throw;
         }
     }
@@ -211,12 +165,6 @@ internal static class CommandSupport
         if (adapter is null) return TaskModel.Load(model, stride);
         RequireDirectory(adapter, "--adapter");
         return TaskModel.LoadAdapter(model, adapter, stride);
-    }
-
-    private static void RequireOnnxFile(string path)
-    {
-        if (Directory.Exists(path)) throw new SharpTuneException($"{path}: --onnx is a directory; give an .onnx file (export-onnx --out).");
-        if (!File.Exists(path)) throw new SharpTuneException($"{path}: --onnx file not found.");
     }
 
     /// <summary>A model or run directory that exists; a file in its place is named as such.</summary>

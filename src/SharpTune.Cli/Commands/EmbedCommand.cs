@@ -88,15 +88,21 @@ public sealed class EmbedSettings : ModelSettings
 
     /// <summary>fp32 or bf16.</summary>
     [CommandOption("--precision <PRECISION>")]
-    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
+    [Description(RuntimeFlags.PrecisionHelp)]
     [DefaultValue("fp32")]
     public string Precision { get; init; } = "fp32";
 
-    /// <summary>torch or onnx.</summary>
+    /// <summary>auto, torch or onnx.</summary>
     [CommandOption("--runtime <RUNTIME>")]
-    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the encoder's export, made once and kept in MODEL/onnx/; fp32 only).")]
-    [DefaultValue("torch")]
-    public string Runtime { get; init; } = "torch";
+    [Description(RuntimeFlags.RuntimeHelp)]
+    [DefaultValue("auto")]
+    public string Runtime { get; init; } = "auto";
+
+    /// <summary>cpu, cuda or cuda:N.</summary>
+    [CommandOption("--device <DEVICE>")]
+    [Description(RuntimeFlags.DeviceHelp)]
+    [DefaultValue("cpu")]
+    public string Device { get; init; } = "cpu";
 
     /// <summary>json or text.</summary>
     [CommandOption("--format <FORMAT>")]
@@ -129,7 +135,6 @@ public sealed class EmbedSettings : ModelSettings
         if (BatchSize < 1) return ValidationResult.Error($"--batch-size must be at least 1 (got {BatchSize}).");
         if (Pooling.ToLowerInvariant() is not ("cls" or "mean" or "none"))
             return ValidationResult.Error($"--pooling: '{Pooling}' is not one of cls, mean, none.");
-        if (Runtime is not ("torch" or "onnx")) return ValidationResult.Error($"--runtime '{Runtime}' is not one of torch, onnx.");
         if (Format.ToLowerInvariant() is not ("json" or "text"))
             return ValidationResult.Error($"--format: '{Format}' is not one of json, text.");
         if (MaxLengthText is not null && !int.TryParse(MaxLengthText, NumberStyles.None, CultureInfo.InvariantCulture, out _))
@@ -144,6 +149,7 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
 {
     public override int Execute(CommandContext context, EmbedSettings settings, CancellationToken cancellationToken)
     {
+        var runtime = RuntimeFlags.Request(settings.Runtime, onnx: null, settings.Precision, settings.Device, texts: settings.Data is null ? 1 : null);
         using var encoder = PretrainedEncoder.Load(settings.ModelDir);
         var embedder = new Embedder(encoder, new EmbedderOptions
         {
@@ -151,12 +157,17 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
             Normalize = settings.Normalize,
             MaxLength = settings.MaxLength,
             BatchSize = settings.BatchSize,
-            Precision = Models.Precisions.Parse(settings.Precision),
+            Precision = runtime.Precision,
+            Device = settings.Device,
         });
-        using var onnx = settings.Runtime == "onnx"
-            ? new Export.OnnxRuntimeModel(Export.OnnxRuntimeModel.CachedExport(encoder.Model, encoder.Directory.Path)) : null;
+        Export.RuntimeChoice choice = Export.RuntimeSelector.ForEncoder(encoder, runtime);
+        using var onnx = choice.Session;
         embedder.OnnxRuntime = onnx;
-        if (settings.Data is not null) return EmbedFile(settings, embedder, encoder);
+        if (settings.Data is not null)
+        {
+            console.MarkupLineInterpolated($"Runtime: {choice}");
+            return EmbedFile(settings, embedder, encoder);
+        }
         TextEmbedding result = embedder.Embed(settings.Text!, settings.TextPair);
         // Vectors go to the raw writer: the console would wrap long lines at its width.
         TextWriter writer = console.Profile.Out.Writer;

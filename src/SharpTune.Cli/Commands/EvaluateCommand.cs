@@ -2,57 +2,18 @@ using System.ComponentModel;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using SharpTune.Data;
+using SharpTune.Export;
 using SharpTune.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace SharpTune.Cli.Commands;
 
-internal sealed class EvaluateSettings : DataSettings
+internal sealed class EvaluateSettings : InferenceSettings
 {
-    [CommandOption("--model <RUN_DIR>", true)]
-    [Description("A run directory written by train, or a Hugging Face XForSequenceClassification / XForTokenClassification directory (or org/name[[@revision]] on the Hugging Face hub).")]
-    public string Model { get; set; } = "";
-
-    [CommandOption("--adapter <DIR>")]
-    [Description("A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, e.g. a lora run's adapter/) to put on --model, then its base model.")]
-    public string? Adapter { get; set; }
-
     [CommandOption("--data <FILE>", true)]
     [Description("Labelled data: .csv, .tsv or .jsonl; for a token-classification model, tagged sentences (CoNLL or JSON lines with tokens and tags).")]
     public string Data { get; set; } = "";
-
-    [CommandOption("--stride <N>")]
-    [Description("Token-classification models: tokens of context shared by consecutive windows of a long sentence. Default: a quarter of the model's max length.")]
-    public int? Stride { get; set; }
-
-    [CommandOption("--format <FORMAT>")]
-    [Description("table | json (one object).")]
-    [DefaultValue("table")]
-    public string Format { get; set; } = "table";
-
-    [CommandOption("--batch-size <N>")]
-    [DefaultValue(32)]
-    public int BatchSize { get; set; } = 32;
-
-    [CommandOption("--precision <PRECISION>")]
-    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
-    [DefaultValue("fp32")]
-    public string Precision { get; set; } = "fp32";
-
-    [CommandOption("--onnx <FILE>")]
-    [Description("With --runtime onnx or auto: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
-    public string? Onnx { get; set; }
-
-    [CommandOption("--device <DEVICE>")]
-    [Description("cpu, cuda or cuda:N (TorchSharp runtime; a GPU needs the CUDA build: README, GPUs).")]
-    [DefaultValue("cpu")]
-    public string Device { get; set; } = "cpu";
-
-    [CommandOption("--runtime <RUNTIME>")]
-    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only) | auto (onnx where it computes the same: fp32, cpu, no adapter, a head with an ONNX graph; else torch; says which).")]
-    [DefaultValue("torch")]
-    public string Runtime { get; set; } = "torch";
 }
 
 /// <summary>sharptune evaluate: loss and metrics of a trained model on labelled data.</summary>
@@ -67,9 +28,9 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx,
-            settings.Precision, settings.Device, out string? autoChoice);
-        if (autoChoice is not null && !json) console.MarkupLineInterpolated($"Runtime: {autoChoice}");
+        var runtime = settings.RuntimeRequest(texts: null);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, runtime, out RuntimeChoice choice);
+        if (!json) console.MarkupLineInterpolated($"Runtime: {choice}");
         IAnsiConsole messages = json ? CommandSupport.Silent() : console;
         var precision = Models.Precisions.Parse(settings.Precision);
         (EvaluationOutput Output, int Count, string What, int Skipped, IReadOnlyList<string> Reasons) result;
@@ -87,7 +48,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
             result = (classifier.Evaluate(data.Examples, settings.BatchSize, device: settings.Device, precision: precision), data.Examples.Count, "examples", data.SkippedRows, data.SkipReasons);
         }
 
-        if (json) CommandSupport.WriteJson(console, Json(settings, result.Count, result.Skipped, result.Reasons, result.Output, autoChoice));
+        if (json) CommandSupport.WriteJson(console, Json(settings, result.Count, result.Skipped, result.Reasons, result.Output, choice));
         else WriteTables(settings, $"{result.Count} {result.What}", result.Output);
         return 0;
     }
@@ -101,7 +62,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         _ => (null, null),
     };
 
-    private static JsonObject Json(EvaluateSettings settings, int count, int skipped, IReadOnlyList<string> reasons, EvaluationOutput output, string? autoChoice)
+    private static JsonObject Json(EvaluateSettings settings, int count, int skipped, IReadOnlyList<string> reasons, EvaluationOutput output, RuntimeChoice choice)
     {
         var result = new JsonObject
         {
@@ -111,7 +72,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
             ["skipped_rows"] = skipped,
             ["skip_reasons"] = new JsonArray(reasons.Select(r => (JsonNode)JsonValue.Create(r)!).ToArray()),
         };
-        if (autoChoice is not null) result["runtime"] = autoChoice; // what --runtime auto chose, and why
+        result["runtime"] = choice.ToString(); // what ran the model, and why
         foreach (var (name, value) in output.Metrics.Where(m => !m.Key.StartsWith(MetricNames.ClassF1Prefix, StringComparison.Ordinal)))
             result[name] = CommandSupport.Number(value);
         foreach (var (name, node) in EvaluationJson.Details(output.Details)) result[name] = node?.DeepClone();

@@ -3,22 +3,15 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using SharpTune.Data;
+using SharpTune.Export;
 using SharpTune.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace SharpTune.Cli.Commands;
 
-internal sealed class PredictSettings : CommandSettings
+internal sealed class PredictSettings : InferenceSettings
 {
-    [CommandOption("--model <RUN_DIR>", true)]
-    [Description("A run directory written by train, or a Hugging Face XForSequenceClassification / XForTokenClassification directory (or org/name[[@revision]] on the Hugging Face hub).")]
-    public string Model { get; set; } = "";
-
-    [CommandOption("--adapter <DIR>")]
-    [Description("A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, e.g. a lora run's adapter/) to put on --model, then its base model.")]
-    public string? Adapter { get; set; }
-
     [CommandOption("--data <FILE>")]
     [Description("Texts to label: .csv, .tsv or .jsonl; a label column is not needed (and is ignored). For a token-classification model: " +
         "sentences to tag, CoNLL (one token per line, a blank line between sentences; other columns are ignored) or JSON lines with tokens. Needs --output.")]
@@ -29,10 +22,6 @@ internal sealed class PredictSettings : CommandSettings
         "CoNLL (token<TAB>tag lines, a blank line between sentences), or JSON lines {tokens, tags} when the name ends in .jsonl.")]
     public string? Output { get; set; }
 
-    [CommandOption("--stride <N>")]
-    [Description("Token-classification models: tokens of context shared by consecutive windows of a long sentence. Default: a quarter of the model's max length.")]
-    public int? Stride { get; set; }
-
     [CommandOption("--text <TEXT>")]
     [Description("One text to label (instead of --data).")]
     public string? Text { get; set; }
@@ -41,52 +30,14 @@ internal sealed class PredictSettings : CommandSettings
     [Description("The second text of a pair, with --text.")]
     public string? TextPair { get; set; }
 
-    [CommandOption("--text-column <COLUMN>")]
-    [Description("Column of the text in --data. Default: text, sentence or sentence1.")]
-    public string? TextColumn { get; set; }
-
-    [CommandOption("--text-pair-column <COLUMN>")]
-    [Description("Column of the second text in --data. Default: text_pair or sentence2 when present.")]
-    public string? TextPairColumn { get; set; }
-
-    [CommandOption("--skip-bad-rows")]
-    [Description("Skip unreadable rows of --data (reported) instead of stopping.")]
-    public bool SkipBadRows { get; set; }
-
-    [CommandOption("--format <FORMAT>")]
-    [Description("table | json.")]
-    [DefaultValue("table")]
-    public string Format { get; set; } = "table";
-
-    [CommandOption("--batch-size <N>")]
-    [DefaultValue(32)]
-    public int BatchSize { get; set; } = 32;
-
-    [CommandOption("--precision <PRECISION>")]
-    [Description("fp32 | bf16 (mixed precision: matrix multiplications in bfloat16, weights fp32).")]
-    [DefaultValue("fp32")]
-    public string Precision { get; set; } = "fp32";
-
-    [CommandOption("--onnx <FILE>")]
-    [Description("With --runtime onnx or auto: run this export of --model (e.g. export-onnx --weights int8) instead of the cached float32 one.")]
-    public string? Onnx { get; set; }
-
-    [CommandOption("--device <DEVICE>")]
-    [Description("cpu, cuda or cuda:N (TorchSharp runtime; a GPU needs the CUDA build: README, GPUs).")]
-    [DefaultValue("cpu")]
-    public string Device { get; set; } = "cpu";
-
-    [CommandOption("--runtime <RUNTIME>")]
-    [Description("torch (TorchSharp) | onnx (ONNX Runtime on the run's export, made once and kept in RUN/onnx/; fp32 only) | auto (onnx where it computes the same: fp32, cpu, no adapter, a head with an ONNX graph; else torch; says which).")]
-    [DefaultValue("torch")]
-    public string Runtime { get; set; } = "torch";
-
     public override ValidationResult Validate()
     {
         if ((Data is null) == (Text is null)) return ValidationResult.Error("Give either --data FILE --output FILE.csv or --text TEXT.");
         if (Data is not null && Output is null) return ValidationResult.Error("--data needs --output FILE.csv for the predictions.");
         if (TextPair is not null && Text is null) return ValidationResult.Error("--text-pair goes with --text.");
         if (BatchSize <= 0) return ValidationResult.Error($"--batch-size must be positive, got {BatchSize}.");
+        if (LabelColumn is not null) return ValidationResult.Error("--label-column: predict reads no labels (evaluate scores a labelled file).");
+        if (TagColumn != -1) return ValidationResult.Error("--tag-column: predict reads no tags (evaluate scores a tagged file).");
         return ValidationResult.Success();
     }
 }
@@ -102,9 +53,9 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, settings.Runtime, settings.Onnx,
-            settings.Precision, settings.Device, out string? autoChoice);
-        if (autoChoice is not null && !json) console.MarkupLineInterpolated($"Runtime: {autoChoice}");
+        var runtime = settings.RuntimeRequest(texts: settings.Text is null ? null : 1);
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, runtime, out RuntimeChoice choice);
+        if (!json) console.MarkupLineInterpolated($"Runtime: {choice}");
         if (model is TokenTagger tagger) return Tag(tagger, settings, json);
         var classifier = (TextClassifier)model;
         if (settings.Text is not null)

@@ -91,46 +91,145 @@ public sealed class OnnxRuntimeModel : IDisposable
         return this;
     }
 
+    /// <summary>How far an export's output may be from TorchSharp's (largest absolute difference) for Auto to run it.</summary>
+    public const double Agreement = 1e-4;
+
     /// <summary>
-    /// The export of the run in <paramref name="runDirectory"/> (loaded as <paramref name="model"/>), made once and kept
-    /// in <c>RUN/onnx/model.onnx</c> with the SHA-256 of the files it was made from (config.json, sharptune.json, the
-    /// safetensors weights) in <c>model.source.json</c>; a later call reuses it while those files are unchanged and
-    /// exports again otherwise. With <paramref name="adapterDirectory"/> (<paramref name="model"/> is the base model of
-    /// <paramref name="runDirectory"/> with that PEFT adapter on it), the adapter is merged into the export, which is kept
-    /// in <c>ADAPTER/onnx/model.onnx</c> and stamped with the base's files and the adapter's (adapter_config.json, its weights).
+    /// Checks that this session is the export of a bare encoder (a <c>last_hidden_state</c> output), as an
+    /// <see cref="Inference.Embedder"/> needs; the export of a model with its head is refused naming the file.
     /// </summary>
-    public static string CachedExport(TaskModel model, string runDirectory, string? adapterDirectory = null) => adapterDirectory is null
-        ? CachedExport(runDirectory, "model.onnx", path => model.ExportOnnx(path), [runDirectory])
-        : CachedExport(adapterDirectory, "model.onnx", path => model.ExportOnnx(path), [runDirectory, adapterDirectory]);
-
-    /// <summary>As <see cref="CachedExport(TaskModel, string, string)"/> for the bare encoder of a model directory: <c>onnx/encoder.onnx</c>.</summary>
-    public static string CachedExport(Models.Encoder encoder, string modelDirectory) =>
-        CachedExport(modelDirectory, "encoder.onnx", path => OnnxExporter.Export(encoder, path), [modelDirectory]);
-
-    private static string CachedExport(string directory, string fileName, Action<string> export, string[] sources)
+    public OnnxRuntimeModel CheckComputes(bool encoder)
     {
-        string folder = System.IO.Path.Combine(directory, CacheFolder);
-        string path = System.IO.Path.Combine(folder, fileName), stampPath = System.IO.Path.ChangeExtension(path, ".source.json");
+        if (encoder && Output != "last_hidden_state")
+            throw new SharpTuneException($"{Path}: the model computes '{Output}', not 'last_hidden_state': it is the export of a model with its head, not of a bare encoder.");
+        return this;
+    }
+
+    /// <summary>
+    /// The export of the run in <paramref name="runDirectory"/> (loaded as <paramref name="model"/>), made once and
+    /// reused while the files it was made from (config.json, sharptune.json, the safetensors weights; their SHA-256 is
+    /// recorded in <c>model.source.json</c>) are unchanged, exported again otherwise. When it is made, its logits are
+    /// compared with TorchSharp's on a check batch and the largest difference is recorded with it
+    /// (<see cref="CachedOnnxExport.MaxDifference"/>). With <paramref name="adapterDirectory"/> (<paramref name="model"/>
+    /// is the base model of <paramref name="runDirectory"/> with that PEFT adapter on it), the adapter is merged into the
+    /// export and the adapter's files are part of the stamp.
+    /// Where it is kept: in the directory of the run (or adapter) when SharpTune wrote it (it holds sharptune.json)
+    /// and it can be written, as <c>onnx/model.onnx</c>; else (a Hugging Face checkpoint, a hub snapshot, a read-only
+    /// directory) in <c>CACHE/onnx/&lt;stamp&gt;/</c> under <paramref name="cacheRoot"/> (default
+    /// <see cref="PackagedModels.DefaultCacheRoot"/>): SharpTune never writes into a directory it did not make.
+    /// </summary>
+    public static CachedOnnxExport CachedExport(TaskModel model, string runDirectory, string? adapterDirectory = null, string? cacheRoot = null) =>
+        CachedExport(adapterDirectory ?? runDirectory, "model.onnx", path => model.ExportOnnx(path),
+            adapterDirectory is null ? [runDirectory] : [runDirectory, adapterDirectory], cacheRoot,
+            session => MaxDifference(session, model.Model, model.Model.Encoder.Config, (ids, types, mask) => model.Model.call(ids, types, mask)));
+
+    /// <summary>As <see cref="CachedExport(TaskModel, string, string, string)"/> for the bare encoder of a model directory: <c>encoder.onnx</c>, output last_hidden_state.</summary>
+    public static CachedOnnxExport CachedExport(Models.Encoder encoder, string modelDirectory, string? cacheRoot = null) =>
+        CachedExport(modelDirectory, "encoder.onnx", path => OnnxExporter.Export(encoder, path), [modelDirectory], cacheRoot,
+            session => MaxDifference(session, encoder, encoder.Config, (ids, types, mask) => encoder.call(ids, types, mask).LastHiddenState));
+
+    private static CachedOnnxExport CachedExport(string directory, string fileName, Action<string> export, string[] sources, string? cacheRoot,
+        Func<OnnxRuntimeModel, double> check)
+    {
         string stamp = SourceStamp(sources);
-        if (File.Exists(path) && StampOf(stampPath) == stamp) return path;
+        bool ours = File.Exists(System.IO.Path.Combine(directory, ClassifierCheckpoint.SettingsFile)) && !IsHubSnapshot(directory);
+        string shared = System.IO.Path.Combine(System.IO.Path.GetFullPath(cacheRoot ?? PackagedModels.DefaultCacheRoot), CacheFolder, stamp[..32]);
+        if (ours)
+        {
+            try
+            {
+                return CachedExport(System.IO.Path.Combine(directory, CacheFolder), fileName, export, stamp, check);
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException && !File.Exists(System.IO.Path.Combine(directory, CacheFolder, fileName)))
+            {
+                // A run in a read-only place: the shared cache below.
+            }
+        }
+        return CachedExport(shared, fileName, export, stamp, check);
+    }
+
+    // One cached export is made at a time in this process (AtomicFile's temporary file is per process, and two threads
+    // may ask for the same export); other processes write their own temporary files and the last rename wins.
+    private static readonly Lock ExportGate = new();
+
+    private static CachedOnnxExport CachedExport(string folder, string fileName, Action<string> export, string stamp, Func<OnnxRuntimeModel, double> check)
+    {
+        lock (ExportGate) return CachedExportLocked(folder, fileName, export, stamp, check);
+    }
+
+    private static CachedOnnxExport CachedExportLocked(string folder, string fileName, Action<string> export, string stamp, Func<OnnxRuntimeModel, double> check)
+    {
+        string path = System.IO.Path.Combine(folder, fileName), stampPath = System.IO.Path.ChangeExtension(path, ".source.json");
+        if (File.Exists(path) && ReadStamp(stampPath) is { Sha256: var recorded, MaxDifference: var difference } && recorded == stamp)
+            return new CachedOnnxExport(path, difference);
         Directory.CreateDirectory(folder);
         File.Delete(stampPath); // a stamp never describes an older file
         export(path);
-        AtomicFile.WriteText(stampPath, new JsonObject { ["sha256"] = stamp, ["opset"] = OnnxExporter.Opset }.ToJsonString());
-        return path;
+        double measured;
+        using (var session = new OnnxRuntimeModel(path)) measured = check(session);
+        AtomicFile.WriteText(stampPath, new JsonObject
+        {
+            ["sha256"] = stamp, ["opset"] = OnnxExporter.Opset, ["max_abs_difference"] = double.IsFinite(measured) ? measured : null,
+            ["checked_on"] = CheckBatchDescription,
+        }.ToJsonString());
+        return new CachedOnnxExport(path, measured);
     }
 
-    // The hash a stamp file records; null when it is missing or unreadable (a crash while writing it): export again.
-    private static string? StampOf(string stampPath)
+    // A snapshot of the Hugging Face hub cache (…/models--org--name/snapshots/<commit>): not ours to write into.
+    private static bool IsHubSnapshot(string directory)
+    {
+        var parent = Directory.GetParent(System.IO.Path.GetFullPath(directory).TrimEnd(System.IO.Path.DirectorySeparatorChar));
+        return parent is { Name: "snapshots" } && parent.Parent?.Name.StartsWith("models--", StringComparison.Ordinal) == true;
+    }
+
+    // The hash and the recorded difference of a stamp file; null when it is missing, unreadable (a crash while writing
+    // it) or from before differences were recorded: export again.
+    private static (string Sha256, double MaxDifference)? ReadStamp(string stampPath)
     {
         try
         {
-            return File.Exists(stampPath) ? JsonNode.Parse(File.ReadAllText(stampPath))?["sha256"]?.GetValue<string>() : null;
+            if (!File.Exists(stampPath)) return null;
+            if (JsonNode.Parse(File.ReadAllText(stampPath)) is not JsonObject json || json["sha256"]?.GetValue<string>() is not { } sha
+                || !json.TryGetPropertyValue("max_abs_difference", out JsonNode? difference)) return null;
+            return (sha, difference?.GetValue<double>() ?? double.NaN);
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
         {
             return null;
         }
+    }
+
+    private const string CheckBatchDescription = "2 sequences of random token ids, 16 tokens and 9 tokens + 7 of padding";
+
+    // The largest absolute difference between the session's output and TorchSharp's (module in eval mode, float32) on a
+    // batch of two random sequences, the second padded: for a token-level output, over real tokens only.
+    private static double MaxDifference(OnnxRuntimeModel session, nn.Module module, Models.EncoderConfig config, Func<Tensor, Tensor, Tensor, Tensor> forward)
+    {
+        int length = Math.Min(16, config.MaxInputLength);
+        int padded = Math.Min(7, length - 2);
+        using var scope = torch.NewDisposeScope();
+        using var generator = new torch.Generator(20261202);
+        int low = Math.Min(5, config.VocabSize - 1);
+        Tensor ids = torch.randint(low, config.VocabSize, [2, length], generator: generator, dtype: int64);
+        Tensor mask = torch.ones([2, length], int64);
+        mask[1, TensorIndex.Slice(length - padded)] = torch.tensor(0L);
+        ids[1, TensorIndex.Slice(length - padded)] = torch.tensor((long)config.PadTokenId);
+        Tensor types = torch.zeros([2, length], int64);
+        bool wasTraining = module.training;
+        module.eval();
+        Tensor expected;
+        try
+        {
+            using var noGrad = torch.no_grad();
+            expected = forward(ids, types, mask).to(float32).cpu();
+        }
+        finally
+        {
+            module.train(wasTraining);
+        }
+        Tensor difference = (session.Run(ids, types, mask) - expected).abs();
+        if (difference.dim() == 3) difference = difference * mask.unsqueeze(-1).to(float32);
+        return difference.max().item<float>();
     }
 
     // The files an export is made from (each directory's, hashed in name order); the exporter's opset is part of it.
@@ -138,7 +237,7 @@ public sealed class OnnxRuntimeModel : IDisposable
     {
         var files = directories.SelectMany(directory => Directory.GetFiles(directory)
             .Where(f => System.IO.Path.GetFileName(f) is "config.json" or ClassifierCheckpoint.SettingsFile or Lora.PeftAdapter.ConfigFile
-                || f.EndsWith(".safetensors", StringComparison.Ordinal))
+                || f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".bin", StringComparison.Ordinal))
             .Order(StringComparer.Ordinal));
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(BitConverter.GetBytes(OnnxExporter.Opset));
@@ -156,3 +255,10 @@ public sealed class OnnxRuntimeModel : IDisposable
     /// <inheritdoc />
     public void Dispose() => session.Dispose();
 }
+
+/// <summary>
+/// A cached export (<see cref="OnnxRuntimeModel.CachedExport(TaskModel, string, string, string)"/>): its file, and the
+/// largest absolute difference between its output and TorchSharp's measured on a check batch when it was made
+/// (NaN if the export computed a non-finite value there).
+/// </summary>
+public sealed record CachedOnnxExport(string Path, double MaxDifference);

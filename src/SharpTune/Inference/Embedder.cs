@@ -31,6 +31,9 @@ public sealed record EmbedderOptions
     /// <summary>Number format of the encoder's matrix multiplications (bf16: mixed precision, fp32 weights).</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
 
+    /// <summary>Where TorchSharp runs the encoder: cpu (default), cuda or cuda:N; the model is moved there on first use.</summary>
+    public string Device { get; init; } = "cpu";
+
     /// <summary>Checks the values; the message names the field.</summary>
     public EmbedderOptions Validate(int maxPositions)
     {
@@ -61,6 +64,7 @@ public sealed class Embedder
 {
     private readonly Encoder model;
     private readonly Tokenizer tokenizer;
+    private readonly Device device;
 
     /// <summary>Creates an embedder over <paramref name="model"/> and <paramref name="tokenizer"/>.</summary>
     public Embedder(Encoder model, Tokenizer tokenizer, EmbedderOptions? options = null)
@@ -68,6 +72,7 @@ public sealed class Embedder
         this.model = model;
         this.tokenizer = tokenizer;
         Options = (options ?? new EmbedderOptions()).Validate(model.Config.MaxPositionEmbeddings);
+        device = Native.Devices.Parse(Options.Device);
         MaxLength = Options.MaxLength ?? Math.Min(tokenizer.ModelMaxLength, model.Config.MaxPositionEmbeddings);
     }
 
@@ -85,7 +90,7 @@ public sealed class Embedder
 
     /// <summary>
     /// When set, ONNX Runtime computes the hidden states from this export of the encoder (see
-    /// <see cref="Export.OnnxRuntimeModel.CachedExport(Encoder, string)"/>) instead of TorchSharp; pooling stays the same.
+    /// <see cref="Export.RuntimeSelector.ForEncoder"/>) instead of TorchSharp; pooling stays the same.
     /// Not owned: the caller disposes it. Float32 only.
     /// </summary>
     public Export.OnnxRuntimeModel? OnnxRuntime { get; set; }
@@ -110,6 +115,7 @@ public sealed class Embedder
         // Longest first, so that each batch pads little; stable for equal lengths.
         int[] order = Enumerable.Range(0, encoded.Length).OrderByDescending(i => encoded[i].InputIds.Length).ToArray();
         var results = new TextEmbedding[encoded.Length];
+        if (OnnxRuntime is null) Native.Devices.PlaceOn(model, device);
         bool wasTraining = model.training;
         model.eval();
         try
@@ -150,6 +156,7 @@ public sealed class Embedder
     {
         var batch = Pad(rows);
         var (ids, types, mask) = batch.ToTensors();
+        if (OnnxRuntime is null) (ids, types, mask) = (ids.to(device), types.to(device), mask.to(device));
         Tensor hidden = OnnxRuntime is { } onnx ? onnx.Run(ids, types, mask) : model.call(ids, types, mask).LastHiddenState;   // [batch, sequence, hidden]
         int width = (int)hidden.shape[2];
 
@@ -160,7 +167,7 @@ public sealed class Embedder
             _ => hidden,
         };
         if (Options.Normalize) output = nn.functional.normalize(output, p: 2, dim: -1);
-        float[] values = output.contiguous().data<float>().ToArray();
+        float[] values = output.to(float32).cpu().contiguous().data<float>().ToArray();
 
         var result = new float[rows.Length][][];
         for (int r = 0; r < rows.Length; r++)

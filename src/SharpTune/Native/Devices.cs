@@ -30,6 +30,14 @@ public static class Devices
         return index < 0 ? torch.CUDA : torch.device(DeviceType.CUDA, index);
     }
 
+    /// <summary>Moves <paramref name="module"/> to <paramref name="device"/> unless its parameters are there already ("cuda" is any cuda:N).</summary>
+    public static void PlaceOn(torch.nn.Module module, torch.Device device)
+    {
+        var first = module.parameters().FirstOrDefault();
+        if (first is null || (first.device_type == device.type && (device.index < 0 || first.device_index == device.index))) return;
+        module.to(device);
+    }
+
     // libtorch-cuda-* ships libtorch_cuda.so beside libtorch.so; libtorch-cpu-* does not.
     private static bool HasCudaLibtorch()
     {

@@ -33,7 +33,7 @@ public static class Evaluator
         Native.TorchRuntime.EnsureLoaded();
         if (onnx is not null && precision != Precision.Fp32)
             throw new SharpTuneException($"--precision {precision.ToString().ToLowerInvariant()} does not apply to --runtime onnx, which runs the float32 export; use --precision fp32.");
-        if (onnx is null) PlaceOn(model, device);
+        if (onnx is null) Native.Devices.PlaceOn(model, device);
         bool wasTraining = model.training;
         model.eval();
         var probabilities = new float[data.Count][];
@@ -71,13 +71,5 @@ public static class Evaluator
         double loss = data.Count == 0 ? 0 : lossSum / data.Count;
         EvaluationMetrics? details = withMetrics ? data.Task.Evaluate(data, probabilities) with { Loss = loss } : null;
         return new EvaluationOutput(loss, probabilities, details);
-    }
-
-    /// <summary>Moves <paramref name="model"/> to <paramref name="device"/> unless its parameters are already there.</summary>
-    internal static void PlaceOn(SequenceClassifier model, Device device)
-    {
-        var first = model.parameters().FirstOrDefault();
-        if (first is null || (first.device_type == device.type && (device.index < 0 || first.device_index == device.index))) return; // "cuda" is any cuda:N
-        model.to(device);
     }
 }

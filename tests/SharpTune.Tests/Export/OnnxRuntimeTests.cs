@@ -29,7 +29,10 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         new("wonderful wonderful wonderful but long, far too long for anyone's patience", null, ["pos"], null),
     ];
 
-    // A run directory of our own: the cache is written into it, never into the fixtures.
+    // The shared cache of exports of directories SharpTune did not write (HF checkpoints, hub snapshots), for these tests.
+    private string CacheRoot => Path.Combine(_folder, "cache");
+
+    // A copy of a Hugging Face fixture: a directory SharpTune did not write.
     private string CopyOf(string source, string name)
     {
         string target = Path.Combine(_folder, name);
@@ -38,13 +41,21 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         return target;
     }
 
+    // A run directory of SharpTune's own (the fixture saved by TaskModel.Save, with sharptune.json): the cache is written into it.
+    private string RunOf(string source, string name)
+    {
+        string target = Path.Combine(_folder, name);
+        using (var model = TaskModel.Load(source)) model.Save(target);
+        return target;
+    }
+
     [Fact]
     public void Evaluation_through_onnx_runtime_equals_torchsharp()
     {
-        string run = CopyOf(HfFixtures.Directory("bert"), "bert");
+        string run = RunOf(HfFixtures.Directory("bert"), "bert");
         using var classifier = TextClassifier.Load(run);
         var torchResult = classifier.Evaluate(Examples);
-        classifier.UseOnnxRuntime(new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(classifier, run)));
+        classifier.UseOnnxRuntime(new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(classifier, run).Path));
         var onnxResult = classifier.Evaluate(Examples);
 
         Assert.Equal(Path.Combine(run, "onnx", "model.onnx"), classifier.OnnxRuntime!.Path);
@@ -63,7 +74,7 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         using var tagger = TokenTagger.Load(run);
         IReadOnlyList<string>[] sentences = [["John", "lives", "in", "Berlin"], ["a", "much", "longer", "sentence", "with", "more", "words", "in", "it"]];
         var torchTags = tagger.Predict(sentences);
-        tagger.UseOnnxRuntime(new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(tagger, run)));
+        tagger.UseOnnxRuntime(new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(tagger, run, cacheRoot: CacheRoot).Path));
         var onnxTags = tagger.Predict(sentences);
 
         var pairs = torchTags.SelectMany(s => s).Zip(onnxTags.SelectMany(s => s)).ToList();
@@ -78,23 +89,77 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void The_export_is_made_once_and_again_when_the_run_changes()
     {
-        string run = CopyOf(HfFixtures.Directory("roberta"), "cached");
-        string path;
-        using (var classifier = TextClassifier.Load(run)) path = OnnxRuntimeModel.CachedExport(classifier, run);
-        DateTime first = File.GetLastWriteTimeUtc(path);
+        string run = RunOf(HfFixtures.Directory("roberta"), "cached");
+        CachedOnnxExport export;
+        using (var classifier = TextClassifier.Load(run)) export = OnnxRuntimeModel.CachedExport(classifier, run, cacheRoot: CacheRoot);
+        Assert.Equal(Path.Combine(run, "onnx", "model.onnx"), export.Path);
+        Assert.False(Directory.Exists(CacheRoot)); // a run of SharpTune's own keeps its export
+        DateTime first = File.GetLastWriteTimeUtc(export.Path);
         Thread.Sleep(20);
-        using (var classifier = TextClassifier.Load(run)) Assert.Equal(path, OnnxRuntimeModel.CachedExport(classifier, run));
-        Assert.Equal(first, File.GetLastWriteTimeUtc(path));
+        using (var classifier = TextClassifier.Load(run)) Assert.Equal(export, OnnxRuntimeModel.CachedExport(classifier, run, cacheRoot: CacheRoot));
+        Assert.Equal(first, File.GetLastWriteTimeUtc(export.Path));
 
         File.AppendAllText(Path.Combine(run, "config.json"), "\n"); // the run changed (as a retrained run's files would)
-        using (var classifier = TextClassifier.Load(run)) OnnxRuntimeModel.CachedExport(classifier, run);
-        Assert.True(File.GetLastWriteTimeUtc(path) > first, "the export was not redone after config.json changed");
+        using (var classifier = TextClassifier.Load(run)) OnnxRuntimeModel.CachedExport(classifier, run, cacheRoot: CacheRoot);
+        Assert.True(File.GetLastWriteTimeUtc(export.Path) > first, "the export was not redone after config.json changed");
+    }
+
+    [Theory]
+    [InlineData("bert")]
+    [InlineData("roberta")]
+    [InlineData("xlm-roberta")]
+    [InlineData("distilbert")]
+    [InlineData("electra")]
+    [InlineData("deberta-v2")]
+    public void A_cached_export_records_how_far_it_is_from_torchsharp(string architecture)
+    {
+        string run = RunOf(HfFixtures.Directory(architecture), "check-" + architecture);
+        using var classifier = TextClassifier.Load(run);
+        CachedOnnxExport export = OnnxRuntimeModel.CachedExport(classifier, run);
+        var stamp = JsonNode.Parse(File.ReadAllText(Path.ChangeExtension(export.Path, ".source.json")))!;
+        output.WriteLine($"{architecture}: max |Δ logit| on the check batch {export.MaxDifference:E2}");
+        Assert.Equal(export.MaxDifference, stamp["max_abs_difference"]!.GetValue<double>());
+        Assert.InRange(export.MaxDifference, 1e-12, OnnxRuntimeModel.Agreement); // ONNX Runtime computed it, and agrees
+
+        // The same comparison, made independently on real text: the recorded figure is of the same order.
+        var torchProbabilities = classifier.Evaluate(Examples).Probabilities;
+        classifier.UseOnnxRuntime(new OnnxRuntimeModel(export.Path));
+        var onnxProbabilities = classifier.Evaluate(Examples).Probabilities;
+        double worst = torchProbabilities.Zip(onnxProbabilities, (a, b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max()).Max();
+        Assert.True(worst <= OnnxRuntimeModel.Agreement, $"{architecture}: probabilities differ by {worst:E3}");
+    }
+
+    [Fact]
+    public void Exports_of_directories_sharptune_did_not_write_go_to_the_cache_root()
+    {
+        // A Hugging Face checkpoint: nothing is written into it.
+        string checkpoint = CopyOf(HfFixtures.Directory("bert"), "hf-checkpoint");
+        string[] before = Directory.GetFileSystemEntries(checkpoint);
+        CachedOnnxExport export;
+        using (var classifier = TextClassifier.Load(checkpoint)) export = OnnxRuntimeModel.CachedExport(classifier, checkpoint, cacheRoot: CacheRoot);
+        Assert.StartsWith(Path.Combine(CacheRoot, "onnx") + Path.DirectorySeparatorChar, export.Path);
+        Assert.Equal(before, Directory.GetFileSystemEntries(checkpoint));
+
+        // A SharpTune run in a hub cache snapshot (…/models--org--name/snapshots/<commit>): not ours to write into either.
+        string snapshot = Path.Combine(_folder, "hub", "models--org--run", "snapshots", "0123abcd");
+        Directory.CreateDirectory(Path.GetDirectoryName(snapshot)!);
+        Directory.Move(RunOf(HfFixtures.Directory("bert"), "pushed-run"), snapshot);
+        using (var classifier = TextClassifier.Load(snapshot)) export = OnnxRuntimeModel.CachedExport(classifier, snapshot, cacheRoot: CacheRoot);
+        Assert.StartsWith(Path.Combine(CacheRoot, "onnx") + Path.DirectorySeparatorChar, export.Path);
+        Assert.False(Directory.Exists(Path.Combine(snapshot, "onnx")));
+
+        // A run whose onnx/ cannot be made (here a file is in its place): the cache root, and the run is left as it was.
+        string run = RunOf(HfFixtures.Directory("electra"), "blocked");
+        File.WriteAllText(Path.Combine(run, "onnx"), "not a directory");
+        using (var classifier = TextClassifier.Load(run)) export = OnnxRuntimeModel.CachedExport(classifier, run, cacheRoot: CacheRoot);
+        Assert.StartsWith(Path.Combine(CacheRoot, "onnx") + Path.DirectorySeparatorChar, export.Path);
+        Assert.Equal("not a directory", File.ReadAllText(Path.Combine(run, "onnx")));
     }
 
     [Fact]
     public void Cli_evaluate_with_runtime_onnx_reports_torchsharps_metrics()
     {
-        string run = CopyOf(HfFixtures.Directory("electra"), "electra");
+        string run = RunOf(HfFixtures.Directory("electra"), "electra");
         string data = Path.Combine(_folder, "eval.csv");
         File.WriteAllLines(data, ["text,label", .. Examples.Select(e => $"\"{e.Text}\",{e.Labels[0]}")]);
 
@@ -125,9 +190,9 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         var embedder = new Embedder(encoder, new EmbedderOptions { Pooling = pooling, BatchSize = 2 });
         string[] texts = ["a short one", "a somewhat longer text with more words in it", "", "middle length text"];
         var torchRows = embedder.Embed(texts).SelectMany(e => e.Rows).ToList();
-        using var onnx = new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(encoder.Model, model));
+        using var onnx = new OnnxRuntimeModel(OnnxRuntimeModel.CachedExport(encoder.Model, model, CacheRoot).Path);
         Assert.Equal("last_hidden_state", onnx.Output);
-        Assert.Equal(Path.Combine(model, "onnx", "encoder.onnx"), onnx.Path);
+        Assert.StartsWith(Path.Combine(CacheRoot, "onnx"), onnx.Path); // a Hugging Face directory is not SharpTune's to write into
         embedder.OnnxRuntime = onnx;
         var onnxRows = embedder.Embed(texts).SelectMany(e => e.Rows).ToList();
 
@@ -141,7 +206,9 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Cli_embed_with_runtime_onnx_prints_torchsharps_vector()
     {
+        // A Hugging Face directory: the export goes to the user's cache (SHARPTUNE_HOME), keyed by the model's files.
         string model = CopyOf(HfFixtures.Directory("bert"), "embed-cli");
+        string[] before = Directory.GetFileSystemEntries(model);
         float[] Embed(string runtime)
         {
             var (console, writer) = TrainCliHarness.Console();
@@ -150,15 +217,16 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
             return JsonNode.Parse(writer.ToString())!["embedding"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
         }
         float[] torchVector = Embed("torch"), onnxVector = Embed("onnx");
-        Assert.True(File.Exists(Path.Combine(model, "onnx", "encoder.onnx")));
+        Assert.Equal(before, Directory.GetFileSystemEntries(model));
         Assert.Equal(torchVector.Length, onnxVector.Length);
+        Assert.NotEqual(torchVector, onnxVector); // ONNX Runtime computed it
         Assert.True(torchVector.Zip(onnxVector, (a, b) => Math.Abs(a - b)).Max() <= Tolerance);
     }
 
     [Fact]
     public void Cli_evaluate_runs_a_given_int8_export_of_a_tagger_and_refuses_an_export_of_something_else()
     {
-        string run = CopyOf(HfFixtures.TokenDirectory("distilbert"), "tagger-int8");
+        string run = RunOf(HfFixtures.TokenDirectory("distilbert"), "tagger-int8");
         string data = Path.Combine(_folder, "tagged.conll");
         File.WriteAllLines(data, ["John B-PER", "lives O", "in O", "Berlin B-LOC", "", "a O", "much O", "longer O", "sentence O", "in O", "Paris B-LOC", ""]);
         string int8 = Path.Combine(_folder, "tagger.int8.onnx");
@@ -192,15 +260,18 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1, refused.Exit);
         Assert.Contains($"{sequence}: its logits have 3 values per example but the model has 5 outputs", refused.Errors);
 
-        refused = Evaluate("--onnx", int8);
+        var byDefault = Evaluate("--onnx", int8); // --runtime auto runs a given export
+        Assert.True(byDefault.Exit == 0, byDefault.Errors);
+        Assert.Equal(int8Loss, JsonNode.Parse(byDefault.Output)!["loss"]!.GetValue<double>());
+        refused = Evaluate("--onnx", int8, "--runtime", "torch");
         Assert.Equal(1, refused.Exit);
-        Assert.Contains("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx", refused.Errors);
+        Assert.Contains("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx or auto", refused.Errors);
     }
 
     [Fact]
-    public void Cli_runtime_auto_chooses_onnx_for_float32_and_torch_for_bf16_and_says_which()
+    public void Cli_runtime_auto_is_the_default_chooses_onnx_for_float32_and_torch_for_bf16_and_says_which()
     {
-        string run = CopyOf(HfFixtures.Directory("electra"), "auto");
+        string run = RunOf(HfFixtures.Directory("electra"), "auto");
         string data = Path.Combine(_folder, "auto.csv");
         File.WriteAllLines(data, ["text,label", .. Examples.Select(e => $"\"{e.Text}\",{e.Labels[0]}")]);
         JsonObject Evaluate(params string[] flags)
@@ -210,26 +281,39 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
             Assert.True(exit == 0, writer.ToString());
             return JsonNode.Parse(writer.ToString())!.AsObject();
         }
-        var bf16 = Evaluate("--runtime", "auto", "--precision", "bf16");
-        Assert.Equal("torch (auto: --precision bf16 runs in TorchSharp)", bf16["runtime"]!.GetValue<string>());
+        var bf16 = Evaluate("--precision", "bf16");
+        Assert.Equal("torch (auto: precision bf16 runs in TorchSharp)", bf16["runtime"]!.GetValue<string>());
         Assert.False(Directory.Exists(Path.Combine(run, "onnx")));
 
         var torch = Evaluate("--runtime", "torch");
-        Assert.Null(torch["runtime"]); // an explicit runtime needs no explanation
-        var auto = Evaluate("--runtime", "auto");
-        Assert.StartsWith("onnx (auto: ONNX Runtime on ", auto["runtime"]!.GetValue<string>());
-        Assert.True(File.Exists(Path.Combine(run, "onnx", "model.onnx")));
+        Assert.Equal("torch (asked for)", torch["runtime"]!.GetValue<string>());
+        var auto = Evaluate(); // --runtime auto is the default
+        string modelPath = Path.Combine(run, "onnx", "model.onnx");
+        Assert.StartsWith($"onnx (auto: ONNX Runtime on {modelPath}, within ", auto["runtime"]!.GetValue<string>());
+        Assert.True(File.Exists(modelPath));
         Assert.Equal(torch["loss"]!.GetValue<double>(), auto["loss"]!.GetValue<double>(), Tolerance);
         Assert.NotEqual(torch["loss"]!.GetValue<double>(), auto["loss"]!.GetValue<double>()); // ONNX Runtime computed it
 
+        // One text: TorchSharp, whose forward pass takes less than opening an ONNX Runtime session.
         var (tableConsole, tableWriter) = TrainCliHarness.Console();
-        Assert.Equal(0, SharpTune.Cli.CliApp.Run(["predict", "--model", run, "--text", "the film", "--runtime", "auto"], tableConsole));
-        Assert.Contains("Runtime: onnx (auto: ONNX Runtime on ", tableWriter.ToString());
+        Assert.Equal(0, SharpTune.Cli.CliApp.Run(["predict", "--model", run, "--text", "the film"], tableConsole));
+        Assert.Contains("Runtime: torch (auto: a single text", tableWriter.ToString());
+
+        // An export found too far from TorchSharp when it was made is not chosen (the stamp records the difference).
+        string stampPath = Path.ChangeExtension(modelPath, ".source.json");
+        var stamp = JsonNode.Parse(File.ReadAllText(stampPath))!.AsObject();
+        stamp["max_abs_difference"] = 0.5;
+        File.WriteAllText(stampPath, stamp.ToJsonString());
+        var refused = Evaluate();
+        Assert.Equal($"torch (auto: the export {modelPath} differs from TorchSharp by 5.0e-1 (more than 1e-4) on its check batch)", refused["runtime"]!.GetValue<string>());
+        Assert.Equal(torch["loss"]!.GetValue<double>(), refused["loss"]!.GetValue<double>());
     }
 
     [Theory]
     [InlineData(new[] { "--runtime", "tpu" }, "--runtime 'tpu'")]
     [InlineData(new[] { "--runtime", "onnx", "--precision", "bf16" }, "--precision bf16 does not apply to --runtime onnx")]
+    [InlineData(new[] { "--runtime", "onnx", "--device", "cuda" }, "--device cuda does not apply to --runtime onnx")]
+    [InlineData(new[] { "--label-column", "y" }, "--label-column: predict reads no labels")]
     public void Cli_refuses_a_bad_runtime_combination_naming_the_flags(string[] flags, string message)
     {
         string run = CopyOf(HfFixtures.Directory("bert"), "refused");
