@@ -141,22 +141,15 @@ internal static class CommandSupport
     }
 
     /// <summary>
-    /// --model alone: a run or a Python task checkpoint; with --adapter: that PEFT adapter on its base model --model; run
-    /// by what <paramref name="runtime"/> asks for (see <see cref="Export.RuntimeSelector"/>), which <paramref name="choice"/> says.
+    /// Sets what runs <paramref name="model"/> (loaded from the settings' --model and --adapter) for a job checked and
+    /// ready to run, so that bad data never costs an export: see <see cref="Export.RuntimeSelector"/>. Says which on
+    /// <paramref name="messages"/> ("Runtime: onnx (auto: …)").
     /// </summary>
-    public static TaskModel LoadModel(string model, string? adapter, int? stride, Export.RuntimeRequest runtime, out Export.RuntimeChoice choice)
+    public static Export.RuntimeChoice UseRuntime(TaskModel model, InferenceSettings settings, Export.RuntimeRequest runtime, IAnsiConsole messages)
     {
-        TaskModel loaded = LoadModel(model, adapter, stride);
-        try
-        {
-            choice = Export.RuntimeSelector.Apply(loaded, model, adapter, runtime);
-            return loaded;
-        }
-        catch
-        {
-            loaded.Dispose();
-            throw;
-        }
+        Export.RuntimeChoice choice = Export.RuntimeSelector.Apply(model, settings.Model, settings.Adapter, runtime);
+        messages.MarkupLineInterpolated($"Runtime: {choice}");
+        return choice;
     }
 
     /// <summary>The model of --model (and --adapter), run by TorchSharp.</summary>

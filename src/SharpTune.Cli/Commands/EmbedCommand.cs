@@ -160,6 +160,7 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
             Precision = runtime.Precision,
             Device = settings.Device,
         });
+        if (settings.Data is not null) CheckFiles(settings);
         Export.RuntimeChoice choice = Export.RuntimeSelector.ForEncoder(encoder, runtime);
         using var onnx = choice.Session;
         embedder.OnnxRuntime = onnx;
@@ -184,13 +185,18 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
     }
 
     // embed --data: the library's CorpusEmbedder under the console's progress bar; its errors named by flag.
-    private int EmbedFile(EmbedSettings settings, Embedder embedder, PretrainedEncoder encoder)
+    // What embed --data can check before any work (the runtime's export included).
+    private static void CheckFiles(EmbedSettings settings)
     {
         CommandSupport.RequireFile(settings.Data!, "--data");
         if (File.Exists(settings.Output!) && !settings.Overwrite)
             throw new SharpTuneException($"{settings.Output}: --output exists; pass --overwrite to replace it.");
         if (settings.Format.Equals("json", StringComparison.OrdinalIgnoreCase))
             throw new SharpTuneException("--format json prints one embedding; --data writes its embeddings to --output.");
+    }
+
+    private int EmbedFile(EmbedSettings settings, Embedder embedder, PretrainedEncoder encoder)
+    {
         var corpus = new CorpusEmbedder(embedder, new CorpusEmbedderOptions
         {
             Data = new Data.DataOptions { TextColumn = settings.TextColumn, TextPairColumn = settings.TextPairColumn, SkipBadRows = settings.SkipBadRows },

@@ -53,13 +53,14 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        var runtime = settings.RuntimeRequest(texts: settings.Text is null ? null : 1);
-        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride, runtime, out RuntimeChoice choice);
-        if (!json) console.MarkupLineInterpolated($"Runtime: {choice}");
-        if (model is TokenTagger tagger) return Tag(tagger, settings, json);
+        RuntimeRequest runtime = settings.RuntimeRequest(texts: null); // its flags checked before any work
+        using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride);
+        IAnsiConsole messages = json ? CommandSupport.Silent() : console;
+        if (model is TokenTagger tagger) return Tag(tagger, settings, runtime, json);
         var classifier = (TextClassifier)model;
         if (settings.Text is not null)
         {
+            CommandSupport.UseRuntime(model, settings, runtime with { Texts = 1 }, messages);
             Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize, device: settings.Device, precision: Models.Precisions.Parse(settings.Precision))[0];
             if (json) CommandSupport.WriteJson(console, new JsonObject { ["label"] = prediction.Label, ["probabilities"] = Probabilities(prediction) });
             else WritePrediction(prediction);
@@ -73,6 +74,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         LoadedData data = TextDataset.Load(settings.Data!, options);
         if (!json) CommandSupport.ReportSkipped(data, console);
         if (data.Examples.Count == 0) throw new SharpTuneException($"{settings.Data}: no texts.");
+        CommandSupport.UseRuntime(model, settings, runtime with { Texts = data.Examples.Count }, messages);
         var predictions = classifier.Predict(data.Examples.Select(e => e.Text).ToList(), data.Examples.Select(e => e.TextPair).ToList(), settings.BatchSize, device: settings.Device, precision: Models.Precisions.Parse(settings.Precision));
         WriteCsv(settings.Output!, data, classifier.Labels.Names, predictions);
 
@@ -93,12 +95,14 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
     }
 
     /// <summary>A token-classification model: --text gives words with tags and offsets plus entities; --data writes CoNLL or JSON lines.</summary>
-    private int Tag(TokenTagger tagger, PredictSettings settings, bool json)
+    private int Tag(TokenTagger tagger, PredictSettings settings, RuntimeRequest runtime, bool json)
     {
         var precision = Models.Precisions.Parse(settings.Precision);
+        IAnsiConsole messages = json ? CommandSupport.Silent() : console;
         if (settings.TextPair is not null) throw new SharpTuneException("--text-pair: a token-classification model tags one text.");
         if (settings.Text is not null)
         {
+            CommandSupport.UseRuntime(tagger, settings, runtime with { Texts = 1 }, messages);
             TaggedText tagged = tagger.PredictText(settings.Text, device: settings.Device, precision: precision);
             if (json)
                 CommandSupport.WriteJson(console, new JsonObject
@@ -127,8 +131,9 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         }
 
         LoadedTokenData data = CommandSupport.LoadTagged(settings.Data!, new TokenDataOptions { RequireTags = false, SkipBadRows = settings.SkipBadRows },
-            json ? CommandSupport.Silent() : console);
+            messages);
         var sentences = data.Sentences.Select(s => s.Tokens).ToList();
+        CommandSupport.UseRuntime(tagger, settings, runtime with { Texts = sentences.Count }, messages);
         var predictions = tagger.Predict(sentences, settings.BatchSize, device: settings.Device, precision: precision);
         WriteTagged(settings.Output!, predictions);
         JsonObject counts = Counts(predictions.SelectMany(s => s).Select(w => w.Tag));

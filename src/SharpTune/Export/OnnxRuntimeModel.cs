@@ -210,11 +210,12 @@ public sealed class OnnxRuntimeModel : IDisposable
         using var scope = torch.NewDisposeScope();
         using var generator = new torch.Generator(20261202);
         int low = Math.Min(5, config.VocabSize - 1);
-        Tensor ids = torch.randint(low, config.VocabSize, [2, length], generator: generator, dtype: int64);
-        Tensor mask = torch.ones([2, length], int64);
-        mask[1, TensorIndex.Slice(length - padded)] = torch.tensor(0L);
-        ids[1, TensorIndex.Slice(length - padded)] = torch.tensor((long)config.PadTokenId);
-        Tensor types = torch.zeros([2, length], int64);
+        // On the CPU: ONNX Runtime reads them there, and the modules checked were loaded there.
+        Tensor ids = torch.randint(low, config.VocabSize, [2, length], generator: generator, dtype: int64, device: CPU);
+        Tensor mask = torch.ones([2, length], int64, device: CPU);
+        mask[1, TensorIndex.Slice(length - padded)].fill_(0);
+        ids[1, TensorIndex.Slice(length - padded)].fill_(config.PadTokenId);
+        Tensor types = torch.zeros([2, length], int64, device: CPU);
         bool wasTraining = module.training;
         module.eval();
         Tensor expected;
