@@ -213,8 +213,8 @@ public sealed class OnnxRuntimeModel : IDisposable
         // On the CPU: ONNX Runtime reads them there, and the modules checked were loaded there.
         Tensor ids = torch.randint(low, config.VocabSize, [2, length], generator: generator, dtype: int64, device: CPU);
         Tensor mask = torch.ones([2, length], int64, device: CPU);
-        mask[1, TensorIndex.Slice(length - padded)].fill_(0);
-        ids[1, TensorIndex.Slice(length - padded)].fill_(config.PadTokenId);
+        mask[1, TensorIndex.Slice(length - padded)].fill_(Native.Scalars.Zero);
+        using (var pad = ((long)config.PadTokenId).ToScalar()) ids[1, TensorIndex.Slice(length - padded)].fill_(pad);
         Tensor types = torch.zeros([2, length], int64, device: CPU);
         bool wasTraining = module.training;
         module.eval();
