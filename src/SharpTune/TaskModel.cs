@@ -51,10 +51,11 @@ public abstract class TaskModel : IDisposable
     public string? StrategyName { get; private set; }
 
     /// <summary>
-    /// The pretrained model directory that LoRA adapters are trained against, written as a PEFT adapter's
+    /// The pretrained model that LoRA adapters are trained against, written as a PEFT adapter's
     /// <c>base_model_name_or_path</c> (<see cref="WriteAdapterFiles"/>, and the <c>adapter/</c> of a LoRA run's
-    /// checkpoints): the full path a new model was created from; for a loaded run or checkpoint, the base its
-    /// <c>adapter/</c> names; else null.
+    /// checkpoints): what a new model was created from — <c>org/name@commit</c> for a snapshot of the hub cache, else its
+    /// full path (<see cref="Hub.HubModelId.NameOrPath"/>); for a loaded run or checkpoint, the base its <c>adapter/</c>
+    /// names; else null.
     /// </summary>
     public string? BaseModel { get; set; }
 
@@ -84,7 +85,7 @@ public abstract class TaskModel : IDisposable
             encoder.Dispose();
             throw;
         }
-        return (new SequenceClassifier(encoder.Model, built), encoder.Tokenizer, Path.GetFullPath(encoder.Directory.Path));
+        return (new SequenceClassifier(encoder.Model, built), encoder.Tokenizer, Hub.HubModelId.NameOrPath(encoder.Directory.Path));
     }
 
     /// <summary>
@@ -136,7 +137,7 @@ public abstract class TaskModel : IDisposable
         TaskModel loaded = settings.Task.PerToken
             ? new TokenTagger(model, tokenizer, labels, settings.MaxLength, settings.Strategy, stride)
             : new TextClassifier(model, tokenizer, labels, settings.Task, settings.MaxLength, settings.Strategy);
-        loaded.BaseModel = baseModel is null ? null : Path.GetFullPath(baseModel);
+        loaded.BaseModel = baseModel is null ? null : Hub.HubModelId.NameOrPath(baseModel);
         return loaded;
     }
 

@@ -328,7 +328,8 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
 
     private static JsonObject SummaryExtras(TrainSettings s, TrainingOptions options, Prepared prepared, int maxLength) => new()
     {
-        ["model"] = s.Model ?? "packaged:all-MiniLM-L6-v2",
+        ["model"] = s.Model is null ? "packaged:all-MiniLM-L6-v2" : Hub.HubModelId.NameOrPath(s.Model), // a hub model as org/name@commit
+        ["model_path"] = s.Model is null ? null : Path.GetFullPath(s.Model),
         ["head"] = prepared.Head,
         ["task"] = prepared.Run.Model.Task.Name,
         ["labels"] = new JsonArray(prepared.Run.Model.Labels.Names.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),

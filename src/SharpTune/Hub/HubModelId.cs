@@ -49,6 +49,27 @@ public sealed partial record HubModelId(string Repo, string Revision)
     public static HubModelId Parse(string value) => TryParse(value, out var id) ? id
         : throw new SharpTuneException($"'{value}' is not a hub model id; expected org/name or org/name@revision.");
 
+    /// <summary>
+    /// The hub model and commit of a snapshot directory of the hub cache (<c>…/models--org--name/snapshots/&lt;commit&gt;</c>,
+    /// as <see cref="HubClient"/> and huggingface_hub lay it out); false for any other path.
+    /// </summary>
+    public static bool TryFromSnapshot(string? directory, out HubModelId id)
+    {
+        id = null!;
+        if (string.IsNullOrEmpty(directory)) return false;
+        var snapshot = new DirectoryInfo(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        if (!IsCommitHash(snapshot.Name) || snapshot.Parent is not { Name: "snapshots", Parent: { } folder }) return false;
+        string[] parts = folder.Name.Split("--");
+        return parts is ["models", var org, var name] && TryParse($"{org}/{name}@{snapshot.Name}", out id);
+    }
+
+    /// <summary>
+    /// How a run records the model it was made from: <c>org/name@commit</c> for a snapshot of the hub cache (the same
+    /// model on every machine, wherever its cache is), else the full path of <paramref name="directory"/>.
+    /// </summary>
+    public static string NameOrPath(string directory) =>
+        TryFromSnapshot(directory, out HubModelId id) ? id.ToString() : Path.GetFullPath(directory);
+
     /// <summary>The cache folder name of the repository, as huggingface_hub names it: <c>models--org--name</c>.</summary>
     public string CacheFolderName => "models--" + Repo.Replace("/", "--", StringComparison.Ordinal);
 

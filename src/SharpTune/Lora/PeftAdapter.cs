@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using SharpTune.Checkpoints;
+using SharpTune.Hub;
 using SharpTune.Models;
 using static TorchSharp.torch;
 
@@ -8,7 +9,8 @@ namespace SharpTune.Lora;
 /// <summary>What adapter_config.json says, as far as SharpTune uses it.</summary>
 /// <param name="Options">r, lora_alpha, lora_dropout and target_modules.</param>
 /// <param name="ModulesToSave">The modules saved whole beside the adapters (the head).</param>
-/// <param name="BaseModelNameOrPath">The base model the adapter was trained on, as written (a hub id or a path), or null.</param>
+/// <param name="BaseModelNameOrPath">The base model the adapter was trained on, as written (a hub id or a path), or null; a
+/// hub id with the config's <c>revision</c>, when it names one, as <c>org/name@revision</c>.</param>
 /// <param name="PerToken">True for task_type TOKEN_CLS (a token-classification head), false for SEQ_CLS.</param>
 public sealed record PeftAdapterConfig(LoraOptions Options, IReadOnlyList<string> ModulesToSave, string? BaseModelNameOrPath, bool PerToken = false);
 
@@ -45,7 +47,8 @@ public static class PeftAdapter
     /// <summary>
     /// Writes the model's adapters and head into <paramref name="directory"/> (a directory being assembled, e.g. a
     /// run's <c>adapter/</c> inside its <see cref="StagedDirectory"/>); call it before the adapters are merged.
-    /// <paramref name="baseModelNameOrPath"/> goes into <c>base_model_name_or_path</c>.
+    /// <paramref name="baseModelNameOrPath"/> goes into <c>base_model_name_or_path</c>; a hub id with a revision
+    /// (<c>org/name@commit</c>) is written as PEFT writes it, <c>org/name</c> there and the commit in <c>revision</c>.
     /// </summary>
     public static void Write(string directory, SequenceClassifier model, string? baseModelNameOrPath)
     {
@@ -71,12 +74,14 @@ public static class PeftAdapter
             foreach (var t in tensors.Values) t.Dispose();
         }
 
+        HubModelId? hub = baseModelNameOrPath is not null && baseModelNameOrPath.Contains('@', StringComparison.Ordinal) &&
+            HubModelId.TryParse(baseModelNameOrPath, out HubModelId id) ? id : null;
         var config = new JsonObject
         {
             ["peft_type"] = "LORA",
             ["task_type"] = model.Head.PerToken ? TokenTask : SequenceTask,
-            ["base_model_name_or_path"] = baseModelNameOrPath,
-            ["revision"] = null,
+            ["base_model_name_or_path"] = hub?.Repo ?? baseModelNameOrPath,
+            ["revision"] = hub?.Revision,
             ["inference_mode"] = true,
             ["r"] = options.Rank,
             ["lora_alpha"] = options.Alpha,
@@ -158,7 +163,9 @@ public static class PeftAdapter
             throw new SharpTuneException($"{path}: {e.Message}", e);
         }
         if (options.TargetModules!.Count == 0) throw new SharpTuneException($"{path}: target_modules is missing or empty.");
-        return new PeftAdapterConfig(options, Names("modules_to_save"), Field<string?>("base_model_name_or_path", null), task == TokenTask);
+        string? baseModel = Field<string?>("base_model_name_or_path", null), revision = Field<string?>("revision", null);
+        if (baseModel is not null && revision is not null && HubModelId.TryParse($"{baseModel}@{revision}", out HubModelId hub)) baseModel = hub.ToString();
+        return new PeftAdapterConfig(options, Names("modules_to_save"), baseModel, task == TokenTask);
     }
 
     /// <summary>

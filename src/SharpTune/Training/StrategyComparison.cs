@@ -33,6 +33,9 @@ public sealed record ComparisonOptions
     public IReadOnlyList<Strategy> Strategies { get; init; } = [];
     /// <summary>Pretrained Hugging Face model directory; null: the packaged all-MiniLM-L6-v2.</summary>
     public string? ModelDirectory { get; init; }
+    /// <summary>The model as the comparison's records name it: <c>org/name@commit</c> for a snapshot of the hub cache, else
+    /// the directory's full path (<see cref="Hub.HubModelId.NameOrPath"/>), or <c>packaged:all-MiniLM-L6-v2</c>.</summary>
+    public string ModelName => ModelDirectory is null ? "packaged:all-MiniLM-L6-v2" : Hub.HubModelId.NameOrPath(ModelDirectory);
     /// <summary>
     /// Head name (mean, cls, pooled, token or a registered type); null: the data's default head (<see cref="TaskData.DefaultHead"/>:
     /// mean for texts, token for tagged sentences).
@@ -332,7 +335,8 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         recorder.WriteCharts();
         recorder.WriteSummary(result, new JsonObject
         {
-            ["model"] = options.ModelDirectory ?? "packaged:all-MiniLM-L6-v2",
+            ["model"] = options.ModelName,
+            ["model_path"] = options.ModelDirectory is null ? null : Path.GetFullPath(options.ModelDirectory),
             ["head"] = options.Head,
             ["task"] = data.Task.Name,
             ["max_length"] = options.MaxLength,
@@ -444,7 +448,8 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
             ["strategies"] = new JsonArray(options.Strategies.Select(s => (JsonNode)JsonValue.Create(s.Name)).ToArray()),
             ["options"] = new JsonObject
             {
-                ["model"] = options.ModelDirectory ?? "packaged:all-MiniLM-L6-v2",
+                ["model"] = options.ModelName,
+                ["model_path"] = options.ModelDirectory is null ? null : Path.GetFullPath(options.ModelDirectory),
                 ["head"] = options.Head,
                 ["task"] = options.Task.Name,
                 ["max_length"] = options.MaxLength,
@@ -553,7 +558,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         if (CommandLine is not null) md.AppendLine("```").AppendLine(CommandLine).AppendLine("```").AppendLine();
         var training = options.Training;
         string rates = options.LearningRate is { } lr ? lr.ToString("0.###e+0", Invariant) + " for every strategy" : "each strategy's default";
-        md.AppendLine(Invariant, $"Model {options.ModelDirectory ?? "packaged all-MiniLM-L6-v2"}, task {options.Task.Name}, head {options.Head}, max length {options.MaxLength}, " +
+        md.AppendLine(Invariant, $"Model {options.ModelName}, task {options.Task.Name}, head {options.Head}, max length {options.MaxLength}, " +
             $"{options.BudgetText}, batch size {training.BatchSize}, seed(s) {string.Join(", ", options.SeedValues)}; learning rate: {rates}. " +
             $"Figures are mean ± standard deviation over the seeds; ★ marks a strategy that beats the runner-up by {summary.Metric} beyond the noise.").AppendLine();
 

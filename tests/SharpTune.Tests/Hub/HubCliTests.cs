@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using SharpTune.Hub;
+using SharpTune.Lora;
 using SharpTune.Tests.Fixtures;
+using SharpTune.Training;
 
 namespace SharpTune.Tests.Hub;
 
@@ -95,6 +98,74 @@ public sealed class HubCliTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.Contains("Model test-org/tiny-bert", stdout);
         Assert.Empty(server.Requests);
+    }
+
+    private static JsonNode ReadJson(params string[] path) => JsonNode.Parse(File.ReadAllText(Path.Combine(path)))!;
+
+    [Fact]
+    public async Task A_run_trained_from_a_hub_id_records_the_id_and_commit_not_the_cache_path_and_resumes_under_it()
+    {
+        string work = Path.Combine(cache, "work");
+        Directory.CreateDirectory(work);
+        string train = Path.Combine(work, "train.csv");
+        File.WriteAllText(train, "text,label\n" + string.Concat(TinyModels.ToyTexts(16, seed: 1).Select(e => $"{e.Text},{e.Label}\n")));
+        string run = Path.Combine(work, "run");
+        string id = "test-org/tiny-bert@" + HubTestServer.Commit;
+        string snapshot = Path.Combine(cache, "models--test-org--tiny-bert", "snapshots", HubTestServer.Commit);
+        // 16 examples in batches of 8, 2 epochs: 4 steps, a checkpoint after each.
+        string[] args = ["train", "--train", train, "--strategy", "lora:r=2,alpha=8", "--epochs", "2", "--batch-size", "8", "--save-steps", "1"];
+
+        var trained = await Cli(false, [.. args, "--model", "test-org/tiny-bert", "--out", run]);
+
+        Assert.True(trained.Exit == 0, trained.Stderr + trained.Stdout);
+        Assert.Equal(id, ReadJson(run, RunRecorder.SummaryFile)["model"]!.GetValue<string>());
+        Assert.Equal(snapshot, ReadJson(run, RunRecorder.SummaryFile)["model_path"]!.GetValue<string>()); // this machine's copy, as extra
+        // The PEFT adapter names its base as PEFT does for a hub model: the id, and the commit as the revision.
+        void AdapterNamesTheHubModel(string directory)
+        {
+            JsonNode config = ReadJson(directory, PeftAdapter.RunSubdirectory, PeftAdapter.ConfigFile);
+            Assert.Equal("test-org/tiny-bert", config["base_model_name_or_path"]!.GetValue<string>());
+            Assert.Equal(HubTestServer.Commit, config["revision"]!.GetValue<string>());
+        }
+        AdapterNamesTheHubModel(run);
+        AdapterNamesTheHubModel(TrainingCheckpoint.DirectoryOf(run, 3));
+        using (TaskModel loaded = TaskModel.Load(run)) Assert.Equal(id, loaded.BaseModel);
+
+        // Interrupted after step 3 (its last checkpoint gone): --resume continues it under the same hub model.
+        Directory.Delete(TrainingCheckpoint.DirectoryOf(run, 4), recursive: true);
+        var resumed = await Cli(false, [.. args, "--resume", run]);
+        Assert.True(resumed.Exit == 0, resumed.Stderr + resumed.Stdout);
+        Assert.Contains($"resuming {TrainingCheckpoint.DirectoryOf(run, 3)}", resumed.Stdout);
+        AdapterNamesTheHubModel(run);
+        AdapterNamesTheHubModel(TrainingCheckpoint.DirectoryOf(run, 4));
+
+        // compare records it the same way (offline: from the cache).
+        string compare = Path.Combine(work, "compare");
+        var compared = await Cli(true, "compare", "--model", "test-org/tiny-bert", "--train", train, "--eval", train, "--strategies", "frozen",
+            "--epochs", "1", "--batch-size", "8", "--out", compare);
+        Assert.True(compared.Exit == 0, compared.Stderr + compared.Stdout);
+        Assert.Equal(id, ReadJson(compare, StrategyComparison.JsonFile)["options"]!["model"]!.GetValue<string>());
+        Assert.Equal(id, ReadJson(compare, "frozen", RunRecorder.SummaryFile)["model"]!.GetValue<string>());
+        Assert.Contains($"Model {id},", File.ReadAllText(Path.Combine(compare, StrategyComparison.MarkdownFile)));
+    }
+
+    [Fact]
+    public void A_snapshot_of_the_hub_cache_is_named_by_its_id_and_commit_any_other_directory_by_its_full_path()
+    {
+        string commit = HubTestServer.Commit;
+        Assert.Equal("test-org/tiny-bert@" + commit, HubModelId.NameOrPath(Path.Combine(cache, "models--test-org--tiny-bert", "snapshots", commit) + "/"));
+        foreach (string other in new[]
+        {
+            Path.Combine(cache, "models--test-org--tiny-bert", "snapshots", commit[..12]),   // not a full commit
+            Path.Combine(cache, "datasets--test-org--tiny-bert", "snapshots", commit),       // not a model
+            Path.Combine(cache, "models--a--b--c", "snapshots", commit),                     // not org/name
+            Path.Combine(cache, "models--test-org--tiny-bert", "refs", commit),
+        })
+        {
+            Assert.False(HubModelId.TryFromSnapshot(other, out _), other);
+            Assert.Equal(other, HubModelId.NameOrPath(other));
+        }
+        Assert.Equal(Path.GetFullPath("runs/x"), HubModelId.NameOrPath("runs/x"));
     }
 
     [Fact]
