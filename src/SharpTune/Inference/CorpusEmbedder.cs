@@ -405,12 +405,42 @@ public sealed class CorpusEmbedder
         }
     }
 
-    /// <summary>NumPy format 1.0: magic, version, header length, a padded Python dict (shape known from the counting pass), float32 rows.</summary>
-    private sealed class NpyWriter(string path, Pooling pooling, int dimensions, long texts) : EmbeddingWriter(path, pooling, dimensions, texts)
+    /// <summary>
+    /// A float32 matrix [texts, hidden] after a header of fixed size (the shape is known from the counting pass): its rows are
+    /// appended as they come, so a resumed run only needs the header's length, and the finished file's length is exact.
+    /// </summary>
+    private abstract class Float32MatrixWriter(string path, Pooling pooling, int dimensions, long texts) : EmbeddingWriter(path, pooling, dimensions, texts)
     {
-        private int headerLength;
+        private long headerLength;
 
-        protected override byte[] Header()
+        /// <summary>The format's header, whose length does not depend on how many rows are written yet.</summary>
+        protected abstract byte[] MatrixHeader();
+
+        protected sealed override byte[] Header()
+        {
+            byte[] header = MatrixHeader();
+            headerLength = header.Length;
+            return header;
+        }
+
+        public sealed override void Reopen(long length, byte[]? tail)
+        {
+            Header();
+            base.Reopen(length, tail);
+        }
+
+        public sealed override void Write(IReadOnlyList<TextExample> examples, IReadOnlyList<TextEmbedding> embeddings)
+        {
+            foreach (TextEmbedding embedding in embeddings) WriteFloats(embedding.Vector);
+        }
+
+        public sealed override void Finish() => CheckLength(headerLength + Texts * Dimensions * 4);
+    }
+
+    /// <summary>NumPy format 1.0: magic, version, header length, a padded Python dict, then the float32 rows.</summary>
+    private sealed class NpyWriter(string path, Pooling pooling, int dimensions, long texts) : Float32MatrixWriter(path, pooling, dimensions, texts)
+    {
+        protected override byte[] MatrixHeader()
         {
             string dict = string.Create(CultureInfo.InvariantCulture, $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({Texts}, {Dimensions}), }}");
             // The whole header (10 bytes of preamble, the dict, spaces, a newline) is a multiple of 64 bytes, as NumPy writes it.
@@ -422,30 +452,14 @@ public sealed class CorpusEmbedder
             header[7] = 0;
             BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), (ushort)length);
             Encoding.ASCII.GetBytes(dict.PadRight(length - 1) + "\n").CopyTo(header, 10);
-            headerLength = header.Length;
             return header;
         }
-
-        public override void Reopen(long length, byte[]? tail)
-        {
-            Header();
-            base.Reopen(length, tail);
-        }
-
-        public override void Write(IReadOnlyList<TextExample> examples, IReadOnlyList<TextEmbedding> embeddings)
-        {
-            foreach (TextEmbedding embedding in embeddings) WriteFloats(embedding.Vector);
-        }
-
-        public override void Finish() => CheckLength(headerLength + Texts * Dimensions * 4);
     }
 
-    /// <summary>safetensors: the 8-byte header length, the header (SafeTensors' own builder; the shape is known from the counting pass), then the float32 rows.</summary>
-    private sealed class SafetensorsWriter(string path, Pooling pooling, int dimensions, long texts, bool normalized) : EmbeddingWriter(path, pooling, dimensions, texts)
+    /// <summary>safetensors: the 8-byte header length, the header (SafeTensors' own builder), then the float32 rows.</summary>
+    private sealed class SafetensorsWriter(string path, Pooling pooling, int dimensions, long texts, bool normalized) : Float32MatrixWriter(path, pooling, dimensions, texts)
     {
-        private long headerLength;
-
-        protected override byte[] Header()
+        protected override byte[] MatrixHeader()
         {
             var metadata = new Dictionary<string, string>
             {
@@ -455,22 +469,8 @@ public sealed class CorpusEmbedder
             byte[] header = new byte[8 + json.Length];
             BinaryPrimitives.WriteUInt64LittleEndian(header, (ulong)json.Length);
             json.CopyTo(header, 8);
-            headerLength = header.Length;
             return header;
         }
-
-        public override void Reopen(long length, byte[]? tail)
-        {
-            Header();
-            base.Reopen(length, tail);
-        }
-
-        public override void Write(IReadOnlyList<TextExample> examples, IReadOnlyList<TextEmbedding> embeddings)
-        {
-            foreach (TextEmbedding embedding in embeddings) WriteFloats(embedding.Vector);
-        }
-
-        public override void Finish() => CheckLength(headerLength + Texts * Dimensions * 4);
     }
 
     /// <summary>CSV (UTF-8, LF): <c>line,dim_0,…</c>, or <c>line,token,dim_0,…</c> for token rows; numbers round-trip ("R").</summary>
