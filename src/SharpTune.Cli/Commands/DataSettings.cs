@@ -136,7 +136,7 @@ internal static class CommandSupport
     /// <summary>A data file that exists; a directory in its place is named as such, not as "not found".</summary>
     public static void RequireFile(string path, string option)
     {
-        if (Directory.Exists(path)) throw new SharpTuneException($"{path}: {option} is a directory; give a data file (.csv, .tsv or .jsonl).");
+        if (Directory.Exists(path)) throw new SharpTuneException($"{path}: {option} is a directory; give a data file (.csv, .tsv, .jsonl or .txt).");
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: {option} file not found.");
     }
 

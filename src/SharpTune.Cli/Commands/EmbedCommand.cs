@@ -19,7 +19,7 @@ public sealed class EmbedSettings : ModelSettings
 
     /// <summary>A file of texts to embed, written to <see cref="Output"/>.</summary>
     [CommandOption("--data <FILE>")]
-    [Description("Embed every text of a .csv, .tsv or .jsonl file (streamed, resumable) into --output.")]
+    [Description("Embed every text of a .csv, .tsv or .jsonl file, or every line of a .txt file (streamed, resumable), into --output.")]
     public string? Data { get; init; }
 
     /// <summary>The embeddings file of --data.</summary>

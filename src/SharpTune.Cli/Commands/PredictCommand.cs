@@ -13,7 +13,7 @@ namespace SharpTune.Cli.Commands;
 internal sealed class PredictSettings : InferenceSettings
 {
     [CommandOption("--data <FILE>")]
-    [Description("Texts to label: .csv, .tsv or .jsonl; a label column is not needed (and is ignored). For a token-classification model: " +
+    [Description("Texts to label: .csv, .tsv or .jsonl (a label column is not needed and is ignored), or .txt with one text per line. For a token-classification model: " +
         "sentences to tag, CoNLL (one token per line, a blank line between sentences; other columns are ignored) or JSON lines with tokens. Needs --output.")]
     public string? Data { get; set; }
 

@@ -35,6 +35,6 @@ public sealed record DataOptions
     /// </summary>
     public bool ReadLabels { get; init; } = true;
 
-    /// <summary>The file format. Default (null): from the extension (.csv, .tsv, .jsonl, .ndjson, .json).</summary>
+    /// <summary>The file format. Default (null): from the extension (.csv, .tsv, .jsonl, .ndjson, .json, .txt).</summary>
     public DataFormat? Format { get; init; }
 }

@@ -6,12 +6,15 @@ using SharpTune.Training;
 namespace SharpTune.Data;
 
 /// <summary>
-/// Reads labelled text from CSV, TSV or JSON-lines files into <see cref="TextExample"/>s.
+/// Reads labelled text from CSV, TSV or JSON-lines files (and texts alone from plain-text files) into <see cref="TextExample"/>s.
 /// </summary>
 /// <remarks>
 /// <para>CSV/TSV: UTF-8 (with or without BOM), a header row naming the columns, RFC 4180 quoting, LF or CRLF
 /// line ends; blank lines are ignored. JSON lines: one object per line; texts are strings (numbers are taken
-/// as written), labels strings, numbers or arrays; blank lines are ignored.</para>
+/// as written), labels strings, numbers or arrays; blank lines are ignored. Plain text (.txt): UTF-8, one text per line
+/// (LF or CRLF), kept as written, no header and no labels, so it is read only with <see cref="DataOptions.ReadLabels"/> false;
+/// an empty line is an empty text, not skipped, so that every row keeps its line (embedding refuses an empty text as a bad
+/// row, as it does an empty CSV cell).</para>
 /// <para>Multi-label in a CSV/TSV cell (or a JSON string): label names separated by
 /// <see cref="MultiLabelSeparator"/> (<c>;</c>), e.g. <c>sports;politics</c>; an empty cell means no label.
 /// Labels are trimmed; texts are kept exactly as written.</para>
@@ -32,10 +35,10 @@ public static class TextDataset
     private static readonly string[] LabelDefaults = ["label", "labels"];
 
     /// <summary>Reads the examples of one file.</summary>
-    /// <param name="path">A .csv, .tsv or .jsonl file (or any name with <see cref="DataOptions.Format"/> set).</param>
+    /// <param name="path">A .csv, .tsv or .jsonl file, a .txt file when labels are not read (or any name with <see cref="DataOptions.Format"/> set).</param>
     /// <param name="options">Columns, task, format and bad-row handling; null for the defaults.</param>
     /// <exception cref="SharpTuneException">
-    /// The file is missing, not UTF-8 or has no usable header/column; or a row is bad (wrong field count,
+    /// The file is missing, not UTF-8 or has no usable header/column, or is plain text while labels are read; or a row is bad (wrong field count,
     /// unterminated quote, bad JSON, missing key, empty or non-numeric label) and
     /// <see cref="DataOptions.SkipBadRows"/> is off. The message starts with <c>file:line:</c>.
     /// </exception>
@@ -50,24 +53,37 @@ public static class TextDataset
     /// Opens a file to read its examples one at a time (<see cref="TextDataReader.Examples"/>): the same formats, columns
     /// and errors as <see cref="Load"/>, but the file is never held whole, so memory does not grow with it.
     /// </summary>
-    /// <exception cref="SharpTuneException">The file is missing or its extension unknown; reading throws as <see cref="Load"/> does.</exception>
+    /// <exception cref="SharpTuneException">
+    /// The file is missing or its extension unknown, or it is plain text while labels are to be read (or a column is named);
+    /// reading throws as <see cref="Load"/> does.
+    /// </exception>
     public static TextDataReader Open(string path, DataOptions? options = null)
     {
         options ??= new DataOptions();
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: data file not found.");
         DataFormat format = options.Format ?? FormatOf(path);
+        if (format == DataFormat.Txt)
+        {
+            if (options.ReadLabels)
+                throw new SharpTuneException(
+                    $"{path}: a .txt file holds one text per line and no labels; training and evaluation need labelled data: .csv, .tsv or .jsonl with a text and a label column.");
+            string? column = options.TextColumn is not null ? nameof(DataOptions.TextColumn) : options.TextPairColumn is not null ? nameof(DataOptions.TextPairColumn) : null;
+            if (column is not null)
+                throw new SharpTuneException($"{path}: a .txt file has no columns (one text per line); {column} does not apply to it.");
+        }
         return new TextDataReader(path, options, format);
     }
 
-    /// <summary>The format a file name implies: .csv, .tsv/.tab, .jsonl/.ndjson/.json (JSON lines).</summary>
+    /// <summary>The format a file name implies: .csv, .tsv/.tab, .jsonl/.ndjson/.json (JSON lines), .txt (plain text, one text per line).</summary>
     /// <exception cref="SharpTuneException">The extension is none of these.</exception>
     public static DataFormat FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
     {
         ".csv" => DataFormat.Csv,
         ".tsv" or ".tab" => DataFormat.Tsv,
         ".jsonl" or ".ndjson" or ".json" => DataFormat.Jsonl,
+        ".txt" => DataFormat.Txt,
         var other => throw new SharpTuneException(
-            $"{path}: unknown data file extension '{other}'; use .csv, .tsv or .jsonl, or set DataOptions.Format."),
+            $"{path}: unknown data file extension '{other}'; use .csv, .tsv, .jsonl or .txt (texts only), or set DataOptions.Format."),
     };
 
     /// <summary>The file's text: strict UTF-8, BOM dropped; invalid bytes throw naming file:line.</summary>
@@ -144,6 +160,15 @@ public static class TextDataset
         }
         if (columns is null)
             throw new SharpTuneException($"{path}: no JSON object found{(rows.Skipped > 0 ? $" ({rows.Skipped} bad lines skipped)" : "")}.");
+    }
+
+    // One text per line, as written; an empty line is an empty text (the line is the row's identity, so it is not skipped).
+    internal static IEnumerable<TextExample> ReadTextLines(TextReader input, string path, DataOptions options, Rows rows)
+    {
+        rows.Columns = new DataColumns("text", null, null);
+        TaskType task = rows.Task = options.Task ?? TaskType.SingleLabel;
+        CheckTextTask(task, path);
+        foreach (var (line, text) in TextLines.Of(input)) yield return new TextExample(text, null, [], null) { Line = line };
     }
 
     private static void CheckTextTask(TaskType task, string path)
@@ -274,13 +299,20 @@ public sealed class TextDataReader : IDisposable
         Path = path;
         input = new Utf8FileReader(path);
         rows = new TextDataset.Rows(path, options.SkipBadRows);
-        examples = format == DataFormat.Jsonl
-            ? TextDataset.ReadJsonLines(input, path, options, rows)
-            : TextDataset.ReadDelimited(input, format == DataFormat.Tsv ? '\t' : ',', path, options, rows);
+        Format = format;
+        examples = format switch
+        {
+            DataFormat.Jsonl => TextDataset.ReadJsonLines(input, path, options, rows),
+            DataFormat.Txt => TextDataset.ReadTextLines(input, path, options, rows),
+            _ => TextDataset.ReadDelimited(input, format == DataFormat.Tsv ? '\t' : ',', path, options, rows),
+        };
     }
 
     /// <summary>The file read.</summary>
     public string Path { get; }
+
+    /// <summary>The file's format.</summary>
+    public DataFormat Format { get; }
 
     /// <summary>The columns used; null until the header or the first JSON object has been read.</summary>
     public DataColumns? Columns => rows.Columns;

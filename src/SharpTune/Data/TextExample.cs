@@ -11,6 +11,8 @@ public enum DataFormat
     Tsv,
     /// <summary>JSON lines: one JSON object per line.</summary>
     Jsonl,
+    /// <summary>Plain text: one text per line (its line number is the row's line), no header, no labels; an empty line is an empty text.</summary>
+    Txt,
 }
 
 /// <summary>

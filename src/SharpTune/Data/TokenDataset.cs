@@ -107,7 +107,8 @@ public static class TokenDataset
     /// <summary>
     /// True when <paramref name="path"/> holds tagged sentences rather than labelled texts, judged from its start:
     /// .conll/.iob/.bio files; JSON lines whose first object has a <c>tokens</c> (or <c>words</c>) list; .tsv/.txt files
-    /// whose first line is not a header naming a text column and whose first 1,000 lines hold a blank line (a sentence end).
+    /// whose first line is not a header naming a text column and whose first 1,000 lines hold a blank line (a sentence end),
+    /// and for .txt (which is also plain text, one text per line) whose other lines all have the same two or more columns.
     /// </summary>
     public static bool LooksTagged(string path)
     {
@@ -133,7 +134,13 @@ public static class TokenDataset
             }
         }
         bool header = first.Split('\t').Any(f => TextDataset.TextColumnDefaults.Contains(f.Trim().Trim('"'), StringComparer.Ordinal));
-        return !header && lines.SkipWhile(l => l.Trim().Length == 0).Any(l => l.Trim().Length == 0);
+        if (header || !lines.SkipWhile(l => l.Trim().Length == 0).Any(l => l.Trim().Length == 0)) return false;
+        if (extension != ".txt") return true;
+        // Columns counted as LoadConll splits them; sentences of a plain-text file have all kinds of word counts.
+        bool tabs = lines.Any(l => l.Contains('\t'));
+        int[] widths = lines.Where(l => l.Trim().Length > 0 && !l.StartsWith("-DOCSTART-", StringComparison.Ordinal))
+            .Select(l => tabs ? l.Split('\t').Length : l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length).Distinct().ToArray();
+        return widths is [>= 2];
     }
 
     /// <summary>Reads the sentences of one file.</summary>

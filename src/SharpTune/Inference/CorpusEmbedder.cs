@@ -137,7 +137,7 @@ public sealed class CorpusEmbedder
     public static bool HoldsTokenRows(EmbeddingFileFormat format) => format is EmbeddingFileFormat.Csv or EmbeddingFileFormat.Parquet;
 
     /// <summary>
-    /// Embeds the texts of <paramref name="data"/> (a .csv, .tsv or .jsonl file read as <see cref="TextDataset"/> reads it) and
+    /// Embeds the texts of <paramref name="data"/> (a .csv, .tsv, .jsonl or .txt file read as <see cref="TextDataset"/> reads it) and
     /// writes them to <paramref name="output"/>, continuing an interrupted run of the same input and options.
     /// </summary>
     /// <exception cref="SharpTuneException">
@@ -212,8 +212,7 @@ public sealed class CorpusEmbedder
         {
             if (string.IsNullOrWhiteSpace(example.Text))
             {
-                string message = $"{reader.Path}:{example.Line}: column '{reader.Columns!.Text}' is empty; there is nothing to embed.";
-                if (!Options.Data.SkipBadRows) throw new SharpTuneException(message);
+                if (!Options.Data.SkipBadRows) throw new SharpTuneException(EmptyText(reader, example));
                 continue;
             }
             yield return example;
@@ -228,7 +227,7 @@ public sealed class CorpusEmbedder
         foreach (TextExample example in reader.Examples())
         {
             if (!string.IsNullOrWhiteSpace(example.Text)) { texts++; continue; }
-            string message = $"{data}:{example.Line}: column '{reader.Columns!.Text}' is empty; there is nothing to embed.";
+            string message = EmptyText(reader, example);
             if (!Options.Data.SkipBadRows) throw new SharpTuneException(message);
             empty++;
             reasons.Add(message);
@@ -236,6 +235,9 @@ public sealed class CorpusEmbedder
         if (texts == 0) throw new SharpTuneException($"{data}: no texts to embed{(reader.SkippedRows + empty > 0 ? $" (all {reader.SkippedRows + empty} rows skipped)" : "")}.");
         return (texts, (int)(reader.SkippedRows + empty), reader.SkipReasons.Concat(reasons).Take(TextDataset.MaxSkipReasons).ToList());
     }
+
+    private static string EmptyText(TextDataReader reader, TextExample example) =>
+        $"{reader.Path}:{example.Line}: {(reader.Format == DataFormat.Txt ? "the line" : $"column '{reader.Columns!.Text}'")} is empty; there is nothing to embed.";
 
     // What must match for an interrupted run to be continued; the keys are the names CorpusResumeException.Setting gives.
     private JsonObject Settings(string data, EmbeddingFileFormat format, DataOptions dataOptions, long texts, int dimensions) => new()

@@ -158,6 +158,18 @@ public sealed class BadInputCliTests(TrainCliHarness cli, ITestOutputHelper log)
                 return new(["predict", "--model", w.PreviousRun, "--data", p, "--output", w.Text("predictions.csv", "kept\n")], p, d);
             });
         }
+        // Plain text (one text per line) has no labels: train and evaluate refuse it, naming the formats that have them.
+        var plainText = new Dictionary<string, Func<Workspace, string>>
+        {
+            ["plain text"] = w => w.Text("texts.txt", "w1 w2\nw3\n"),
+            ["plain text with an empty line"] = w => w.Text("lines.txt", "w1 w2 w4\n\nw3\n"),
+        };
+        foreach (var (what, make) in plainText)
+        {
+            Add($"train --train {what}", w => { string p = make(w); return Train(w, w.TinyModel, p, p, ".csv, .tsv or .jsonl"); });
+            Add($"train --eval {what}", w => { string p = make(w); return Train(w, w.TinyModel, w.Text("good.csv", Good), p, ".csv, .tsv or .jsonl", eval: p); });
+            Add($"evaluate {what}", w => { string p = make(w); return new(["evaluate", "--model", w.PreviousRun, "--data", p], p, ".csv, .tsv or .jsonl"); });
+        }
         Add("train --eval unknown label", w =>
         {
             string eval = w.Text("eval.csv", "text,label\nw1,yes\nw2,perhaps\n");

@@ -44,6 +44,21 @@ public sealed class EmbedDataCliTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Embed_data_of_a_txt_file_writes_the_bytes_of_the_same_texts_in_a_csv()
+    {
+        var texts = TinyModels.ToyTexts(48, seed: 1).Select(e => e.Text).ToList(); // cli.TrainFile's texts, in its order
+        string txt = cli.Write("train.txt", string.Join("\n", texts) + "\n");
+        string fromCsv = cli.PathOf("from-csv.npy"), fromTxt = cli.PathOf("from-txt.npy");
+        string[] flags = ["--pooling", "mean", "--chunk-size", "10", "--batch-size", "4"];
+        var (exit, text) = TrainCliHarness.Run(["embed", "--model", cli.ModelDirectory, "--data", cli.TrainFile, "--output", fromCsv, .. flags]);
+        Assert.True(exit == 0, text);
+        (exit, text) = TrainCliHarness.Run(["embed", "--model", cli.ModelDirectory, "--data", txt, "--output", fromTxt, .. flags]);
+        Assert.True(exit == 0, text);
+        Assert.Contains($"Wrote 48 × 32 embeddings of 48 texts to {fromTxt}.", text);
+        Assert.Equal(File.ReadAllBytes(fromCsv), File.ReadAllBytes(fromTxt));
+    }
+
     [Theory]
     [InlineData("--output|x.txt", "--output: unknown extension '.txt'")]
     [InlineData("--pooling|none", "--pooling none")]

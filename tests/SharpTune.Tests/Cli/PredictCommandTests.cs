@@ -32,6 +32,24 @@ public sealed class PredictCommandTests(TrainCliHarness cli) : IClassFixture<Tra
     }
 
     [Fact]
+    public void Predict_on_a_txt_file_writes_what_the_same_texts_in_a_csv_give_an_empty_line_an_empty_text()
+    {
+        var texts = TinyModels.ToyTexts(6, seed: 11).Select(e => e.Text).ToList();
+        texts.Insert(2, "");
+        string txt = cli.Write("lines.txt", string.Join("\r\n", texts));
+        string csv = cli.Write("lines.csv", "text\n" + string.Concat(texts.Select(t => $"\"{t}\"\n")));
+        string fromTxt = cli.PathOf("from-txt.csv"), fromCsv = cli.PathOf("from-csv.csv");
+
+        var (exit, console) = TrainCliHarness.Run("predict", "--model", cli.TrainedRun, "--data", txt, "--output", fromTxt);
+        Assert.True(exit == 0, console);
+        Assert.Contains("Wrote 7 predictions", console);
+        (exit, console) = TrainCliHarness.Run("predict", "--model", cli.TrainedRun, "--data", csv, "--output", fromCsv);
+        Assert.True(exit == 0, console);
+        Assert.Equal(File.ReadAllText(fromCsv), File.ReadAllText(fromTxt));
+        Assert.Equal(texts, TextDataset.Load(fromTxt, new DataOptions { ReadLabels = false }).Examples.Select(e => e.Text));
+    }
+
+    [Fact]
     public void Predicted_csv_quotes_commas_quotes_and_line_breaks_and_keeps_the_pair_column()
     {
         string data = cli.Write("pairs.jsonl",

@@ -155,9 +155,57 @@ public sealed class TextDatasetTests : IDisposable
     [Fact]
     public void Unknown_extension_needs_a_format_option()
     {
-        string path = _files.Write("data.txt", "text\tlabel\nx\ty\n");
-        Assert.Contains("'.txt'", Assert.Throws<SharpTuneException>(() => TextDataset.Load(path)).Message);
+        string path = _files.Write("data.dat", "text\tlabel\nx\ty\n");
+        Assert.Contains("'.dat'", Assert.Throws<SharpTuneException>(() => TextDataset.Load(path)).Message);
         Assert.Equal("y", TextDataset.Load(path, new DataOptions { Format = DataFormat.Tsv }).Examples[0].Label);
+    }
+
+    private static readonly DataOptions TextsOnly = new() { ReadLabels = false };
+
+    [Fact]
+    public void Txt_is_one_text_per_line_as_written_numbered_by_its_line_with_crlf_bom_and_an_empty_line()
+    {
+        string path = _files.Write("corpus.txt", "first, with \"comma\"\r\ntext,label\r\n\r\n  spaced \t\r\nlast without newline", bom: true);
+        LoadedData data = TextDataset.Load(path, TextsOnly);
+        // No header, no quoting, no trimming; the empty line is an empty text on its own line, not skipped.
+        Assert.Equal(["first, with \"comma\"", "text,label", "", "  spaced \t", "last without newline"], data.Examples.Select(e => e.Text));
+        Assert.Equal([1, 2, 3, 4, 5], data.Examples.Select(e => e.Line));
+        Assert.All(data.Examples, e => { Assert.Null(e.TextPair); Assert.Empty(e.Labels); });
+        Assert.Equal(new DataColumns("text", null, null), data.Columns);
+        Assert.Equal(0, data.SkippedRows);
+    }
+
+    [Fact]
+    public void Txt_final_newline_ends_the_last_line_and_a_blank_line_after_it_is_one_more_empty_text()
+    {
+        Assert.Equal(["a", "b"], TextDataset.Load(_files.Write("a.txt", "a\nb\n"), TextsOnly).Examples.Select(e => e.Text));
+        Assert.Equal(["a", "b", ""], TextDataset.Load(_files.Write("b.txt", "a\nb\n\n"), TextsOnly).Examples.Select(e => e.Text));
+        Assert.Empty(TextDataset.Load(_files.Write("c.txt", ""), TextsOnly).Examples);
+        using TextDataReader reader = TextDataset.Open(_files.Write("d.txt", "x\n"), TextsOnly);
+        Assert.Equal(DataFormat.Txt, reader.Format);
+    }
+
+    [Fact]
+    public void Txt_with_labels_is_refused_naming_the_file_and_the_formats_that_hold_labels()
+    {
+        string path = _files.Write("train.txt", "w1 w2\nw3\n");
+        var error = Assert.Throws<SharpTuneException>(() => TextDataset.Load(path));
+        Assert.StartsWith($"{path}: ", error.Message);
+        Assert.Contains("no labels", error.Message);
+        Assert.Contains(".csv, .tsv or .jsonl", error.Message);
+        // Any name read as plain text is refused the same way.
+        string other = _files.Write("train.lines", "w1\n");
+        Assert.Contains("no labels", Assert.Throws<SharpTuneException>(() => TextDataset.Load(other, new DataOptions { Format = DataFormat.Txt })).Message);
+    }
+
+    [Fact]
+    public void Txt_has_no_columns_to_name()
+    {
+        string path = _files.Write("t.txt", "w1\n");
+        Assert.Contains("TextColumn does not apply",
+            Assert.Throws<SharpTuneException>(() => TextDataset.Load(path, TextsOnly with { TextColumn = "text" })).Message);
+        Assert.Contains("TextPairColumn does not apply",
+            Assert.Throws<SharpTuneException>(() => TextDataset.Load(path, TextsOnly with { TextPairColumn = "pair" })).Message);
     }
 
     [Fact]

@@ -114,6 +114,19 @@ public sealed class TokenDatasetTests : IDisposable
     }
 
     [Fact]
+    public void A_txt_looks_tagged_when_its_lines_have_the_same_columns_and_plain_text_lines_do_not()
+    {
+        // CoNLL-2003 as distributed (train.txt): four space-separated columns, -DOCSTART- and blank lines.
+        Assert.True(TokenDataset.LooksTagged(_files.Write("conll2003.txt", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n")));
+        Assert.True(TokenDataset.LooksTagged(_files.Write("tabs.txt", "New York\tB-LOC\nis\tO\n\nhere\tO\n")));
+        // One text per line with an empty line between: sentences, not token rows.
+        Assert.False(TokenDataset.LooksTagged(_files.Write("texts.txt", "the cat sat on the mat\nhello there\n\na third text\n")));
+        Assert.False(TokenDataset.LooksTagged(_files.Write("words.txt", "hello\nworld\n\nagain\n")));
+        // .tsv keeps its rule: a blank line and no header.
+        Assert.True(TokenDataset.LooksTagged(_files.Write("ragged.tsv", "EU\tNNP\tB-ORG\nrejects\tO\n\n")));
+    }
+
+    [Fact]
     public void Conll_line_without_a_tag_column_is_an_error_naming_file_and_line()
     {
         string path = _files.Write("t.conll", "EU\tB-ORG\nrejects\tO\n\nPeter\n");

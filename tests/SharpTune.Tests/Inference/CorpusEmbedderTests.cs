@@ -286,6 +286,38 @@ public sealed class CorpusEmbedderTests : IDisposable
     }
 
     [Fact]
+    public void A_txt_file_gives_the_bytes_of_the_same_texts_in_a_csv_and_its_line_numbers()
+    {
+        List<string> lines = texts.Select(e => e.Text).Where(t => !t.Contains('\n')).ToList();
+        string txt = Path.Combine(folder, "lines.txt"), csv = Path.Combine(folder, "lines.csv");
+        File.WriteAllText(txt, string.Join("\r\n", lines)); // CRLF, and no newline after the last line
+        File.WriteAllText(csv, "text\n" + string.Concat(lines.Select(t => $"\"{t.Replace("\"", "\"\"")}\"\n")));
+        var corpus = new CorpusEmbedder(Embedder(), new CorpusEmbedderOptions { ChunkSize = 5 });
+        corpus.Run(txt, Path.Combine(folder, "txt.npy"));
+        corpus.Run(csv, Path.Combine(folder, "csv.npy"));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(folder, "csv.npy")), File.ReadAllBytes(Path.Combine(folder, "txt.npy")));
+        Assert.Equal(lines.Count, ReadNpy(Path.Combine(folder, "txt.npy")).Shape[0]);
+
+        corpus.Run(txt, Path.Combine(folder, "txt.csv"));
+        Assert.Equal(Enumerable.Range(1, lines.Count), ReadCsv(Path.Combine(folder, "txt.csv")).Rows.Select(r => int.Parse(r[0], CultureInfo.InvariantCulture)));
+    }
+
+    [Fact]
+    public void An_empty_line_of_a_txt_is_a_bad_row_naming_file_and_line_or_skipped_on_request()
+    {
+        string txt = Path.Combine(folder, "gap.txt"), output = Path.Combine(folder, "gap.csv");
+        File.WriteAllText(txt, "w5 w6\n\nw7\n  \nw8\n");
+        var error = Assert.Throws<SharpTuneException>(() => new CorpusEmbedder(Embedder()).Run(txt, output));
+        Assert.Equal($"{txt}:2: the line is empty; there is nothing to embed.", error.Message);
+
+        CorpusEmbeddingResult result = new CorpusEmbedder(Embedder(), new CorpusEmbedderOptions { Data = new DataOptions { SkipBadRows = true } }).Run(txt, output);
+        Assert.Equal(3, result.Texts);
+        Assert.Equal(2, result.SkippedRows);
+        Assert.Equal([$"{txt}:2: the line is empty; there is nothing to embed.", $"{txt}:4: the line is empty; there is nothing to embed."], result.SkipReasons);
+        Assert.Equal(["1", "3", "5"], ReadCsv(output).Rows.Select(r => r[0]));
+    }
+
+    [Fact]
     public void Bad_input_names_the_file_and_line_or_the_extension()
     {
         File.WriteAllText(Data, "text,label\nw5,a\nw6,b,extra\n");
