@@ -105,12 +105,17 @@ internal class BertEmbeddings : Module<Tensor, Tensor?, Tensor>
     protected virtual Tensor PositionIds(Tensor inputIds) =>
         Scalars.Arange(inputIds.shape[1], inputIds.device).unsqueeze(0);
 
+    /// <summary>The position of the first token (<see cref="PositionIds"/> never exceeds it plus L-1): 0 for BERT.</summary>
+    protected virtual long FirstPosition => 0;
+
     public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
     {
+        // Checked on the shape, not on the position ids: reading their maximum back would stop a GPU on every forward.
+        long length = inputIds.shape[1], table = position_embeddings.weight!.shape[0];
+        if (FirstPosition + length > table)
+            throw new SharpTuneException(
+                $"Input has {length} tokens, more than the model's max_position_embeddings ({table}) allow{(FirstPosition > 0 ? $" (positions start at {FirstPosition}: at most {table - FirstPosition} tokens)" : "")}.");
         using var positionIds = PositionIds(inputIds);
-        long table = position_embeddings.weight!.shape[0];
-        if (positionIds.max().item<long>() >= table)
-            throw new SharpTuneException($"Input has {inputIds.shape[1]} tokens, more than the model's max_position_embeddings ({table}) allow.");
         using var zeros = tokenTypeIds is null ? torch.zeros_like(inputIds) : null;
         Tensor words = word_embeddings.call(inputIds);
         Tensor positions = position_embeddings.call(positionIds);

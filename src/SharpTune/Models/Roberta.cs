@@ -68,6 +68,9 @@ internal sealed class RobertaEmbeddings(BertConfig config) : BertEmbeddings(conf
         return torch.cumsum(isToken, 1).mul_(isToken).add_(padding, Scalars.One);
     }
 
+    // Real tokens count from pad + 1, so a row of L tokens reaches pad + L.
+    protected override long FirstPosition => paddingIndex + 1;
+
     protected override string PositionsOnnx(OnnxGraphBuilder g, Embedding table, string key)
     {
         string padding = g.Constant(paddingIndex);

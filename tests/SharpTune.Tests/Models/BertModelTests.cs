@@ -52,5 +52,26 @@ public class BertModelTests
         using var ids = torch.zeros(1, 65, ScalarType.Int64);
         var error = Assert.Throws<SharpTuneException>(() => model.call(ids, null, null));
         Assert.Contains("max_position_embeddings", error.Message);
+        Assert.StartsWith("Input has 65 tokens", error.Message);
+        using var longest = torch.zeros(2, 64, ScalarType.Int64);
+        using var scope = torch.NewDisposeScope();
+        Assert.Equal([2L, 64L, 32L], model.call(longest, null, null).LastHiddenState.shape);
+    }
+
+    [Fact]
+    public void Roberta_positions_start_after_the_padding_id_so_its_longest_input_is_two_less_than_the_table()
+    {
+        BertConfig tiny = TinyModels.Config();
+        var config = new RobertaConfig
+        {
+            VocabSize = tiny.VocabSize, HiddenSize = tiny.HiddenSize, NumHiddenLayers = tiny.NumHiddenLayers, NumAttentionHeads = tiny.NumAttentionHeads,
+            IntermediateSize = tiny.IntermediateSize, MaxPositionEmbeddings = 66,
+        };
+        Assert.Equal(64, config.MaxInputLength);
+        using var model = new RobertaModel(config);
+        using var scope = torch.NewDisposeScope();
+        Assert.Equal([1L, 64L, 32L], model.call(torch.full([1, 64], 5, ScalarType.Int64), null, null).LastHiddenState.shape);
+        var error = Assert.Throws<SharpTuneException>(() => model.call(torch.full([1, 65], 5, ScalarType.Int64), null, null));
+        Assert.Equal("Input has 65 tokens, more than the model's max_position_embeddings (66) allow (positions start at 2: at most 64 tokens).", error.Message);
     }
 }
