@@ -29,8 +29,8 @@ public sealed record RuntimeRequest
     public string Device { get; init; } = "cpu";
 
     /// <summary>
-    /// How many texts the job has, when known: Auto runs a single text in TorchSharp, because opening an ONNX Runtime
-    /// session takes longer than that text's forward pass (0.7 s against 0.02 s for all-MiniLM-L6-v2 here).
+    /// How many texts (sentences, for a tagger) the job has, when known: Auto runs fewer than
+    /// <see cref="RuntimeSelector.OnnxMinimumTexts"/> in TorchSharp.
     /// </summary>
     public int? Texts { get; init; }
 
@@ -62,12 +62,19 @@ public sealed record RuntimeChoice(InferenceRuntime Runtime, string Reason, Onnx
 /// <summary>
 /// Chooses the runtime of an inference job. Torch and Onnx are taken as asked. Auto takes ONNX Runtime (about twice as
 /// fast as libtorch in float32 on a CPU: bench/RESULTS.md) where it computes what TorchSharp computes: float32, on the
-/// CPU, more than one text, a head with an ONNX graph, and an export whose output was found within
+/// CPU, at least <see cref="OnnxMinimumTexts"/> texts, a head with an ONNX graph, and an export whose output was found within
 /// <see cref="OnnxRuntimeModel.Agreement"/> of TorchSharp's when it was made (<see cref="OnnxRuntimeModel.CachedExport(TaskModel, string, string, string)"/>
 /// checks it once and records it); otherwise TorchSharp, and the choice says why.
 /// </summary>
 public static class RuntimeSelector
 {
+    /// <summary>
+    /// The fewest texts Auto runs in ONNX Runtime. Opening a session costs more than it saves on a few texts: for a
+    /// MiniLM run on e-mails of 128 tokens, measured here, `predict` took 2.36 s (torch) against 3.02 s (onnx) for one
+    /// text and 4.64 s against 3.61 s for 32, an even point near 13 texts; shorter texts move it up.
+    /// </summary>
+    public const int OnnxMinimumTexts = 16;
+
     /// <summary>The runtime of <paramref name="model"/>, loaded from <paramref name="modelDirectory"/> (with the PEFT adapter of <paramref name="adapterDirectory"/>), set on it with <see cref="TaskModel.UseOnnxRuntime"/>.</summary>
     public static RuntimeChoice Apply(TaskModel model, string modelDirectory, string? adapterDirectory, RuntimeRequest request)
     {
@@ -90,7 +97,8 @@ public static class RuntimeSelector
             string? torchBecause = request.Precision != Precision.Fp32 ? $"precision {request.Precision.ToString().ToLowerInvariant()} runs in TorchSharp"
                 : Native.Devices.Parse(request.Device).type != TorchSharp.DeviceType.CPU ? $"device {request.Device} runs in TorchSharp"
                 : noGraph is not null ? noGraph
-                : request.Texts == 1 ? "a single text: opening an ONNX Runtime session takes longer than its forward pass"
+                : request.Texts is int texts && texts < OnnxMinimumTexts
+                    ? $"{texts} text{(texts == 1 ? "" : "s")}: below {OnnxMinimumTexts}, opening an ONNX Runtime session costs more time than it saves"
                 : null;
             if (torchBecause is not null) return new(InferenceRuntime.Torch, "auto: " + torchBecause, null);
         }

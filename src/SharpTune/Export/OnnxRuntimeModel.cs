@@ -199,7 +199,7 @@ public sealed class OnnxRuntimeModel : IDisposable
         }
     }
 
-    private const string CheckBatchDescription = "2 sequences of random token ids, 16 tokens and 9 tokens + 7 of padding";
+    private const string CheckBatchDescription = "2 sequences of random token ids: 16 tokens, and 9 tokens with 7 of padding";
 
     // The largest absolute difference between the session's output and TorchSharp's (module in eval mode, float32) on a
     // batch of two random sequences, the second padded: for a token-level output, over real tokens only.

@@ -5,6 +5,7 @@ using SharpTune.Inference;
 using SharpTune.Models;
 using SharpTune.Tests.Cli;
 using SharpTune.Tests.Fixtures;
+using SharpTune.Tests.Inference;
 using Xunit.Abstractions;
 
 namespace SharpTune.Tests.Export;
@@ -224,6 +225,35 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Cli_embed_data_runs_in_onnx_runtime_by_default_and_a_single_text_in_torchsharp()
+    {
+        // A Hugging Face directory: the export goes to the user's cache (SHARPTUNE_HOME), keyed by the model's files.
+        string model = CopyOf(HfFixtures.Directory("distilbert"), "embed-auto");
+        string data = Path.Combine(_folder, "corpus.csv");
+        string[] texts = [.. Enumerable.Range(0, 20).Select(i => $"text number {i} with {new string('x', i % 7 + 1)} in it")];
+        File.WriteAllLines(data, ["text", .. texts]);
+        string Run(params string[] args)
+        {
+            var (console, writer) = TrainCliHarness.Console();
+            int exit = SharpTune.Cli.CliApp.Run(["embed", "--model", model, .. args], console);
+            Assert.True(exit == 0, writer.ToString());
+            return writer.ToString();
+        }
+        string auto = Run("--data", data, "--output", Path.Combine(_folder, "auto.npy"));
+        Assert.Contains("Runtime: onnx (auto: ONNX Runtime on ", auto);
+        Run("--data", data, "--output", Path.Combine(_folder, "torch.npy"), "--runtime", "torch");
+        float[][] onnxRows = CorpusEmbedderTests.ReadNpy(Path.Combine(_folder, "auto.npy")).Rows, torchRows = CorpusEmbedderTests.ReadNpy(Path.Combine(_folder, "torch.npy")).Rows;
+        double worst = torchRows.Zip(onnxRows, (a, b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max()).Max();
+        output.WriteLine($"embed --data, 20 texts: max |Δ| onnx against torch {worst:E2}");
+        Assert.Equal(20, onnxRows.Length);
+        Assert.InRange(worst, 1e-12, Tolerance); // ONNX Runtime computed them, and agrees
+
+        // One text (TorchSharp, unpadded): the same vector within 1e-5.
+        float[] vector = JsonNode.Parse(Run("--text", texts[3], "--format", "json"))!["embedding"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
+        Assert.InRange(torchRows[3].Zip(vector, (x, y) => Math.Abs(x - y)).Max(), 0, 1e-5);
+    }
+
+    [Fact]
     public void Cli_evaluate_runs_a_given_int8_export_of_a_tagger_and_refuses_an_export_of_something_else()
     {
         string run = RunOf(HfFixtures.TokenDirectory("distilbert"), "tagger-int8");
@@ -272,15 +302,20 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
     public void Cli_runtime_auto_is_the_default_chooses_onnx_for_float32_and_torch_for_bf16_and_says_which()
     {
         string run = RunOf(HfFixtures.Directory("electra"), "auto");
-        string data = Path.Combine(_folder, "auto.csv");
-        File.WriteAllLines(data, ["text,label", .. Examples.Select(e => $"\"{e.Text}\",{e.Labels[0]}")]);
-        JsonObject Evaluate(params string[] flags)
+        string data = Path.Combine(_folder, "auto.csv"), few = Path.Combine(_folder, "few.csv");
+        string[] rows = [.. Examples.Select(e => $"\"{e.Text}\",{e.Labels[0]}")];
+        File.WriteAllLines(data, ["text,label", .. Enumerable.Repeat(rows, 4).SelectMany(r => r)]); // 20 texts
+        File.WriteAllLines(few, ["text,label", .. rows.Take(3)]);
+        JsonObject Evaluate(params string[] flags) => EvaluateFile(data, flags);
+        JsonObject EvaluateFile(string file, params string[] flags)
         {
             var (console, writer) = TrainCliHarness.Console();
-            int exit = SharpTune.Cli.CliApp.Run(["evaluate", "--model", run, "--data", data, "--format", "json", .. flags], console);
+            int exit = SharpTune.Cli.CliApp.Run(["evaluate", "--model", run, "--data", file, "--format", "json", .. flags], console);
             Assert.True(exit == 0, writer.ToString());
             return JsonNode.Parse(writer.ToString())!.AsObject();
         }
+        var fewTexts = EvaluateFile(few);
+        Assert.Equal("torch (auto: 3 texts: below 16, opening an ONNX Runtime session costs more time than it saves)", fewTexts["runtime"]!.GetValue<string>());
         var bf16 = Evaluate("--precision", "bf16");
         Assert.Equal("torch (auto: precision bf16 runs in TorchSharp)", bf16["runtime"]!.GetValue<string>());
         Assert.False(Directory.Exists(Path.Combine(run, "onnx")));
@@ -297,7 +332,7 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         // One text: TorchSharp, whose forward pass takes less than opening an ONNX Runtime session.
         var (tableConsole, tableWriter) = TrainCliHarness.Console();
         Assert.Equal(0, SharpTune.Cli.CliApp.Run(["predict", "--model", run, "--text", "the film"], tableConsole));
-        Assert.Contains("Runtime: torch (auto: a single text", tableWriter.ToString());
+        Assert.Contains("Runtime: torch (auto: 1 text: below 16", tableWriter.ToString());
 
         // An export found too far from TorchSharp when it was made is not chosen (the stamp records the difference).
         string stampPath = Path.ChangeExtension(modelPath, ".source.json");
