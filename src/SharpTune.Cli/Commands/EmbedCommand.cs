@@ -149,7 +149,10 @@ internal sealed class EmbedCommand(IAnsiConsole console) : Command<EmbedSettings
 {
     public override int Execute(CommandContext context, EmbedSettings settings, CancellationToken cancellationToken)
     {
-        var runtime = RuntimeFlags.Request(settings.Runtime, onnx: null, settings.Precision, settings.Device, texts: settings.Data is null ? 1 : null);
+        // The job's size: the text's estimated tokens, or for --data the file's (a token per 4 bytes, checked below).
+        long? tokens = settings.Data is null ? Export.RuntimeRequest.EstimateTokens([settings.Text! + settings.TextPair], settings.MaxLength ?? int.MaxValue)
+            : File.Exists(settings.Data) ? new FileInfo(settings.Data).Length / 4 : null;
+        var runtime = RuntimeFlags.Request(settings.Runtime, onnx: null, settings.Precision, settings.Device, tokens);
         using var encoder = PretrainedEncoder.Load(settings.ModelDir);
         var embedder = new Embedder(encoder, new EmbedderOptions
         {

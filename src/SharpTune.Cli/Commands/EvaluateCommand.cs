@@ -28,7 +28,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         CommandSupport.RequireDirectory(settings.Model, "--model");
         CommandSupport.RequireFile(settings.Data, "--data");
 
-        RuntimeRequest runtime = settings.RuntimeRequest(texts: null); // its flags checked before any work
+        RuntimeRequest runtime = settings.RuntimeRequest(); // its flags checked before any work
         using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride);
         RuntimeChoice choice;
         IAnsiConsole messages = json ? CommandSupport.Silent() : console;
@@ -38,7 +38,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
         {
             LoadedTokenData data = CommandSupport.LoadTagged(settings.Data, settings.TokenDataOptions(), messages);
             TokenDataset.CheckTags(data.Sentences, tagger.Labels, settings.Data);
-            choice = CommandSupport.UseRuntime(model, settings, runtime with { Texts = data.Sentences.Count }, messages);
+            choice = CommandSupport.UseRuntime(model, settings, runtime with { Tokens = RuntimeRequest.EstimateTokens(data.Sentences.Select(s => string.Join(' ', s.Tokens)), tagger.MaxLength) }, messages);
             result = (tagger.Evaluate(data.Sentences, settings.BatchSize, device: settings.Device, precision: precision), data.Sentences.Count, "sentences", data.SkippedSentences, data.SkipReasons);
         }
         else
@@ -46,7 +46,7 @@ internal sealed class EvaluateCommand(IAnsiConsole console) : Command<EvaluateSe
             var classifier = (TextClassifier)model;
             LoadedData data = CommandSupport.Load(settings.Data, settings.DataOptions(classifier.Task), messages);
             if (classifier.Task != TaskType.Regression) data = classifier.Labels.Check(data);
-            choice = CommandSupport.UseRuntime(model, settings, runtime with { Texts = data.Examples.Count }, messages);
+            choice = CommandSupport.UseRuntime(model, settings, runtime with { Tokens = RuntimeRequest.EstimateTokens(data.Examples.Select(e => e.Text + e.TextPair), classifier.MaxLength) }, messages);
             result = (classifier.Evaluate(data.Examples, settings.BatchSize, device: settings.Device, precision: precision), data.Examples.Count, "examples", data.SkippedRows, data.SkipReasons);
         }
 

@@ -47,8 +47,8 @@ internal abstract class InferenceSettings : DataSettings
     [DefaultValue("auto")]
     public string Runtime { get; set; } = "auto";
 
-    /// <summary>The runtime request of these flags, for a job of <paramref name="texts"/> texts (null: a file of them).</summary>
-    public RuntimeRequest RuntimeRequest(int? texts) => RuntimeFlags.Request(Runtime, Onnx, Precision, Device, texts);
+    /// <summary>The runtime request of these flags (the job's size is added once its data is read).</summary>
+    public RuntimeRequest RuntimeRequest() => RuntimeFlags.Request(Runtime, Onnx, Precision, Device, tokens: null);
 }
 
 /// <summary>The --runtime, --precision and --device flags of evaluate, predict and embed: their help and their meaning.</summary>
@@ -60,7 +60,7 @@ internal static class RuntimeFlags
     public const string DeviceHelp = "cpu, cuda or cuda:N (a GPU runs in TorchSharp and needs the CUDA build: README, GPUs).";
 
     /// <summary>The library's request for these flags; a bad value or combination is an error naming the flags.</summary>
-    public static RuntimeRequest Request(string runtime, string? onnx, string precision, string device, int? texts)
+    public static RuntimeRequest Request(string runtime, string? onnx, string precision, string device, long? tokens)
     {
         var parsed = runtime.Trim().ToLowerInvariant() switch
         {
@@ -69,7 +69,7 @@ internal static class RuntimeFlags
             "onnx" => InferenceRuntime.Onnx,
             _ => throw new SharpTuneException($"--runtime '{runtime}' is not one of auto, torch, onnx."),
         };
-        var request = new RuntimeRequest { Runtime = parsed, OnnxFile = onnx, Precision = Models.Precisions.Parse(precision), Device = device, Texts = texts };
+        var request = new RuntimeRequest { Runtime = parsed, OnnxFile = onnx, Precision = Models.Precisions.Parse(precision), Device = device, Tokens = tokens };
         if (onnx is not null && parsed == InferenceRuntime.Torch)
             throw new SharpTuneException("--onnx FILE runs that file in ONNX Runtime; it goes with --runtime onnx or auto.");
         if (parsed == InferenceRuntime.Onnx && request.Precision != Models.Precision.Fp32)

@@ -53,14 +53,14 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         CommandSupport.RequireDirectory(settings.Model, "--model");
         if (settings.Data is not null) CommandSupport.RequireFile(settings.Data, "--data");
 
-        RuntimeRequest runtime = settings.RuntimeRequest(texts: null); // its flags checked before any work
+        RuntimeRequest runtime = settings.RuntimeRequest(); // its flags checked before any work
         using TaskModel model = CommandSupport.LoadModel(settings.Model, settings.Adapter, settings.Stride);
         IAnsiConsole messages = json ? CommandSupport.Silent() : console;
         if (model is TokenTagger tagger) return Tag(tagger, settings, runtime, json);
         var classifier = (TextClassifier)model;
         if (settings.Text is not null)
         {
-            CommandSupport.UseRuntime(model, settings, runtime with { Texts = 1 }, messages);
+            CommandSupport.UseRuntime(model, settings, runtime with { Tokens = RuntimeRequest.EstimateTokens([settings.Text + settings.TextPair], model.MaxLength) }, messages);
             Prediction prediction = classifier.Predict([settings.Text], [settings.TextPair], settings.BatchSize, device: settings.Device, precision: Models.Precisions.Parse(settings.Precision))[0];
             if (json) CommandSupport.WriteJson(console, new JsonObject { ["label"] = prediction.Label, ["probabilities"] = Probabilities(prediction) });
             else WritePrediction(prediction);
@@ -74,7 +74,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         LoadedData data = TextDataset.Load(settings.Data!, options);
         if (!json) CommandSupport.ReportSkipped(data, console);
         if (data.Examples.Count == 0) throw new SharpTuneException($"{settings.Data}: no texts.");
-        CommandSupport.UseRuntime(model, settings, runtime with { Texts = data.Examples.Count }, messages);
+        CommandSupport.UseRuntime(model, settings, runtime with { Tokens = RuntimeRequest.EstimateTokens(data.Examples.Select(e => e.Text + e.TextPair), classifier.MaxLength) }, messages);
         var predictions = classifier.Predict(data.Examples.Select(e => e.Text).ToList(), data.Examples.Select(e => e.TextPair).ToList(), settings.BatchSize, device: settings.Device, precision: Models.Precisions.Parse(settings.Precision));
         WriteCsv(settings.Output!, data, classifier.Labels.Names, predictions);
 
@@ -102,7 +102,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         if (settings.TextPair is not null) throw new SharpTuneException("--text-pair: a token-classification model tags one text.");
         if (settings.Text is not null)
         {
-            CommandSupport.UseRuntime(tagger, settings, runtime with { Texts = 1 }, messages);
+            CommandSupport.UseRuntime(tagger, settings, runtime with { Tokens = RuntimeRequest.EstimateTokens([settings.Text], tagger.MaxLength) }, messages);
             TaggedText tagged = tagger.PredictText(settings.Text, device: settings.Device, precision: precision);
             if (json)
                 CommandSupport.WriteJson(console, new JsonObject
@@ -133,7 +133,7 @@ internal sealed class PredictCommand(IAnsiConsole console) : Command<PredictSett
         LoadedTokenData data = CommandSupport.LoadTagged(settings.Data!, new TokenDataOptions { RequireTags = false, SkipBadRows = settings.SkipBadRows },
             messages);
         var sentences = data.Sentences.Select(s => s.Tokens).ToList();
-        CommandSupport.UseRuntime(tagger, settings, runtime with { Texts = sentences.Count }, messages);
+        CommandSupport.UseRuntime(tagger, settings, runtime with { Tokens = RuntimeRequest.EstimateTokens(sentences.Select(s => string.Join(' ', s)), tagger.MaxLength) }, messages);
         var predictions = tagger.Predict(sentences, settings.BatchSize, device: settings.Device, precision: precision);
         WriteTagged(settings.Output!, predictions);
         JsonObject counts = Counts(predictions.SelectMany(s => s).Select(w => w.Tag));

@@ -29,10 +29,17 @@ public sealed record RuntimeRequest
     public string Device { get; init; } = "cpu";
 
     /// <summary>
-    /// How many texts (sentences, for a tagger) the job has, when known: Auto runs fewer than
-    /// <see cref="RuntimeSelector.OnnxMinimumTexts"/> in TorchSharp.
+    /// How many tokens the job runs through the model, when known (an estimate will do: <see cref="EstimateTokens"/>):
+    /// Auto runs fewer than <see cref="RuntimeSelector.OnnxMinimumTokens"/> in TorchSharp.
     /// </summary>
-    public int? Texts { get; init; }
+    public long? Tokens { get; init; }
+
+    /// <summary>
+    /// An estimate of the tokens of <paramref name="texts"/> truncated at <paramref name="maxLength"/>, without
+    /// tokenizing them: one per 4 characters plus 2 special tokens, at most <paramref name="maxLength"/> per text.
+    /// </summary>
+    public static long EstimateTokens(IEnumerable<string> texts, int maxLength) =>
+        texts.Sum(text => Math.Min(maxLength, (text.Length + 3L) / 4 + 2));
 
     /// <summary>Where exports of directories that are not SharpTune runs are kept; default <see cref="Checkpoints.PackagedModels.DefaultCacheRoot"/>.</summary>
     public string? CacheRoot { get; init; }
@@ -62,18 +69,18 @@ public sealed record RuntimeChoice(InferenceRuntime Runtime, string Reason, Onnx
 /// <summary>
 /// Chooses the runtime of an inference job. Torch and Onnx are taken as asked. Auto takes ONNX Runtime (about twice as
 /// fast as libtorch in float32 on a CPU: bench/RESULTS.md) where it computes what TorchSharp computes: float32, on the
-/// CPU, at least <see cref="OnnxMinimumTexts"/> texts, a head with an ONNX graph, and an export whose output was found within
+/// CPU, at least <see cref="OnnxMinimumTokens"/> tokens, a head with an ONNX graph, and an export whose output was found within
 /// <see cref="OnnxRuntimeModel.Agreement"/> of TorchSharp's when it was made (<see cref="OnnxRuntimeModel.CachedExport(TaskModel, string, string, string)"/>
 /// checks it once and records it); otherwise TorchSharp, and the choice says why.
 /// </summary>
 public static class RuntimeSelector
 {
     /// <summary>
-    /// The fewest texts Auto runs in ONNX Runtime. Opening a session costs more than it saves on a few texts: for a
-    /// MiniLM run on e-mails of 128 tokens, measured here, `predict` took 2.36 s (torch) against 3.02 s (onnx) for one
-    /// text and 4.64 s against 3.61 s for 32, an even point near 13 texts; shorter texts move it up.
+    /// The fewest tokens Auto runs in ONNX Runtime: opening a session (0.7 s for MiniLM) costs more than it saves on a
+    /// small job. Measured here with `predict` on a MiniLM run (README, Which runtime runs inference), the two
+    /// runtimes were even at about 8 e-mails of 128 tokens (1,024) and at about 64 texts of 20 tokens (1,300).
     /// </summary>
-    public const int OnnxMinimumTexts = 16;
+    public const long OnnxMinimumTokens = 1024;
 
     /// <summary>The runtime of <paramref name="model"/>, loaded from <paramref name="modelDirectory"/> (with the PEFT adapter of <paramref name="adapterDirectory"/>), set on it with <see cref="TaskModel.UseOnnxRuntime"/>.</summary>
     public static RuntimeChoice Apply(TaskModel model, string modelDirectory, string? adapterDirectory, RuntimeRequest request)
@@ -97,8 +104,8 @@ public static class RuntimeSelector
             string? torchBecause = request.Precision != Precision.Fp32 ? $"precision {request.Precision.ToString().ToLowerInvariant()} runs in TorchSharp"
                 : Native.Devices.Parse(request.Device).type != TorchSharp.DeviceType.CPU ? $"device {request.Device} runs in TorchSharp"
                 : noGraph is not null ? noGraph
-                : request.Texts is int texts && texts < OnnxMinimumTexts
-                    ? $"{texts} text{(texts == 1 ? "" : "s")}: below {OnnxMinimumTexts}, opening an ONNX Runtime session costs more time than it saves"
+                : request.Tokens is long tokens && tokens < OnnxMinimumTokens
+                    ? $"about {tokens} tokens: below {OnnxMinimumTokens}, opening an ONNX Runtime session costs more time than it saves"
                 : null;
             if (torchBecause is not null) return new(InferenceRuntime.Torch, "auto: " + torchBecause, null);
         }

@@ -230,7 +230,8 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         // A Hugging Face directory: the export goes to the user's cache (SHARPTUNE_HOME), keyed by the model's files.
         string model = CopyOf(HfFixtures.Directory("distilbert"), "embed-auto");
         string data = Path.Combine(_folder, "corpus.csv");
-        string[] texts = [.. Enumerable.Range(0, 20).Select(i => $"text number {i} with {new string('x', i % 7 + 1)} in it")];
+        // 20 texts of about 300 characters: a file of about 6,000 bytes, estimated at 1,500 tokens (above auto's 1,024).
+        string[] texts = [.. Enumerable.Range(0, 20).Select(i => $"text number {i} with {new string('x', i % 7 + 1)} in it " + string.Join(' ', Enumerable.Repeat("and more words", 20)))];
         File.WriteAllLines(data, ["text", .. texts]);
         string Run(params string[] args)
         {
@@ -304,7 +305,10 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         string run = RunOf(HfFixtures.Directory("electra"), "auto");
         string data = Path.Combine(_folder, "auto.csv"), few = Path.Combine(_folder, "few.csv");
         string[] rows = [.. Examples.Select(e => $"\"{e.Text}\",{e.Labels[0]}")];
-        File.WriteAllLines(data, ["text,label", .. Enumerable.Repeat(rows, 4).SelectMany(r => r)]); // 20 texts
+        // 40 texts of 64 tokens (the fixture's longest input) and more: about 2,560 tokens, above auto's 1,024.
+        string longText = string.Join(" and ", Enumerable.Repeat("a dull and tedious evening at the film", 8));
+        File.WriteAllLines(data, ["text,label", .. Enumerable.Range(0, 40).Select(i => $"\"{i} {longText}\",{Examples[i % 3].Labels[0]}")]);
+        // 3 short texts: (22 + 3) / 4 + 2 = 8, (26 + 3) / 4 + 2 = 9 and (13 + 3) / 4 + 2 = 6 estimated tokens, 23 in all.
         File.WriteAllLines(few, ["text,label", .. rows.Take(3)]);
         JsonObject Evaluate(params string[] flags) => EvaluateFile(data, flags);
         JsonObject EvaluateFile(string file, params string[] flags)
@@ -315,7 +319,7 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
             return JsonNode.Parse(writer.ToString())!.AsObject();
         }
         var fewTexts = EvaluateFile(few);
-        Assert.Equal("torch (auto: 3 texts: below 16, opening an ONNX Runtime session costs more time than it saves)", fewTexts["runtime"]!.GetValue<string>());
+        Assert.Equal("torch (auto: about 23 tokens: below 1024, opening an ONNX Runtime session costs more time than it saves)", fewTexts["runtime"]!.GetValue<string>());
         var bf16 = Evaluate("--precision", "bf16");
         Assert.Equal("torch (auto: precision bf16 runs in TorchSharp)", bf16["runtime"]!.GetValue<string>());
         Assert.False(Directory.Exists(Path.Combine(run, "onnx")));
@@ -329,10 +333,10 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(torch["loss"]!.GetValue<double>(), auto["loss"]!.GetValue<double>(), Tolerance);
         Assert.NotEqual(torch["loss"]!.GetValue<double>(), auto["loss"]!.GetValue<double>()); // ONNX Runtime computed it
 
-        // One text: TorchSharp, whose forward pass takes less than opening an ONNX Runtime session.
+        // One short text: TorchSharp, whose forward pass takes less than opening an ONNX Runtime session.
         var (tableConsole, tableWriter) = TrainCliHarness.Console();
         Assert.Equal(0, SharpTune.Cli.CliApp.Run(["predict", "--model", run, "--text", "the film"], tableConsole));
-        Assert.Contains("Runtime: torch (auto: 1 text: below 16", tableWriter.ToString());
+        Assert.Contains("Runtime: torch (auto: about 4 tokens: below 1024", tableWriter.ToString());
 
         // An export found too far from TorchSharp when it was made is not chosen (the stamp records the difference).
         string stampPath = Path.ChangeExtension(modelPath, ".source.json");
