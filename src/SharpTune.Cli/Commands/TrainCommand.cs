@@ -203,7 +203,9 @@ internal sealed class TrainCommand(IAnsiConsole console) : Command<TrainSettings
     // --out, or the run being resumed.
     private static string RunDirectory(TrainSettings s)
     {
-        if (s.Resume is null) return s.Out ?? throw new SharpTuneException("--out is required: the run directory to write.");
+        if (s.Resume is null)
+            return string.IsNullOrWhiteSpace(s.Out) ? throw new SharpTuneException("--out is required: the run directory to write.") : s.Out;
+        if (string.IsNullOrWhiteSpace(s.Resume)) throw new SharpTuneException("--resume must name the run directory to continue.");
         CommandSupport.RequireDirectory(s.Resume, "--resume");
         if (s.Model is not null) throw new SharpTuneException("--resume continues the checkpoint's model; do not give --model.");
         if (s.Out is not null && Path.GetFullPath(s.Out) != Path.GetFullPath(s.Resume))

@@ -109,6 +109,9 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
         int firstEpoch = resume?.Epoch ?? 0;
         double earlierSeconds = resume?.TrainSeconds ?? 0; // a time budget continues
         double TrainedSeconds() => earlierSeconds + clock.Elapsed.TotalSeconds - evaluationSeconds;
+        // The run's wall time continues too (older checkpoints recorded only the training seconds).
+        TimeSpan earlierElapsed = TimeSpan.FromSeconds(resume is null ? 0 : resume.ElapsedSeconds ?? resume.TrainSeconds);
+        TimeSpan Elapsed() => earlierElapsed + clock.Elapsed;
         for (int epoch = 1; epoch < firstEpoch; epoch++) plan = OpenEpoch(epoch, plan, optimizer, everTrainable, layers);
 
         for (int epoch = firstEpoch; epoch < options.Epochs && stopped is null; epoch++)
@@ -151,7 +154,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                 optimizer.Step();
                 optimizer.ZeroGrad();
                 step++;
-                progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / TrainedSeconds(), clock.Elapsed));
+                progress?.Report(new StepEvent(epoch, step, totalSteps, lossSum / lossCount, rate, samples / TrainedSeconds(), Elapsed()));
 
                 if (step >= options.MaxSteps) stopped = "step budget";
                 else if (TrainedSeconds() >= options.MaxSeconds) stopped = "time budget";
@@ -161,7 +164,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
                 if (evaluateNow) StrategyApplier.SetTrainingMode(model, plan);
                 if (stopped is not null) break;
                 if (options.SaveEverySteps is { } save && step % save == 0 && b + 1 < batches.Count)
-                    SaveCheckpoint(epoch, b + 1, step, samples, lossSum, lossCount, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train, TrainedSeconds());
+                    SaveCheckpoint(epoch, b + 1, step, samples, lossSum, lossCount, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train, TrainedSeconds(), Elapsed());
             }
 
             if (eval is not null && options.EvalEverySteps is null && stopped is null && (!budgeted || epoch == options.Epochs - 1) &&
@@ -170,7 +173,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             lossSum = 0;
             lossCount = 0;
             if (stopped is null && options.CheckpointDirectory is not null)
-                SaveCheckpoint(epoch + 1, 0, step, samples, 0, 0, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train, TrainedSeconds());
+                SaveCheckpoint(epoch + 1, 0, step, samples, 0, 0, evaluationsWithoutImprovement, evaluations, best, bestWeights, optimizer, train, TrainedSeconds(), Elapsed());
         }
         clock.Stop();
         double trainSeconds = TrainedSeconds();
@@ -232,7 +235,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
 
     /// <summary>Writes <c>checkpoint-STEP/</c>: the model, then the state to continue at <paramref name="epoch"/>, <paramref name="batch"/>.</summary>
     private void SaveCheckpoint(int epoch, int batch, int step, long samples, double lossSum, int lossCount, int withoutImprovement,
-        List<EvaluationEvent> evaluations, EvaluationEvent? best, Dictionary<string, Tensor>? bestWeights, GroupedAdamW optimizer, TaskDataset train, double trainSeconds)
+        List<EvaluationEvent> evaluations, EvaluationEvent? best, Dictionary<string, Tensor>? bestWeights, GroupedAdamW optimizer, TaskDataset train, double trainSeconds, TimeSpan elapsed)
     {
         using var scope = NewDisposeScope();
         var checkpoint = new TrainingCheckpoint
@@ -242,7 +245,7 @@ public sealed class Trainer(SequenceClassifier model, Strategy strategy, Trainin
             BestIndex = best is null ? null : evaluations.IndexOf(best), Fixed = FixedSettings(train),
             Optimizer = optimizer.States().ToDictionary(s => s.Key, s => (s.Value.Step, s.Value.ExpAvg.cpu(), s.Value.ExpAvgSq.cpu())),
             RandomState = torch.get_rng_state(), BestWeights = bestWeights?.ToDictionary(w => w.Key, w => w.Value.cpu()),
-            TrainSeconds = trainSeconds, Adapters = Lora.LoraInjector.AdapterState(model) is { Count: > 0 } layers ? layers : null,
+            TrainSeconds = trainSeconds, ElapsedSeconds = elapsed.TotalSeconds, Adapters = Lora.LoraInjector.AdapterState(model) is { Count: > 0 } layers ? layers : null,
         };
         checkpoint.Save(options.CheckpointDirectory!, directory =>
         {

@@ -57,6 +57,8 @@ public sealed class TrainingCheckpoint : IDisposable
     /// continues where it stopped and throughput counts the whole run.
     /// </summary>
     public double TrainSeconds { get; init; }
+    /// <summary>Wall seconds of the run so far (evaluations included), so that a resumed run's elapsed time and remaining-time estimate continue; null in checkpoints written before it was recorded.</summary>
+    public double? ElapsedSeconds { get; init; }
     /// <summary>
     /// A LoRA run's wrapped layers as they train, by model key (<c>….query.base_layer.weight</c>, <c>….query.lora_A.weight</c>
     /// …, see <see cref="Lora.LoraInjector.AdapterState"/>); null for other strategies.
@@ -136,7 +138,7 @@ public sealed class TrainingCheckpoint : IDisposable
         {
             ["format_version"] = FormatVersion,
             ["epoch"] = Epoch, ["batch"] = Batch, ["step"] = Step, ["samples"] = Samples,
-            ["loss_sum"] = LossSum, ["loss_count"] = LossCount, ["train_seconds"] = TrainSeconds,
+            ["loss_sum"] = LossSum, ["loss_count"] = LossCount, ["train_seconds"] = TrainSeconds, ["elapsed_seconds"] = ElapsedSeconds,
             ["evaluations_without_improvement"] = EvaluationsWithoutImprovement,
             ["best_index"] = BestIndex,
             ["fixed"] = new JsonObject(Fixed.Select(f => KeyValuePair.Create(f.Key, (JsonNode?)f.Value))),
@@ -197,6 +199,7 @@ public sealed class TrainingCheckpoint : IDisposable
                 Fixed = Object(json, statePath, "fixed").ToDictionary(f => f.Key, f => f.Value?.ToString() ?? ""),
                 Optimizer = optimizer, RandomState = random, BestWeights = best.Count > 0 ? best : null,
                 TrainSeconds = json["train_seconds"] is null ? 0 : Double(json["train_seconds"], statePath, "train_seconds"),
+                ElapsedSeconds = json["elapsed_seconds"] is null ? null : Double(json["elapsed_seconds"], statePath, "elapsed_seconds"),
                 Adapters = adapters.Count > 0 ? adapters : null,
             };
         }

@@ -102,6 +102,9 @@ public sealed class ResumeCliTests : IDisposable
         Assert.Equal(wholeSteps.Select(e => (e.Epoch, e.Step)), resumedSteps.Select(e => (e.Epoch, e.Step)));
         Assert.Equal(wholeEvaluations.Select(e => (e.Epoch, e.Step)), resumedEvaluations.Select(e => (e.Epoch, e.Step)));
         Assert.Equal(wholeSteps[0].Loss, resumedSteps[0].Loss, 6); // the first line is the killed process's, carried over
+        // The run's clock continues across the resume: elapsed time never goes back (the resumed process starts from the checkpoint's).
+        var backwards = resumedSteps.Zip(resumedSteps.Skip(1)).Where(p => p.Second.Elapsed < p.First.Elapsed).Select(p => $"{p.First.Step}→{p.Second.Step}").ToList();
+        Assert.True(backwards.Count == 0, $"elapsed time goes back at steps {string.Join(", ", backwards)}");
         // The checkpoints stay in the run, the newest three.
         Assert.Equal(kept, TrainingCheckpoint.List(killed).Select(c => c.Step));
         if (kind == "lora")

@@ -101,6 +101,18 @@ public sealed class TrainCommandTests : IDisposable
         Assert.False(Directory.Exists(cli.PathOf("r")));
     }
 
+    [Theory]
+    [InlineData("--out", "", "--out is required: the run directory to write.")]
+    [InlineData("--out", " ", "--out is required: the run directory to write.")]
+    [InlineData("--resume", "", "--resume must name the run directory to continue.")]
+    public void An_empty_run_directory_is_an_error_naming_the_flag(string flag, string value, string message)
+    {
+        string[] args = flag == "--out" ? ["--model", cli.ModelDirectory, "--train", cli.TrainFile, "--out", value] : ["--train", cli.TrainFile, "--resume", value];
+        var (exit, output) = TrainCliHarness.Run(["train", .. args]);
+        Assert.Equal(1, exit);
+        Assert.Contains($"error: {message}", output);
+    }
+
     [Fact]
     public void An_eval_label_unseen_in_training_is_an_error_naming_file_and_line()
     {
