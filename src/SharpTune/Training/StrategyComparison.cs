@@ -275,6 +275,7 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         data.CheckMetric(options.MetricOrDefault);
         options = options with { Head = options.Head ?? data.DefaultHead };
         System.IO.Directory.CreateDirectory(Directory);
+        using var runLocks = LockRunDirectories();
         var rows = new List<ComparisonRow>();
         var predictions = new List<float[][]>();
         TaskDataset? evalData = null;
@@ -301,6 +302,39 @@ public sealed class StrategyComparison(string directory, ComparisonOptions optio
         }
         chart = Write(rows, summary, stopped) ?? chart;
         return new ComparisonResult(rows, summary, stopped, PathOf(JsonFile), PathOf(MarkdownFile), chart);
+    }
+
+    /// <summary>
+    /// Takes the lock of every run directory (and, with several seeds, of each strategy's directory) before the first run,
+    /// as <c>train</c> takes its own: a train or another compare writing one of them stops this comparison before it
+    /// replaces anything, and cannot start into one while it runs.
+    /// </summary>
+    private Locks LockRunDirectories()
+    {
+        var locks = new Locks();
+        try
+        {
+            foreach (Strategy strategy in options.Strategies)
+            {
+                if (options.Seeds > 1) locks.Add(Checkpoints.DirectoryLock.Acquire(Path.Combine(Directory, DirectoryName(strategy))));
+                foreach (int seed in options.SeedValues) locks.Add(Checkpoints.DirectoryLock.Acquire(RunDirectory(strategy, seed)));
+            }
+            return locks;
+        }
+        catch
+        {
+            locks.Dispose();
+            throw;
+        }
+    }
+
+    private sealed class Locks : List<Checkpoints.DirectoryLock>, IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var held in this) held.Dispose();
+            Clear();
+        }
     }
 
     /// <summary>One run: fresh model → train → save like <c>train</c> → row and eval predictions. Null when cancelled.

@@ -60,4 +60,30 @@ public sealed class ConcurrentCompareTests : IDisposable
         Assert.True(File.Exists(Path.Combine(output, "compare.json")));
         using var free = DirectoryLock.Acquire(output);
     }
+
+    [Fact]
+    public void A_compare_does_not_write_a_run_directory_another_process_holds()
+    {
+        // A previous comparison of frozen and full in OUT; then a train --out OUT/full (here: its lock, held by this test)
+        // writes the run directory a new compare into OUT would replace second: the compare stops before the first.
+        string output = cli.PathOf("held");
+        string[] args = [.. CompareArgs(output, "1")];
+        args[Array.IndexOf(args, "--strategies") + 1] = "frozen,full";
+        var (first, firstText) = TrainCliHarness.Run(args);
+        Assert.True(first == 0, firstText);
+        string run = Path.Combine(output, "full");
+        string[] records = [Path.Combine(output, "frozen", "summary.json"), Path.Combine(run, "summary.json"), Path.Combine(output, "compare.json")];
+        string[] before = [.. records.Select(File.ReadAllText)];
+        using (var held = DirectoryLock.Acquire(run))
+        {
+            var (exit, text) = TrainCliHarness.Run(args);
+            Assert.Equal(1, exit);
+            Assert.Contains($"{run}: another process is writing this directory (it holds {DirectoryLock.LockFileOf(run)})", text);
+            Assert.Equal(before, records.Select(File.ReadAllText)); // nothing replaced: not frozen's run, not the comparison
+        }
+        var (again, againText) = TrainCliHarness.Run(args);
+        Assert.True(again == 0, againText);
+        Assert.NotEqual(before[1], File.ReadAllText(records[1])); // replaced once nobody holds it
+        using var free = DirectoryLock.Acquire(run); // released when the compare ended
+    }
 }
