@@ -86,16 +86,17 @@ public static class RuntimeSelector
     public static RuntimeChoice Apply(TaskModel model, string modelDirectory, string? adapterDirectory, RuntimeRequest request)
     {
         RuntimeChoice choice = Choose(request.Validate(), model.Model.Head.HasOnnxExport ? null : $"head {model.Model.Head.GetType().Name} has no ONNX graph",
-            () => OnnxRuntimeModel.CachedExport(model, modelDirectory, adapterDirectory, request.CacheRoot), checkLogits: session => session.CheckComputes(model));
+            () => OnnxRuntimeModel.CachedExport(model, modelDirectory, adapterDirectory, request.CacheRoot), check: session => session.CheckComputes(model));
         model.UseOnnxRuntime(choice.Session);
         return choice;
     }
 
     /// <summary>The runtime of an embedder over <paramref name="encoder"/>; the caller sets <see cref="Inference.Embedder.OnnxRuntime"/> to its session and disposes it.</summary>
     public static RuntimeChoice ForEncoder(PretrainedEncoder encoder, RuntimeRequest request) =>
-        Choose(request.Validate(), null, () => OnnxRuntimeModel.CachedExport(encoder.Model, encoder.Directory.Path, request.CacheRoot), checkLogits: null);
+        Choose(request.Validate(), null, () => OnnxRuntimeModel.CachedExport(encoder.Model, encoder.Directory.Path, request.CacheRoot),
+            check: session => session.CheckComputesHiddenStates());
 
-    private static RuntimeChoice Choose(RuntimeRequest request, string? noGraph, Func<CachedOnnxExport> export, Func<OnnxRuntimeModel, OnnxRuntimeModel>? checkLogits)
+    private static RuntimeChoice Choose(RuntimeRequest request, string? noGraph, Func<CachedOnnxExport> export, Func<OnnxRuntimeModel, OnnxRuntimeModel> check)
     {
         if (request.Runtime == InferenceRuntime.Torch) return new(InferenceRuntime.Torch, "asked for", null);
         bool auto = request.Runtime == InferenceRuntime.Auto;
@@ -128,7 +129,7 @@ public static class RuntimeSelector
         var session = new OnnxRuntimeModel(path);
         try
         {
-            return new(InferenceRuntime.Onnx, reason, checkLogits is null ? session.CheckComputes(encoder: true) : checkLogits(session));
+            return new(InferenceRuntime.Onnx, reason, check(session));
         }
         catch
         {

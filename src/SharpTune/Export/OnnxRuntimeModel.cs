@@ -98,12 +98,8 @@ public sealed class OnnxRuntimeModel : IDisposable
     /// Checks that this session is the export of a bare encoder (a <c>last_hidden_state</c> output), as an
     /// <see cref="Inference.Embedder"/> needs; the export of a model with its head is refused naming the file.
     /// </summary>
-    public OnnxRuntimeModel CheckComputes(bool encoder)
-    {
-        if (encoder && Output != "last_hidden_state")
-            throw new SharpTuneException($"{Path}: the model computes '{Output}', not 'last_hidden_state': it is the export of a model with its head, not of a bare encoder.");
-        return this;
-    }
+    public OnnxRuntimeModel CheckComputesHiddenStates() => Output == "last_hidden_state" ? this
+        : throw new SharpTuneException($"{Path}: the model computes '{Output}', not 'last_hidden_state': it is the export of a model with its head, not of a bare encoder.");
 
     /// <summary>
     /// The export of the run in <paramref name="runDirectory"/> (loaded as <paramref name="model"/>), made once and
@@ -132,7 +128,7 @@ public sealed class OnnxRuntimeModel : IDisposable
         Func<OnnxRuntimeModel, double> check)
     {
         string stamp = SourceStamp(sources);
-        bool ours = File.Exists(System.IO.Path.Combine(directory, ClassifierCheckpoint.SettingsFile)) && !IsHubSnapshot(directory);
+        bool ours = File.Exists(System.IO.Path.Combine(directory, ClassifierCheckpoint.SettingsFile)) && !Hub.HubModelId.TryFromSnapshot(directory, out _);
         string shared = System.IO.Path.Combine(System.IO.Path.GetFullPath(cacheRoot ?? PackagedModels.DefaultCacheRoot), CacheFolder, stamp[..32]);
         if (ours)
         {
@@ -154,11 +150,7 @@ public sealed class OnnxRuntimeModel : IDisposable
 
     private static CachedOnnxExport CachedExport(string folder, string fileName, Action<string> export, string stamp, Func<OnnxRuntimeModel, double> check)
     {
-        lock (ExportGate) return CachedExportLocked(folder, fileName, export, stamp, check);
-    }
-
-    private static CachedOnnxExport CachedExportLocked(string folder, string fileName, Action<string> export, string stamp, Func<OnnxRuntimeModel, double> check)
-    {
+        using var gate = ExportGate.EnterScope();
         string path = System.IO.Path.Combine(folder, fileName), stampPath = System.IO.Path.ChangeExtension(path, ".source.json");
         if (File.Exists(path) && ReadStamp(stampPath) is { Sha256: var recorded, MaxDifference: var difference } && recorded == stamp)
             return new CachedOnnxExport(path, difference);
@@ -173,13 +165,6 @@ public sealed class OnnxRuntimeModel : IDisposable
             ["checked_on"] = CheckBatchDescription,
         }.ToJsonString());
         return new CachedOnnxExport(path, measured);
-    }
-
-    // A snapshot of the Hugging Face hub cache (…/models--org--name/snapshots/<commit>): not ours to write into.
-    private static bool IsHubSnapshot(string directory)
-    {
-        var parent = Directory.GetParent(System.IO.Path.GetFullPath(directory).TrimEnd(System.IO.Path.DirectorySeparatorChar));
-        return parent is { Name: "snapshots" } && parent.Parent?.Name.StartsWith("models--", StringComparison.Ordinal) == true;
     }
 
     // The hash and the recorded difference of a stamp file; null when it is missing, unreadable (a crash while writing

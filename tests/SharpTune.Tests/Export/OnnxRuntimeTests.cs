@@ -142,7 +142,7 @@ public sealed class OnnxRuntimeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(before, Directory.GetFileSystemEntries(checkpoint));
 
         // A SharpTune run in a hub cache snapshot (…/models--org--name/snapshots/<commit>): not ours to write into either.
-        string snapshot = Path.Combine(_folder, "hub", "models--org--run", "snapshots", "0123abcd");
+        string snapshot = Path.Combine(_folder, "hub", "models--org--run", "snapshots", "0123456789abcdef0123456789abcdef01234567");
         Directory.CreateDirectory(Path.GetDirectoryName(snapshot)!);
         Directory.Move(RunOf(HfFixtures.Directory("bert"), "pushed-run"), snapshot);
         using (var classifier = TextClassifier.Load(snapshot)) export = OnnxRuntimeModel.CachedExport(classifier, snapshot, cacheRoot: CacheRoot);
